@@ -1,0 +1,267 @@
+//! The edge host: Keygate's API on Cloudflare Workers over Workers KV.
+//!
+//! `fetch` is a routing table of named handlers; each turns the request into a call of
+//! `model::service::Keygate` and its answer (or `model::Error`, mapped once in [`respond`])
+//! back into a response. The console is served by Workers static assets (`wrangler.toml`),
+//! which hand `/v1/*` and `/healthz` to this code.
+
+mod store;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use model::api::{CreateKeyRequest, KeyListQuery, LoginRequest, SettingsPatch};
+use model::service::{CSRF_HEADER, Caller, Keygate};
+use model::{Error, wire};
+use serde::Serialize;
+use time::OffsetDateTime;
+use worker::{
+    Context, Env, Request, Response, RouteContext, Router, console_error, console_log, event,
+};
+
+use crate::store::{BINDING, KvBackend};
+
+type Kg = Rc<Keygate<KvBackend>>;
+type Ctx = RouteContext<Kg>;
+type ApiResult = Result<Reply, Error>;
+
+thread_local! {
+    /// Whether this isolate has already made sure the store is bootstrapped.
+    static BOOTSTRAPPED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let keygate = Rc::new(Keygate::new(KvBackend::new(env.kv(BINDING)?)));
+    if !BOOTSTRAPPED.get() {
+        if let Err(e) = bootstrap(&keygate, &env).await {
+            return respond(Err(e));
+        }
+        BOOTSTRAPPED.set(true);
+    }
+    Router::with_data(keygate)
+        .get_async("/healthz", |_, _| async {
+            respond(Ok(Reply::json(200, &serde_json::json!({"status": "ok"}))))
+        })
+        .post_async("/v1/auth/login", |req, ctx| async move {
+            respond(login(req, ctx).await)
+        })
+        .post_async("/v1/auth/logout", |req, ctx| async move {
+            respond(logout(req, ctx).await)
+        })
+        .get_async(
+            "/v1/me",
+            |req, ctx| async move { respond(me(req, ctx).await) },
+        )
+        .get_async("/v1/keys", |req, ctx| async move {
+            respond(list_keys(req, ctx).await)
+        })
+        .post_async("/v1/keys", |req, ctx| async move {
+            respond(create_key(req, ctx).await)
+        })
+        .post_async("/v1/keys/verify", |req, ctx| async move {
+            respond(verify(req, ctx).await)
+        })
+        .get_async("/v1/settings", |req, ctx| async move {
+            respond(settings(req, ctx).await)
+        })
+        .patch_async("/v1/settings", |req, ctx| async move {
+            respond(update_settings(req, ctx).await)
+        })
+        .or_else_any_method_async("/*rest", |_, _| async {
+            respond(Err(Error::NotFound("endpoint")))
+        })
+        .run(req, env)
+        .await
+}
+
+/// First start (SPEC §7): creates the organization and admin from `KEYGATE_ADMIN_*` when KV
+/// is empty. A generated password goes to the worker's log once, as the server prints it.
+async fn bootstrap(keygate: &Kg, env: &Env) -> Result<(), Error> {
+    let var = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    };
+    let first = keygate
+        .bootstrap(
+            var("KEYGATE_ADMIN_EMAIL"),
+            var("KEYGATE_ADMIN_PASSWORD"),
+            now(),
+        )
+        .await?;
+    if let Some(first) = first {
+        console_log!(
+            "Keygate: created the first organization and its admin {}",
+            first.email
+        );
+        if let Some(password) = first.generated_password {
+            console_log!("Keygate: sign in with password {password} (shown only this once)");
+        }
+    }
+    Ok(())
+}
+
+/// A successful answer: status, JSON body, and maybe a cookie.
+struct Reply {
+    status: u16,
+    body: Option<serde_json::Value>,
+    cookie: Option<String>,
+}
+
+impl Reply {
+    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        Self {
+            status,
+            body: serde_json::to_value(value).ok(),
+            cookie: None,
+        }
+    }
+}
+
+/// The one place results become responses; errors become problem JSON.
+fn respond(result: ApiResult) -> worker::Result<Response> {
+    match result {
+        Ok(reply) => {
+            let mut response = match &reply.body {
+                Some(body) => Response::from_json(body)?,
+                None => Response::empty()?,
+            }
+            .with_status(reply.status);
+            if let Some(cookie) = reply.cookie {
+                response.headers_mut().set("set-cookie", &cookie)?;
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            if let Error::Store(_) | Error::Internal(_) = &e {
+                console_error!("keygate: {e:?}");
+            }
+            let problem = e.problem();
+            let mut response = Response::from_json(&problem)?.with_status(problem.status);
+            response
+                .headers_mut()
+                .set("content-type", "application/problem+json")?;
+            Ok(response)
+        }
+    }
+}
+
+fn now() -> OffsetDateTime {
+    let millis = js_sys::Date::now() as i128;
+    OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+async fn caller(req: &Request, ctx: &Ctx) -> Result<Caller, Error> {
+    let (authorization, cookie, csrf) = (
+        header(req, "authorization"),
+        header(req, "cookie"),
+        header(req, CSRF_HEADER),
+    );
+    let credential = wire::credential(authorization.as_deref(), cookie.as_deref(), csrf.as_deref());
+    ctx.data
+        .authenticate(credential, wire::is_mutating(req.method().as_ref()), now())
+        .await
+}
+
+async fn body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, Error> {
+    let content_type = header(req, "content-type");
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    wire::decode(content_type.as_deref(), &bytes)
+}
+
+fn is_secure(req: &Request) -> bool {
+    req.url()
+        .ok()
+        .and_then(|u| u.host_str().map(|h| !wire::is_loopback_host(h)))
+        .unwrap_or(true)
+}
+
+async fn login(mut req: Request, ctx: Ctx) -> ApiResult {
+    let login: LoginRequest = body(&mut req).await?;
+    let answer = ctx.data.login(login, now()).await?;
+    let cookie = wire::session_cookie(&answer.token, is_secure(&req));
+    Ok(Reply {
+        cookie: Some(cookie),
+        ..Reply::json(200, &answer)
+    })
+}
+
+async fn logout(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data.logout(&caller).await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: Some(wire::clear_cookie()),
+    })
+}
+
+async fn me(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(200, &ctx.data.me(&caller).await?))
+}
+
+async fn create_key(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let create: CreateKeyRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.create_key(&caller, create, now()).await?,
+    ))
+}
+
+async fn list_keys(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let url = req.url().map_err(|e| Error::BadRequest(e.to_string()))?;
+    let query: KeyListQuery = serde_json::from_value(serde_json::Value::Object(
+        url.query_pairs()
+            .map(|(k, v)| (k.into_owned(), query_value(&v)))
+            .collect(),
+    ))
+    .map_err(|e| Error::invalid("query", e.to_string()))?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.list_keys(&caller, query, now()).await?,
+    ))
+}
+
+/// A query-string value as JSON: numbers as numbers, the rest as strings.
+fn query_value(v: &str) -> serde_json::Value {
+    v.parse::<u64>().map_or_else(
+        |_| serde_json::Value::String(v.to_owned()),
+        serde_json::Value::from,
+    )
+}
+
+async fn verify(mut req: Request, ctx: Ctx) -> ApiResult {
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let verify = wire::decode_verify(&bytes)?;
+    Ok(Reply::json(200, &ctx.data.verify(&verify, now()).await?))
+}
+
+async fn settings(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(200, &ctx.data.settings(&caller).await?))
+}
+
+async fn update_settings(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let patch: SettingsPatch = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.update_settings(&caller, patch).await?,
+    ))
+}

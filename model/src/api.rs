@@ -1,0 +1,276 @@
+//! The JSON shapes of Keygate's HTTP API (SPEC §7), shared by both hosts and the console so
+//! no field name is written twice.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::{KeyRole, KeyStatus, PermissionScope, Role, Settings, Timestamp};
+
+/// An RFC 7807 problem, `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable snake_case code clients can branch on.
+    pub code: String,
+}
+
+/// Every list answers with a page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// A user or member as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+/// The answer to a successful login. The same session is also set as an HttpOnly cookie.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub csrf_token: String,
+    pub user: UserView,
+}
+
+/// An organization as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationView {
+    pub id: String,
+    pub name: String,
+}
+
+/// The kind of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamespaceKind {
+    Organization,
+    Application,
+    Workspace,
+    Usergroup,
+}
+
+/// A namespace the caller holds permissions in, as `GET /v1/me` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeNamespace {
+    pub id: String,
+    pub kind: NamespaceKind,
+    pub name: String,
+    pub permissions: Vec<String>,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeResponse {
+    pub user: UserView,
+    pub organization: OrganizationView,
+    pub roles: Vec<Role>,
+    pub namespaces: Vec<MeNamespace>,
+    /// The session's CSRF token, so a console reloaded on its cookie can still make changes.
+    /// Absent when the caller did not authenticate with a session.
+    pub csrf_token: Option<String>,
+}
+
+/// `POST /v1/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub namespace: String,
+    #[serde(default)]
+    pub role: Option<KeyRole>,
+    #[serde(default)]
+    pub permissions: Option<Vec<PermissionScope>>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The owner of a key, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyOwner {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+}
+
+/// A key as the API shows it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub namespace: String,
+    pub owner: KeyOwner,
+    pub role: Option<KeyRole>,
+    pub permissions: Vec<PermissionScope>,
+    pub status: KeyStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<Timestamp>,
+    pub extensive_use: bool,
+}
+
+/// The answer to `POST /v1/keys`: the key record and, this once, its plaintext.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub record: KeyView,
+    /// The plaintext key. It exists here and nowhere else.
+    pub key: String,
+}
+
+/// `GET /v1/keys` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyListQuery {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `POST /v1/keys/verify`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub key: String,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// The outcome of a verification (SPEC §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    WrongNamespace,
+    InsufficientPermissions,
+    RateLimited,
+}
+
+/// The answer of `POST /v1/keys/verify`; the fields after `code` appear once the secret matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<PermissionScope>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl VerifyResponse {
+    /// An outcome decided before the secret matched: nothing about the key is told.
+    pub fn bare(code: VerifyCode) -> Self {
+        Self {
+            valid: code == VerifyCode::Valid,
+            code,
+            key_id: None,
+            namespace: None,
+            owner: None,
+            name: None,
+            permissions: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// `GET /v1/settings` answers [`Settings`] itself.
+pub type SettingsView = Settings;
+
+/// `PATCH /v1/settings`: absent fields stay as they are; `null` clears an optional one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys_enabled: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_expiry_days: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_keys_per_user: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extensive_use_per_hour: Option<Option<u64>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, via `default`).
+fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_patch_tells_null_from_absent() {
+        let p: SettingsPatch = serde_json::from_str(r#"{"max_expiry_days": null}"#).expect("json");
+        assert_eq!(p.max_expiry_days, Some(None));
+        assert_eq!(p.extensive_use_per_hour, None);
+        let p: SettingsPatch = serde_json::from_str(r#"{"max_expiry_days": 30}"#).expect("json");
+        assert_eq!(p.max_expiry_days, Some(Some(30)));
+    }
+
+    #[test]
+    fn verify_codes_are_screaming_snake_case() {
+        let json =
+            serde_json::to_string(&VerifyResponse::bare(VerifyCode::NotFound)).expect("json");
+        assert_eq!(json, r#"{"valid":false,"code":"NOT_FOUND"}"#);
+    }
+}

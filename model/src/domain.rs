@@ -1,0 +1,168 @@
+//! The records Keygate keeps in its store.
+//!
+//! These are serialized as JSON under the versioned keys of [`crate::store::schema`]: changing a
+//! field here is a change of the stored format, made on purpose (new optional fields default).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::key::SecretHash;
+
+/// An instant, serialized as RFC 3339 UTC.
+pub type Timestamp = OffsetDateTime;
+
+/// An organization role (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The tenant admin: every permission in every namespace of its organization.
+    Admin,
+    /// May generate keys.
+    Developer,
+}
+
+/// The organization's API key settings (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub api_keys_enabled: bool,
+    pub max_expiry_days: Option<u32>,
+    pub max_active_keys_per_user: u32,
+    pub extensive_use_per_hour: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            api_keys_enabled: false,
+            max_expiry_days: None,
+            max_active_keys_per_user: 100,
+            extensive_use_per_hour: None,
+        }
+    }
+}
+
+/// The tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+/// A PHC-format password hash. `Debug` hides it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(pub String);
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(…)")
+    }
+}
+
+/// A member of an organization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub org: String,
+    pub email: String,
+    pub name: String,
+    pub roles: BTreeSet<Role>,
+    pub password_hash: PasswordHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+impl User {
+    /// Whether the user holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A signed-in session. Stored under the SHA-256 of its token, never the token itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    pub org: String,
+    /// The value a cookie-authenticated mutating call must echo in `X-Keygate-CSRF`. It is not
+    /// a credential on its own: it is useless without the HttpOnly session cookie.
+    pub csrf_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: Timestamp,
+}
+
+/// The role a key may be given instead of an explicit permission list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// The creator's `*.read` permissions in the namespace.
+    Viewer,
+    /// The creator's read and write permissions in the namespace.
+    Editor,
+}
+
+/// One permission, optionally limited to some resources (`None` = every resource).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PermissionScope {
+    pub permission: String,
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+}
+
+/// What a key declares it may do: a role or an explicit list, never both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Role(KeyRole),
+    Permissions(Vec<PermissionScope>),
+}
+
+/// A key's lifecycle status (SPEC §3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// A stored API key: everything but its secret, of which only the SHA-256 is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub org: String,
+    pub namespace: String,
+    pub owner: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub access: Access,
+    pub secret_hash: SecretHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl KeyRecord {
+    /// The status at `now`: revocation wins over expiry, since it is the stronger fact.
+    pub fn status(&self, now: Timestamp) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type of every operation, and its mapping to problem JSON (SPEC §7).
+//!
+//! Each host turns an [`Error`] into a response in one place, through [`Error::problem`].
+//! Messages never contain a secret: they are written here, not built from request bodies.
+
+use crate::api::Problem;
+use crate::store::StoreError;
+
+/// Why an operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sign in, or send a valid session token or API key")]
+    Unauthenticated,
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("a cookie-authenticated change needs the X-Keygate-CSRF header of its session")]
+    CsrfRequired,
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Validation {
+        field: &'static str,
+        message: String,
+    },
+    #[error("the request body is not valid: {0}")]
+    BadRequest(String),
+    #[error("API keys are disabled in this organization; an admin can enable them in Settings")]
+    ApiKeysDisabled,
+    #[error("generating API keys needs the developer role")]
+    DeveloperRoleRequired,
+    #[error("you hold no permission in namespace {0}")]
+    NamespaceNotHeld(String),
+    #[error("you do not hold {0} in this namespace, so a key of yours cannot have it")]
+    PermissionNotHeld(String),
+    #[error("you already have {0} active keys, the maximum this organization allows")]
+    KeyQuotaExceeded(u32),
+    #[error("only active keys can be changed this way; this key is {0}")]
+    KeyNotActive(&'static str),
+    #[error("too many attempts; wait a minute and try again")]
+    RateLimited,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the store is unavailable; nothing was changed")]
+    Store(#[from] StoreError),
+    #[error("an internal error occurred")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for a validation failure on `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Unauthenticated | Error::InvalidCredentials => 401,
+            Error::Forbidden(_)
+            | Error::CsrfRequired
+            | Error::ApiKeysDisabled
+            | Error::DeveloperRoleRequired
+            | Error::NamespaceNotHeld(_)
+            | Error::PermissionNotHeld(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::KeyQuotaExceeded(_) | Error::KeyNotActive(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::Validation { .. } => 422,
+            Error::BadRequest(_) => 400,
+            Error::RateLimited => 429,
+            Error::Store(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated | Error::InvalidCredentials => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::CsrfRequired => "csrf_required",
+            Error::NotFound(_) => "not_found",
+            Error::Validation { .. } => "validation_failed",
+            Error::BadRequest(_) => "bad_request",
+            Error::ApiKeysDisabled => "api_keys_disabled",
+            Error::DeveloperRoleRequired => "developer_role_required",
+            Error::NamespaceNotHeld(_) => "namespace_not_held",
+            Error::PermissionNotHeld(_) => "permission_not_held",
+            Error::KeyQuotaExceeded(_) => "key_quota_exceeded",
+            Error::KeyNotActive(_) => "key_not_active",
+            Error::RateLimited => "rate_limited",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::Store(_) => "store_unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad request",
+            401 => "Not signed in",
+            403 => "Not allowed",
+            404 => "Not found",
+            409 => "Conflict",
+            413 => "Payload too large",
+            422 => "Invalid input",
+            429 => "Too many requests",
+            503 => "Service unavailable",
+            _ => "Internal error",
+        }
+    }
+
+    /// The RFC 7807 body. Internal details (store errors) stay in the host's log.
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        Problem {
+            kind: format!("https://keygate.dev/problems/{}", code.replace('_', "-")),
+            title: self.title().to_owned(),
+            status: self.status(),
+            detail: self.to_string(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl From<getrandom::Error> for Error {
+    fn from(e: getrandom::Error) -> Self {
+        Error::Internal(format!("random number generator failed: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("stored record does not decode: {e}"))
+    }
+}
+
+/// Shorthand for operation results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_do_not_reach_the_problem() {
+        let e = Error::Store(StoreError::new("disk /var/x on fire"));
+        let p = e.problem();
+        assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"));
+        assert!(!p.detail.contains("fire"));
+    }
+}

@@ -1,0 +1,253 @@
+//! The API key format (SPEC §2).
+//!
+//! `kg_` + key id (12 base62 chars) + `_` + secret (32 base62 chars) + checksum (6 base62 chars,
+//! CRC32 of everything before it, left-padded with `0`). The checksum lets the edge reject
+//! garbage without a store lookup and lets secret scanners recognise leaked keys.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Prefix of every plaintext key.
+pub const PREFIX: &str = "kg_";
+/// Length of the id part (the public id without `key_`).
+pub const ID_LEN: usize = 12;
+/// Length of the secret part: 32 base62 chars carry 190 bits.
+pub const SECRET_LEN: usize = 32;
+/// Length of the checksum part.
+pub const CHECKSUM_LEN: usize = 6;
+/// Total length of a plaintext key.
+pub const KEY_LEN: usize = PREFIX.len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why a string is not a well-formed key. Callers outside tests never show this to a client:
+/// every variant verifies as `NOT_FOUND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("a key has {KEY_LEN} characters")]
+    Length,
+    #[error("a key starts with `{PREFIX}` and has `_` after its id")]
+    Shape,
+    #[error("a key uses only the characters 0-9, A-Z and a-z")]
+    Alphabet,
+    #[error("the key's checksum does not match")]
+    Checksum,
+}
+
+/// A well-formed plaintext key: its checksum matched. Whether it exists is the store's question.
+///
+/// `Debug` and `Display` never print the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    text: String,
+}
+
+impl ApiKey {
+    /// Generates a new key for `id_part` (12 base62 chars) with a secret from the OS or Web
+    /// Crypto CSPRNG.
+    pub fn generate(id_part: &str) -> Result<Self, getrandom::Error> {
+        debug_assert_eq!(id_part.len(), ID_LEN);
+        let secret = random_base62(SECRET_LEN)?;
+        let mut text = String::with_capacity(KEY_LEN);
+        text.push_str(PREFIX);
+        text.push_str(id_part);
+        text.push('_');
+        text.push_str(&secret);
+        let sum = checksum(&text);
+        text.push_str(&sum);
+        Ok(Self { text })
+    }
+
+    /// Parses `text`, checking shape, alphabet and checksum; no store is consulted.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        if text.len() != KEY_LEN {
+            return Err(ParseError::Length);
+        }
+        let bytes = text.as_bytes();
+        if !text.starts_with(PREFIX) || bytes[PREFIX.len() + ID_LEN] != b'_' {
+            return Err(ParseError::Shape);
+        }
+        let body = &bytes[PREFIX.len()..];
+        let alnum = |b: &u8| b.is_ascii_alphanumeric();
+        if !body[..ID_LEN].iter().all(alnum) || !body[ID_LEN + 1..].iter().all(alnum) {
+            return Err(ParseError::Alphabet);
+        }
+        let (head, sum) = text.split_at(KEY_LEN - CHECKSUM_LEN);
+        if checksum(head) != sum {
+            return Err(ParseError::Checksum);
+        }
+        Ok(Self {
+            text: text.to_owned(),
+        })
+    }
+
+    /// The id part: the key's public id without its `key_` prefix.
+    pub fn id_part(&self) -> &str {
+        &self.text[PREFIX.len()..PREFIX.len() + ID_LEN]
+    }
+
+    /// The public key id, `key_…`.
+    pub fn key_id(&self) -> String {
+        format!("key_{}", self.id_part())
+    }
+
+    /// SHA-256 of the secret part, the only form in which a store holds it.
+    pub fn secret_hash(&self) -> SecretHash {
+        let start = PREFIX.len() + ID_LEN + 1;
+        SecretHash::of(&self.text[start..start + SECRET_LEN])
+    }
+
+    /// The plaintext. Call it only to return the key once, in the response that creates it.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// Consumes the key into its plaintext, for that same single response.
+    pub fn into_plaintext(self) -> String {
+        self.text
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({PREFIX}{}_…)", self.id_part())
+    }
+}
+
+/// SHA-256 of a key's secret, compared in constant time.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretHash(String);
+
+impl SecretHash {
+    /// Hashes a secret.
+    pub fn of(secret: &str) -> Self {
+        Self(hex(&Sha256::digest(secret.as_bytes())))
+    }
+
+    /// Constant-time equality, so timing does not reveal how much of a hash matched.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(…)")
+    }
+}
+
+/// CRC32 of `head` in base62, left-padded with `0` to [`CHECKSUM_LEN`] chars.
+pub fn checksum(head: &str) -> String {
+    let mut n = crc32fast::hash(head.as_bytes());
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// `len` uniformly random base62 chars from the CSPRNG (rejection sampling, no modulo bias).
+pub fn random_base62(len: usize) -> Result<String, getrandom::Error> {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        getrandom::fill(&mut buf)?;
+        for &b in &buf {
+            // 248 = 4 × 62: bytes at or above it would favour the first eight symbols.
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn id() -> String {
+        random_base62(ID_LEN).expect("csprng")
+    }
+
+    #[test]
+    fn generated_key_has_the_documented_shape() {
+        let key = ApiKey::generate(&id()).expect("csprng");
+        let text = key.expose();
+        assert_eq!(text.len(), KEY_LEN);
+        assert!(text.starts_with("kg_"));
+        assert_eq!(&text[15..16], "_");
+        assert_eq!(ApiKey::parse(text), Ok(key.clone()));
+        assert!(key.key_id().starts_with("key_"));
+        assert!(
+            !format!("{key:?}").contains(&text[16..48]),
+            "Debug must not print the secret"
+        );
+    }
+
+    #[test]
+    fn checksum_is_padded_base62() {
+        assert_eq!(checksum(""), "000000");
+        assert_eq!(checksum("kg_").len(), CHECKSUM_LEN);
+    }
+
+    #[test]
+    fn garbage_is_rejected_before_the_checksum() {
+        assert_eq!(ApiKey::parse(""), Err(ParseError::Length));
+        assert_eq!(ApiKey::parse(&"x".repeat(KEY_LEN)), Err(ParseError::Shape));
+        let mut bad = ApiKey::generate(&id()).expect("csprng").into_plaintext();
+        bad.replace_range(20..21, "-");
+        assert_eq!(ApiKey::parse(&bad), Err(ParseError::Alphabet));
+    }
+
+    #[test]
+    fn distinct_secrets_hash_differently_and_compare_equal_to_themselves() {
+        let a = ApiKey::generate(&id()).expect("csprng");
+        let b = ApiKey::generate(a.id_part()).expect("csprng");
+        assert!(a.secret_hash().matches(&a.secret_hash()));
+        assert!(!a.secret_hash().matches(&b.secret_hash()));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(seed in "[0-9A-Za-z]{12}") {
+            let key = ApiKey::generate(&seed).expect("csprng");
+            let parsed = ApiKey::parse(key.expose()).expect("a generated key parses");
+            prop_assert_eq!(parsed.id_part(), seed.as_str());
+            prop_assert!(parsed.secret_hash().matches(&key.secret_hash()));
+        }
+
+        #[test]
+        fn any_one_char_change_is_rejected(pos in 0usize..KEY_LEN, replacement in "[0-9A-Za-z_]") {
+            let key = ApiKey::generate(&id()).expect("csprng").into_plaintext();
+            let mut chars: Vec<char> = key.chars().collect();
+            let new = replacement.chars().next().expect("one char");
+            prop_assume!(chars[pos] != new);
+            chars[pos] = new;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(ApiKey::parse(&changed).is_err());
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,80}") {
+            let _ = ApiKey::parse(&text);
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Keygate's business rules as pure functions over plain types: written once, here, and
+//! called by every host and by the console where it needs to agree with the hosts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::Duration;
+
+use crate::domain::{Access, KeyRole, PermissionScope, Timestamp};
+use crate::error::{Error, Result};
+
+/// The permissions Keygate's own API checks; every organization's catalogue starts with them.
+pub const BUILTIN_PERMISSIONS: [&str; 6] = [
+    "workspaces.read",
+    "workspaces.write",
+    "usergroups.read",
+    "usergroups.write",
+    "resources.read",
+    "resources.write",
+];
+
+/// Longest key name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest key description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+/// How long a console session lasts.
+pub const SESSION_TTL: Duration = Duration::hours(12);
+
+/// A key name: trimmed, non-empty, at most [`MAX_NAME_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl TryFrom<String> for KeyName {
+    type Error = Error;
+
+    fn try_from(raw: String) -> Result<Self> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("name", "a key needs a name"));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Error::invalid(
+                "name",
+                format!("at most {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::invalid("name", "control characters are not allowed"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+}
+
+impl KeyName {
+    /// The validated name.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A description: `None` when absent or blank, at most [`MAX_DESCRIPTION_CHARS`] characters.
+pub fn description(raw: Option<String>) -> Result<Option<String>> {
+    match raw.map(|d| d.trim().to_owned()) {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(Error::invalid(
+            "description",
+            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        Some(d) if d.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// The expiry rule of SPEC §3.1: in the future, and within the organization's maximum, which
+/// makes an expiry required when set.
+pub fn check_expiry(
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+    max_days: Option<u32>,
+) -> Result<()> {
+    match (expires_at, max_days) {
+        (Some(at), _) if at <= now => Err(Error::invalid(
+            "expires_at",
+            "the expiry must be in the future",
+        )),
+        (Some(at), Some(days)) if at > now + Duration::days(i64::from(days)) => {
+            Err(Error::invalid(
+                "expires_at",
+                format!("the organization allows keys of at most {days} days"),
+            ))
+        }
+        (None, Some(days)) => Err(Error::invalid(
+            "expires_at",
+            format!("an expiry is required: the organization allows keys of at most {days} days"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Which resources a permission covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every resource in the namespace.
+    All,
+    /// Only these resources.
+    Only(BTreeSet<String>),
+}
+
+impl Scope {
+    fn from_resources(resources: Option<&[String]>) -> Self {
+        match resources {
+            None => Scope::All,
+            Some(ids) => Scope::Only(ids.iter().cloned().collect()),
+        }
+    }
+
+    fn union(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::All, _) | (_, Scope::All) => Scope::All,
+            (Scope::Only(a), Scope::Only(b)) => Scope::Only(a.union(b).cloned().collect()),
+        }
+    }
+
+    fn intersect(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::All, s) | (s, Scope::All) => s.clone(),
+            (Scope::Only(a), Scope::Only(b)) => Scope::Only(a.intersection(b).cloned().collect()),
+        }
+    }
+
+    fn covers(&self, resource: Option<&str>) -> bool {
+        match (self, resource) {
+            (Scope::All, _) => true,
+            // Without a resource named, a resource-limited grant still answers "may do this
+            // to some resources"; a resource-specific check must name the resource.
+            (Scope::Only(ids), None) => !ids.is_empty(),
+            (Scope::Only(ids), Some(r)) => ids.contains(r),
+        }
+    }
+}
+
+/// What a principal may do in one namespace: permission → resource scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rights(BTreeMap<String, Scope>);
+
+impl Rights {
+    /// Every permission of `catalogue` on every resource: what an admin holds.
+    pub fn all_of<'a>(catalogue: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(
+            catalogue
+                .into_iter()
+                .map(|p| (p.to_owned(), Scope::All))
+                .collect(),
+        )
+    }
+
+    /// Adds a grant of `permission`, limited to `resources` when given (union with what is held).
+    pub fn grant(&mut self, permission: &str, resources: Option<&[String]>) {
+        let scope = Scope::from_resources(resources);
+        let merged = match self.0.get(permission) {
+            Some(held) => held.union(&scope),
+            None => scope,
+        };
+        self.0.insert(permission.to_owned(), merged);
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .values()
+            .all(|s| matches!(s, Scope::Only(ids) if ids.is_empty()))
+    }
+
+    /// Whether `permission` is held, on `resource` when one is named.
+    pub fn allows(&self, permission: &str, resource: Option<&str>) -> bool {
+        self.0.get(permission).is_some_and(|s| s.covers(resource))
+    }
+
+    /// The permission names held, sorted.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(|(_, s)| s.covers(None))
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// The wire form: one entry per permission with its resource limit.
+    pub fn to_scopes(&self) -> Vec<PermissionScope> {
+        self.0
+            .iter()
+            .filter(|(_, s)| s.covers(None))
+            .map(|(p, s)| PermissionScope {
+                permission: p.clone(),
+                resources: match s {
+                    Scope::All => None,
+                    Scope::Only(ids) => Some(ids.iter().cloned().collect()),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Whether `permission` is a read permission (`….read`), the only kind a viewer key gets.
+pub fn is_read(permission: &str) -> bool {
+    permission.rsplit('.').next() == Some("read")
+}
+
+/// Checks that a key may declare `access` given what its creator holds in the namespace now:
+/// every requested permission must be held there, on every resource it names (SPEC §3.1).
+pub fn check_declared(access: &Access, creator: &Rights) -> Result<()> {
+    if let Access::Permissions(list) = access {
+        if list.is_empty() {
+            return Err(Error::invalid(
+                "permissions",
+                "name at least one permission, or a role",
+            ));
+        }
+        for scope in list {
+            let ok = match &scope.resources {
+                None => creator.0.get(&scope.permission) == Some(&Scope::All),
+                Some(ids) if ids.is_empty() => {
+                    return Err(Error::invalid(
+                        "permissions",
+                        "a resource list cannot be empty",
+                    ));
+                }
+                Some(ids) => ids
+                    .iter()
+                    .all(|r| creator.allows(&scope.permission, Some(r))),
+            };
+            if !ok {
+                return Err(Error::PermissionNotHeld(scope.permission.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ceiling (SPEC §3.2): what a key may do is what it declares ∩ what its creator holds
+/// in its namespace at the moment of use, resource limits included.
+pub fn effective(access: &Access, creator: &Rights) -> Rights {
+    match access {
+        Access::Role(KeyRole::Editor) => creator.clone(),
+        Access::Role(KeyRole::Viewer) => Rights(
+            creator
+                .0
+                .iter()
+                .filter(|(p, _)| is_read(p))
+                .map(|(p, s)| (p.clone(), s.clone()))
+                .collect(),
+        ),
+        Access::Permissions(list) => {
+            let mut out = Rights::default();
+            for declared in list {
+                if let Some(held) = creator.0.get(&declared.permission) {
+                    let want = Scope::from_resources(declared.resources.as_deref());
+                    let scope = want.intersect(held);
+                    let merged = match out.0.get(&declared.permission) {
+                        Some(prev) => prev.union(&scope),
+                        None => scope,
+                    };
+                    out.0.insert(declared.permission.clone(), merged);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The key search of SPEC §7/§8: `q` matches a key's name, id, or owner's name or email,
+/// case-insensitively. An empty `q` matches everything. Both the API's `q` and the console's
+/// search box use this.
+pub fn key_matches(key: &crate::api::KeyView, q: &str) -> bool {
+    let q = q.trim().to_lowercase();
+    q.is_empty()
+        || [&key.name, &key.id, &key.owner.name, &key.owner.email]
+            .iter()
+            .any(|field| field.to_lowercase().contains(&q))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn scope(p: &str, r: Option<&[&str]>) -> PermissionScope {
+        PermissionScope {
+            permission: p.into(),
+            resources: r.map(|r| r.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert!(KeyName::try_from("   ".to_string()).is_err());
+        assert!(KeyName::try_from("a".repeat(101)).is_err());
+        assert_eq!(
+            KeyName::try_from(" ci ".to_string())
+                .expect("valid")
+                .into_inner(),
+            "ci"
+        );
+        assert!(KeyName::try_from("ünïcødé ✓".to_string()).is_ok());
+    }
+
+    #[test]
+    fn expiry_must_be_future_and_within_the_maximum() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        assert!(check_expiry(None, now, None).is_ok());
+        assert!(check_expiry(Some(now), now, None).is_err());
+        assert!(check_expiry(Some(now + Duration::days(30)), now, Some(30)).is_ok());
+        assert!(check_expiry(Some(now + Duration::days(31)), now, Some(30)).is_err());
+        assert!(check_expiry(None, now, Some(30)).is_err());
+    }
+
+    #[test]
+    fn a_resource_limited_creator_limits_the_key() {
+        let mut creator = Rights::default();
+        creator.grant("datasets.edit", Some(&["res_a".into(), "res_b".into()]));
+        creator.grant("datasets.read", None);
+        let key = Access::Permissions(vec![
+            scope("datasets.edit", None),
+            scope("datasets.read", None),
+        ]);
+        let eff = effective(&key, &creator);
+        assert!(eff.allows("datasets.edit", Some("res_a")));
+        assert!(!eff.allows("datasets.edit", Some("res_c")));
+        assert!(eff.allows("datasets.read", Some("res_c")));
+        // Declaring more than the creator holds is refused at creation.
+        assert!(
+            matches!(check_declared(&key, &creator), Err(Error::PermissionNotHeld(p)) if p == "datasets.edit")
+        );
+    }
+
+    #[test]
+    fn viewer_gets_only_reads_and_editor_everything() {
+        let creator = Rights::all_of(BUILTIN_PERMISSIONS);
+        let viewer = effective(&Access::Role(KeyRole::Viewer), &creator);
+        assert!(viewer.permissions().all(is_read));
+        assert_eq!(viewer.permissions().count(), 3);
+        assert_eq!(effective(&Access::Role(KeyRole::Editor), &creator), creator);
+    }
+
+    fn arb_rights() -> impl Strategy<Value = Rights> {
+        let perm = prop::sample::select(vec!["a.read", "a.write", "b.read", "b.edit"]);
+        let res = prop::option::of(prop::collection::vec(
+            prop::sample::select(vec!["r1", "r2", "r3"]),
+            0..3,
+        ));
+        prop::collection::vec((perm, res), 0..6).prop_map(|grants| {
+            let mut r = Rights::default();
+            for (p, res) in grants {
+                let ids: Option<Vec<String>> =
+                    res.map(|v| v.into_iter().map(String::from).collect());
+                r.grant(p, ids.as_deref());
+            }
+            r
+        })
+    }
+
+    fn arb_access() -> impl Strategy<Value = Access> {
+        let perm = prop::sample::select(vec!["a.read", "a.write", "b.read", "b.edit", "c.read"]);
+        let res = prop::option::of(prop::collection::vec(
+            prop::sample::select(vec!["r1", "r2", "r3"]),
+            0..3,
+        ));
+        prop_oneof![
+            Just(Access::Role(KeyRole::Viewer)),
+            Just(Access::Role(KeyRole::Editor)),
+            prop::collection::vec((perm, res), 0..5).prop_map(|v| Access::Permissions(
+                v.into_iter()
+                    .map(|(p, r)| PermissionScope {
+                        permission: p.into(),
+                        resources: r.map(|r| r.into_iter().map(String::from).collect())
+                    })
+                    .collect()
+            )),
+        ]
+    }
+
+    proptest! {
+        /// The ceiling never grants more than the creator holds, whatever the grants.
+        #[test]
+        fn ceiling_never_exceeds_the_creator(creator in arb_rights(), access in arb_access(),
+                                             p in prop::sample::select(vec!["a.read", "a.write", "b.read", "b.edit", "c.read"]),
+                                             r in prop::option::of(prop::sample::select(vec!["r1", "r2", "r3", "r4"]))) {
+            let eff = effective(&access, &creator);
+            if eff.allows(p, r) {
+                prop_assert!(creator.allows(p, r));
+            }
+        }
+    }
+}

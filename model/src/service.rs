@@ -1,0 +1,639 @@
+//! The operations of Keygate over any [`Store`]: what both hosts serve, written once.
+//!
+//! Every operation takes `now` from its host, so the rules are deterministic under test and
+//! the same on a server clock and a Worker's `Date.now()`.
+
+use sha2::{Digest, Sha256};
+
+use crate::api::{
+    CreateKeyRequest, CreatedKey, KeyListQuery, KeyOwner, KeyView, LoginRequest, LoginResponse,
+    MeNamespace, MeResponse, NamespaceKind, OrganizationView, Page, SettingsPatch, UserView,
+    VerifyCode, VerifyRequest, VerifyResponse,
+};
+use crate::domain::{
+    Access, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings, Timestamp,
+    User,
+};
+use crate::error::{Error, Result};
+use crate::id::{Kind, new_id};
+use crate::key::{ApiKey, ID_LEN, hex, random_base62};
+use crate::password;
+use crate::rules::{self, BUILTIN_PERMISSIONS, KeyName, Rights};
+use crate::store::{Batch, Store, get_json, schema};
+
+/// Prefix of session tokens, so they are never mistaken for API keys.
+pub const SESSION_PREFIX: &str = "kgs_";
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "keygate_session";
+/// Header a cookie-authenticated mutating call must carry.
+pub const CSRF_HEADER: &str = "x-keygate-csrf";
+/// Default and largest page size of every list.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+/// The email of the first admin when the host's environment names none.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@keygate.local";
+
+/// How a request presents itself.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// Nothing.
+    None,
+    /// `Authorization: Bearer …`: a session token or an API key. No CSRF header is needed.
+    Bearer(&'a str),
+    /// The session cookie, with the CSRF header if one was sent.
+    Cookie {
+        token: &'a str,
+        csrf: Option<&'a str>,
+    },
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub org: Organization,
+    pub via: Via,
+}
+
+/// What the caller authenticated with.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A session, stored under `token_hash`.
+    Session {
+        token_hash: String,
+        session: Session,
+    },
+    /// An API key, acting with its effective rights inside its namespace only (SPEC §4.2).
+    Key(Box<KeyRecord>),
+}
+
+impl Caller {
+    fn require_user(&self, what: &'static str) -> Result<()> {
+        match self.via {
+            Via::Session { .. } => Ok(()),
+            Via::Key(_) => Err(Error::Forbidden(what)),
+        }
+    }
+
+    fn require_admin(&self) -> Result<()> {
+        self.require_user("an API key cannot change settings, members or roles")?;
+        if self.user.has(Role::Admin) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("this needs the admin role"))
+        }
+    }
+}
+
+/// The result of a first start.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    pub organization: String,
+    pub email: String,
+    /// Set when the host gave no password: print it once, on the host's console.
+    pub generated_password: Option<String>,
+}
+
+/// Keygate's operations over a store.
+#[derive(Debug, Clone)]
+pub struct Keygate<S> {
+    store: S,
+}
+
+impl<S: Store> Keygate<S> {
+    /// Operations over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// First start: if the store has never been bootstrapped, creates the organization and its
+    /// first admin (roles admin + developer). Returns `None` when already done.
+    pub async fn bootstrap(
+        &self,
+        email: Option<String>,
+        password: Option<String>,
+        now: Timestamp,
+    ) -> Result<Option<Bootstrapped>> {
+        if self.store.get(&schema::bootstrap()).await?.is_some() {
+            return Ok(None);
+        }
+        let email = normalize_email(email.as_deref().unwrap_or(DEFAULT_ADMIN_EMAIL))?;
+        let (password, generated) = match password.filter(|p| !p.is_empty()) {
+            Some(p) => (p, false),
+            None => (random_base62(20)?, true),
+        };
+        let org = Organization {
+            id: new_id(Kind::Organization)?,
+            name: "Keygate".into(),
+            settings: Settings::default(),
+            created_at: now,
+        };
+        let user = User {
+            id: new_id(Kind::User)?,
+            org: org.id.clone(),
+            email: email.clone(),
+            name: "Administrator".into(),
+            roles: [Role::Admin, Role::Developer].into(),
+            password_hash: PasswordHash(password::hash(&password)?),
+            created_at: now,
+        };
+        let mut batch = Batch::default();
+        batch.put(schema::org(&org.id), &org)?;
+        batch.put(schema::user(&user.id), &user)?;
+        batch.put(schema::email(&email), &user.id)?;
+        batch.put(schema::bootstrap(), &org.id)?;
+        self.store.commit(batch).await?;
+        Ok(Some(Bootstrapped {
+            organization: org.id,
+            email,
+            generated_password: generated.then_some(password),
+        }))
+    }
+
+    /// Signs in: a wrong email and a wrong password answer the same, in the same time.
+    pub async fn login(&self, req: LoginRequest, now: Timestamp) -> Result<LoginResponse> {
+        let user = match normalize_email(&req.email) {
+            Ok(email) => match get_json::<S, String>(&self.store, &schema::email(&email)).await? {
+                Some(id) => get_json::<S, User>(&self.store, &schema::user(&id)).await?,
+                None => None,
+            },
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            password::verify(&req.password, password::decoy());
+            return Err(Error::InvalidCredentials);
+        };
+        if !password::verify(&req.password, &user.password_hash.0) {
+            return Err(Error::InvalidCredentials);
+        }
+        let token = format!("{SESSION_PREFIX}{}", random_base62(43)?);
+        let session = Session {
+            user: user.id.clone(),
+            org: user.org.clone(),
+            csrf_token: random_base62(32)?,
+            expires_at: now + rules::SESSION_TTL,
+        };
+        let mut batch = Batch::default();
+        batch.put(schema::session(&token_hash(&token)), &session)?;
+        self.store.commit(batch).await?;
+        Ok(LoginResponse {
+            token,
+            csrf_token: session.csrf_token,
+            user: user_view(&user),
+        })
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, caller: &Caller) -> Result<()> {
+        let Via::Session { token_hash, .. } = &caller.via else {
+            return Err(Error::Forbidden("an API key has no session to end"));
+        };
+        let mut batch = Batch::default();
+        batch.delete(schema::session(token_hash));
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+
+    /// Resolves a credential to a caller. `mutating` calls made with the cookie must carry the
+    /// session's CSRF token.
+    pub async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+        mutating: bool,
+        now: Timestamp,
+    ) -> Result<Caller> {
+        let (token, csrf) = match credential {
+            Credential::None => return Err(Error::Unauthenticated),
+            Credential::Bearer(token) if token.starts_with(crate::key::PREFIX) => {
+                return self.authenticate_key(token, now).await;
+            }
+            Credential::Bearer(token) => (token, None),
+            Credential::Cookie { token, csrf } => (token, Some(csrf)),
+        };
+        let hash = token_hash(token);
+        let session: Session = get_json(&self.store, &schema::session(&hash))
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if session.expires_at <= now {
+            return Err(Error::Unauthenticated);
+        }
+        if let Some(sent) = csrf {
+            let ok = sent.is_some_and(|s| {
+                subtle::ConstantTimeEq::ct_eq(s.as_bytes(), session.csrf_token.as_bytes()).into()
+            });
+            if mutating && !ok {
+                return Err(Error::CsrfRequired);
+            }
+        }
+        let (user, org) = self
+            .member(&session.user)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        Ok(Caller {
+            user,
+            org,
+            via: Via::Session {
+                token_hash: hash,
+                session,
+            },
+        })
+    }
+
+    async fn authenticate_key(&self, token: &str, now: Timestamp) -> Result<Caller> {
+        let verdict = self.check_key(token, now).await?;
+        match verdict {
+            Checked::Usable { record, owner, org } => Ok(Caller {
+                user: owner,
+                org,
+                via: Via::Key(Box::new(record)),
+            }),
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// `GET /v1/me`.
+    pub async fn me(&self, caller: &Caller) -> Result<MeResponse> {
+        let namespaces = match &caller.via {
+            Via::Session { .. } => {
+                let rights = self.rights_in(&caller.user, &caller.org, &caller.org.id)?;
+                vec![org_namespace(&caller.org, &rights)]
+            }
+            Via::Key(record) => {
+                let creator = self.rights_in(&caller.user, &caller.org, &record.namespace)?;
+                vec![org_namespace(
+                    &caller.org,
+                    &rules::effective(&record.access, &creator),
+                )]
+            }
+        };
+        Ok(MeResponse {
+            user: user_view(&caller.user),
+            organization: OrganizationView {
+                id: caller.org.id.clone(),
+                name: caller.org.name.clone(),
+            },
+            roles: caller.user.roles.iter().copied().collect(),
+            namespaces,
+            csrf_token: match &caller.via {
+                Via::Session { session, .. } => Some(session.csrf_token.clone()),
+                Via::Key(_) => None,
+            },
+        })
+    }
+
+    /// `POST /v1/keys`, checking the rules of SPEC §3.1 in their documented order.
+    pub async fn create_key(
+        &self,
+        caller: &Caller,
+        req: CreateKeyRequest,
+        now: Timestamp,
+    ) -> Result<CreatedKey> {
+        caller.require_user("an API key cannot create keys")?;
+        let settings = &caller.org.settings;
+        if !settings.api_keys_enabled {
+            return Err(Error::ApiKeysDisabled);
+        }
+        if !caller.user.has(Role::Developer) {
+            return Err(Error::DeveloperRoleRequired);
+        }
+        let rights = self.rights_in(&caller.user, &caller.org, &req.namespace)?;
+        if rights.is_empty() {
+            return Err(Error::NamespaceNotHeld(req.namespace));
+        }
+        let access = match (req.role, req.permissions) {
+            (Some(role), None) => Access::Role(role),
+            (None, Some(list)) => Access::Permissions(list),
+            _ => {
+                return Err(Error::invalid(
+                    "role",
+                    "give either a role or a permission list",
+                ));
+            }
+        };
+        rules::check_declared(&access, &rights)?;
+        let name = KeyName::try_from(req.name)?;
+        let description = rules::description(req.description)?;
+        rules::check_expiry(req.expires_at, now, settings.max_expiry_days)?;
+        let active = self.count_active_keys(&caller.user.id, now).await?;
+        if active >= settings.max_active_keys_per_user {
+            return Err(Error::KeyQuotaExceeded(settings.max_active_keys_per_user));
+        }
+
+        let id_part = random_base62(ID_LEN)?;
+        let key = ApiKey::generate(&id_part)?;
+        let record = KeyRecord {
+            id: key.key_id(),
+            org: caller.org.id.clone(),
+            namespace: req.namespace,
+            owner: caller.user.id.clone(),
+            name: name.into_inner(),
+            description,
+            access,
+            secret_hash: key.secret_hash(),
+            created_at: now,
+            updated_at: now,
+            expires_at: req.expires_at,
+            revoked_at: None,
+        };
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &record)?;
+        batch.mark(schema::newest_first(
+            &schema::user_keys(&record.owner),
+            now,
+            &record.id,
+        ));
+        batch.mark(schema::newest_first(
+            &schema::org_keys(&record.org),
+            now,
+            &record.id,
+        ));
+        self.store.commit(batch).await?;
+        Ok(CreatedKey {
+            record: key_view(&record, &caller.user, now),
+            key: key.into_plaintext(),
+        })
+    }
+
+    /// `GET /v1/keys`: the caller's own keys, newest first.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        query: KeyListQuery,
+        now: Timestamp,
+    ) -> Result<Page<KeyView>> {
+        caller.require_user("an API key cannot list keys")?;
+        let limit = page_limit(query.limit)?;
+        let listing = self
+            .store
+            .list(
+                &schema::user_keys(&caller.user.id),
+                query.cursor.as_deref(),
+                limit as usize,
+            )
+            .await?;
+        let mut items = Vec::with_capacity(listing.keys.len());
+        for entry in &listing.keys {
+            if let Some(record) =
+                get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry))).await?
+            {
+                items.push(key_view(&record, &caller.user, now));
+            }
+        }
+        Ok(Page {
+            items,
+            next_cursor: listing.cursor,
+        })
+    }
+
+    /// `POST /v1/keys/verify` (SPEC §4.1). A store failure is an `Err`, never `VALID`.
+    pub async fn verify(&self, req: &VerifyRequest, now: Timestamp) -> Result<VerifyResponse> {
+        let (record, code, effective) = match self.check_key(&req.key, now).await? {
+            Checked::NotFound => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
+            Checked::Refused { record, code } => (record, code, Rights::default()),
+            Checked::Usable { record, owner, org } => {
+                let creator = self.rights_in(&owner, &org, &record.namespace)?;
+                let effective = rules::effective(&record.access, &creator);
+                let code = if req
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|ns| ns != record.namespace)
+                {
+                    VerifyCode::WrongNamespace
+                } else if req
+                    .permissions
+                    .iter()
+                    .flatten()
+                    .any(|p| !effective.allows(p, req.resource.as_deref()))
+                {
+                    VerifyCode::InsufficientPermissions
+                } else {
+                    VerifyCode::Valid
+                };
+                (record, code, effective)
+            }
+        };
+        Ok(VerifyResponse {
+            valid: code == VerifyCode::Valid,
+            code,
+            key_id: Some(record.id),
+            namespace: Some(record.namespace),
+            owner: Some(record.owner),
+            name: Some(record.name),
+            permissions: Some(effective.to_scopes()),
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// `GET /v1/settings` (admin only).
+    pub async fn settings(&self, caller: &Caller) -> Result<Settings> {
+        caller.require_admin()?;
+        Ok(caller.org.settings.clone())
+    }
+
+    /// `PATCH /v1/settings` (admin only).
+    pub async fn update_settings(&self, caller: &Caller, patch: SettingsPatch) -> Result<Settings> {
+        caller.require_admin()?;
+        let mut org = caller.org.clone();
+        let s = &mut org.settings;
+        if let Some(on) = patch.api_keys_enabled {
+            s.api_keys_enabled = on;
+        }
+        if let Some(days) = patch.max_expiry_days {
+            if days.is_some_and(|d| !(1..=36_500).contains(&d)) {
+                return Err(Error::invalid(
+                    "max_expiry_days",
+                    "between 1 and 36500 days, or null",
+                ));
+            }
+            s.max_expiry_days = days;
+        }
+        if let Some(max) = patch.max_active_keys_per_user {
+            if !(1..=1000).contains(&max) {
+                return Err(Error::invalid(
+                    "max_active_keys_per_user",
+                    "between 1 and 1000",
+                ));
+            }
+            s.max_active_keys_per_user = max;
+        }
+        if let Some(threshold) = patch.extensive_use_per_hour {
+            if threshold == Some(0) {
+                return Err(Error::invalid(
+                    "extensive_use_per_hour",
+                    "at least 1, or null",
+                ));
+            }
+            s.extensive_use_per_hour = threshold;
+        }
+        let mut batch = Batch::default();
+        batch.put(schema::org(&org.id), &org)?;
+        self.store.commit(batch).await?;
+        Ok(org.settings)
+    }
+
+    /// Looks a plaintext key up: checksum first (no store read on garbage), then the record,
+    /// the secret, the status, the organization switch and the creator's membership.
+    async fn check_key(&self, text: &str, now: Timestamp) -> Result<Checked> {
+        let Ok(key) = ApiKey::parse(text) else {
+            return Ok(Checked::NotFound);
+        };
+        let Some(record) =
+            get_json::<S, KeyRecord>(&self.store, &schema::key(&key.key_id())).await?
+        else {
+            return Ok(Checked::NotFound);
+        };
+        if !record.secret_hash.matches(&key.secret_hash()) {
+            return Ok(Checked::NotFound);
+        }
+        let refused = |record, code| Ok(Checked::Refused { record, code });
+        match record.status(now) {
+            KeyStatus::Revoked => return refused(record, VerifyCode::Revoked),
+            KeyStatus::Expired => return refused(record, VerifyCode::Expired),
+            KeyStatus::Active => {}
+        }
+        let Some((owner, org)) = self.member(&record.owner).await? else {
+            // The creator left the organization: its keys stop working (SPEC §3.2).
+            return refused(record, VerifyCode::Disabled);
+        };
+        if org.id != record.org || !org.settings.api_keys_enabled {
+            return refused(record, VerifyCode::Disabled);
+        }
+        Ok(Checked::Usable { record, owner, org })
+    }
+
+    /// A user and its organization, if both exist.
+    async fn member(&self, user_id: &str) -> Result<Option<(User, Organization)>> {
+        let Some(user) = get_json::<S, User>(&self.store, &schema::user(user_id)).await? else {
+            return Ok(None);
+        };
+        let org = get_json::<S, Organization>(&self.store, &schema::org(&user.org)).await?;
+        Ok(org.map(|org| (user, org)))
+    }
+
+    /// What `user` holds in `namespace` now. An id from another organization is `NotFound`,
+    /// exactly like one that does not exist.
+    fn rights_in(&self, user: &User, org: &Organization, namespace: &str) -> Result<Rights> {
+        if namespace != org.id {
+            return Err(Error::NotFound("namespace"));
+        }
+        if user.has(Role::Admin) {
+            return Ok(Rights::all_of(BUILTIN_PERMISSIONS));
+        }
+        Ok(Rights::default())
+    }
+
+    async fn count_active_keys(&self, user: &str, now: Timestamp) -> Result<u32> {
+        let prefix = schema::user_keys(user);
+        let mut cursor: Option<String> = None;
+        let mut active = 0;
+        loop {
+            let page = self.store.list(&prefix, cursor.as_deref(), 1000).await?;
+            for entry in &page.keys {
+                let record =
+                    get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry)))
+                        .await?;
+                if record.is_some_and(|r| r.status(now) == KeyStatus::Active) {
+                    active += 1;
+                }
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(active),
+            }
+        }
+    }
+}
+
+/// The outcome of looking a plaintext key up.
+enum Checked {
+    NotFound,
+    Refused {
+        record: KeyRecord,
+        code: VerifyCode,
+    },
+    Usable {
+        record: KeyRecord,
+        owner: User,
+        org: Organization,
+    },
+}
+
+/// Hex SHA-256 of a session token: the store key of its session.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn normalize_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') || domain == "localhost"
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::invalid("email", "not a valid email address"))
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(Error::invalid(
+            "limit",
+            format!("between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+fn user_view(user: &User) -> UserView {
+    UserView {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        roles: user.roles.iter().copied().collect(),
+    }
+}
+
+fn org_namespace(org: &Organization, rights: &Rights) -> MeNamespace {
+    MeNamespace {
+        id: org.id.clone(),
+        kind: NamespaceKind::Organization,
+        name: org.name.clone(),
+        permissions: rights.permissions().map(str::to_owned).collect(),
+    }
+}
+
+/// A key record as the API shows it.
+pub fn key_view(record: &KeyRecord, owner: &User, now: Timestamp) -> KeyView {
+    let (role, permissions) = match &record.access {
+        Access::Role(role) => (Some(*role), Vec::new()),
+        Access::Permissions(list) => (None, list.clone()),
+    };
+    KeyView {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        description: record.description.clone(),
+        namespace: record.namespace.clone(),
+        owner: KeyOwner {
+            id: owner.id.clone(),
+            name: owner.name.clone(),
+            email: owner.email.clone(),
+        },
+        role,
+        permissions,
+        status: record.status(now),
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        expires_at: record.expires_at,
+        revoked_at: record.revoked_at,
+        last_used_at: None,
+        extensive_use: false,
+    }
+}

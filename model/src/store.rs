@@ -1,0 +1,199 @@
+//! The storage abstraction both hosts implement, and the one place the key schema is written.
+//!
+//! A [`Store`] is an ordered map from string keys to bytes with prefix listing and atomic
+//! batches: redb implements it on the server, Workers KV on the edge (where a batch is a
+//! sequence of puts, see ARCHITECTURE.md). Values are JSON of the [`crate::domain`] records.
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Result;
+
+/// A store that could not answer. Verification treats it as "not valid" (fail closed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    /// A store error carrying `detail` for the host's log.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
+/// One page of keys under a prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub keys: Vec<String>,
+    /// Opaque; `Some` when more keys may follow.
+    pub cursor: Option<String>,
+}
+
+/// A set of writes applied together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+impl Batch {
+    /// Adds a put of `value` as JSON.
+    pub fn put<T: Serialize>(&mut self, key: String, value: &T) -> Result<&mut Self> {
+        self.ops.push(Op::Put(key, serde_json::to_vec(value)?));
+        Ok(self)
+    }
+
+    /// Adds an index entry: a key whose presence is the information.
+    pub fn mark(&mut self, key: String) -> &mut Self {
+        self.ops.push(Op::Put(key, b"1".to_vec()));
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: String) -> &mut Self {
+        self.ops.push(Op::Delete(key));
+        self
+    }
+}
+
+/// The operations Keygate needs from a store.
+///
+/// Futures are not required to be `Send` (Workers are single-threaded); a host with a `Send`
+/// store gets `Send` futures from the concrete type.
+pub trait Store {
+    /// The value at `key`.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
+    /// Up to `limit` keys starting with `prefix`, in ascending order, after `cursor`.
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Listing, StoreError>>;
+    /// Applies every write of `batch`; on the server atomically and durably.
+    fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>>;
+}
+
+/// Reads and decodes the JSON record at `key`.
+pub async fn get_json<S: Store, T: DeserializeOwned>(store: &S, key: &str) -> Result<Option<T>> {
+    match store.get(key).await? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// The key schema. Every key starts with the format version; only this module spells keys.
+pub mod schema {
+    use crate::domain::Timestamp;
+
+    /// Marks a store that has been bootstrapped; holds the first organization's id.
+    pub fn bootstrap() -> String {
+        "v1:bootstrap".into()
+    }
+    pub fn org(id: &str) -> String {
+        format!("v1:org:{id}")
+    }
+    pub fn user(id: &str) -> String {
+        format!("v1:user:{id}")
+    }
+    /// Email (lower-cased) → user id. Emails are unique across the instance.
+    pub fn email(email: &str) -> String {
+        format!("v1:email:{}", email.to_lowercase())
+    }
+    /// Session record under the hex SHA-256 of its token.
+    pub fn session(token_hash: &str) -> String {
+        format!("v1:session:{token_hash}")
+    }
+    pub fn key(id: &str) -> String {
+        format!("v1:key:{id}")
+    }
+    /// Prefix of a user's key index, newest first.
+    pub fn user_keys(user: &str) -> String {
+        format!("v1:ix:user-keys:{user}:")
+    }
+    /// Prefix of an organization's key index, newest first.
+    pub fn org_keys(org: &str) -> String {
+        format!("v1:ix:org-keys:{org}:")
+    }
+    /// An index entry under `prefix` for key `id` created at `at`: newest sorts first.
+    pub fn newest_first(prefix: &str, at: Timestamp, id: &str) -> String {
+        let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let inverted = u64::MAX - u64::try_from(millis).unwrap_or(0);
+        format!("{prefix}{inverted:020}:{id}")
+    }
+    /// The id at the end of an index entry.
+    pub fn id_of(entry: &str) -> &str {
+        entry.rsplit(':').next().unwrap_or(entry)
+    }
+}
+
+/// An in-memory [`Store`] for unit tests and benchmarks. Not a host's store: it forgets
+/// everything when dropped.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    map: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+}
+
+impl MemoryStore {
+    fn locked(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Vec<u8>>>, StoreError>
+    {
+        self.map
+            .lock()
+            .map_err(|_| StoreError::new("memory store poisoned"))
+    }
+}
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.locked()?.get(key).cloned())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing, StoreError> {
+        use std::ops::Bound;
+        let map = self.locked()?;
+        let start = match cursor {
+            Some(c) => Bound::Excluded(c.to_owned()),
+            None => Bound::Included(prefix.to_owned()),
+        };
+        let mut keys: Vec<String> = map
+            .range((start, Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let cursor = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(Listing { keys, cursor })
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut map = self.locked()?;
+        for op in batch.ops {
+            match op {
+                Op::Put(k, v) => map.insert(k, v),
+                Op::Delete(k) => map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP conventions both hosts share, as plain functions over strings and bytes (no HTTP
+//! framework here): reading credentials from headers, the session cookie, decoding bodies.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::service::{Credential, SESSION_COOKIE};
+
+/// Largest request body a host accepts.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Whether a method changes state (and so needs the CSRF header when authenticated by cookie).
+pub fn is_mutating(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// The credential a request presents. A bearer token wins over the cookie.
+pub fn credential<'a>(
+    authorization: Option<&'a str>,
+    cookie: Option<&'a str>,
+    csrf: Option<&'a str>,
+) -> Credential<'a> {
+    if let Some(token) = authorization.and_then(|v| v.strip_prefix("Bearer ")) {
+        return Credential::Bearer(token.trim());
+    }
+    let session = cookie
+        .into_iter()
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+        });
+    match session {
+        Some(token) => Credential::Cookie { token, csrf },
+        None => Credential::None,
+    }
+}
+
+/// The `Set-Cookie` value that carries a session: HttpOnly, SameSite=Strict, Secure except on
+/// loopback.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = crate::rules::SESSION_TTL.whole_seconds();
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+/// The `Set-Cookie` value that ends a session in the browser.
+pub fn clear_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Whether `host` (a `Host` header or URL host, port allowed) is a loopback name.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    matches!(name, "localhost" | "[::1]" | "::1") || name.starts_with("127.")
+}
+
+/// Decodes a management request body: not JSON at all is 400 `bad_request`; JSON of the wrong
+/// shape (missing or unknown fields, wrong types) is 422 `validation_failed`.
+pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T> {
+    if body.len() > BODY_LIMIT {
+        return Err(Error::PayloadTooLarge(BODY_LIMIT));
+    }
+    let is_json = content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Error::BadRequest(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
+        _ => Error::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
+/// Decodes a verify body: anything but the verify shape is 400, and the detail never echoes
+/// the body (it may hold a key).
+pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
+    if body.len() > BODY_LIMIT {
+        return Err(Error::PayloadTooLarge(BODY_LIMIT));
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        Error::BadRequest(
+            "expected {\"key\": string, \"permissions\"?: [string], \"resource\"?: string, \"namespace\"?: string}".into(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_wins_and_cookie_is_found_among_others() {
+        assert!(matches!(
+            credential(Some("Bearer abc"), Some("keygate_session=x"), None),
+            Credential::Bearer("abc")
+        ));
+        let c = credential(
+            None,
+            Some("theme=dark; keygate_session=tok; z=1"),
+            Some("c"),
+        );
+        assert!(matches!(
+            c,
+            Credential::Cookie {
+                token: "tok",
+                csrf: Some("c")
+            }
+        ));
+        assert!(matches!(
+            credential(None, Some("keygate_session="), None),
+            Credential::None
+        ));
+    }
+
+    #[test]
+    fn bodies_are_classified() {
+        let ct = Some("application/json; charset=utf-8");
+        assert!(matches!(
+            decode::<crate::api::LoginRequest>(ct, b"{"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode::<crate::api::LoginRequest>(ct, b"{\"email\":1}"),
+            Err(Error::Validation { .. })
+        ));
+        assert!(matches!(
+            decode::<crate::api::LoginRequest>(Some("text/plain"), b"{}"),
+            Err(Error::BadRequest(_))
+        ));
+        let secret = "kg_secretsecret";
+        let err = decode_verify(format!("{{\"key\": \"{secret}\", \"x\": 1}}").as_bytes())
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| !e.contains(secret)));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("127.0.0.1:8080"));
+        assert!(is_loopback_host("localhost"));
+        assert!(!is_loopback_host("keygate.example.com"));
+    }
+}

@@ -1,0 +1,182 @@
+//! The operations of `model::service` over the in-memory store: the rules without a host.
+
+use futures_executor::block_on;
+use model::Error;
+use model::api::{
+    CreateKeyRequest, LoginRequest, SettingsPatch, VerifyCode, VerifyRequest, VerifyResponse,
+};
+use model::domain::{KeyRole, PermissionScope};
+use model::key::ApiKey;
+use model::service::{Caller, Credential, Keygate};
+use model::store::MemoryStore;
+use time::{Duration, OffsetDateTime};
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn signed_in(kg: &Keygate<MemoryStore>) -> Caller {
+    block_on(async {
+        kg.bootstrap(
+            Some("root@example.com".into()),
+            Some("pw-123456".into()),
+            now(),
+        )
+        .await
+        .expect("bootstrap");
+        let login = kg
+            .login(
+                LoginRequest {
+                    email: "ROOT@example.com".into(),
+                    password: "pw-123456".into(),
+                },
+                now(),
+            )
+            .await
+            .expect("login");
+        kg.authenticate(Credential::Bearer(&login.token), true, now())
+            .await
+            .expect("auth")
+    })
+}
+
+fn request(caller: &Caller) -> CreateKeyRequest {
+    CreateKeyRequest {
+        name: "ci".into(),
+        namespace: caller.org.id.clone(),
+        role: Some(KeyRole::Editor),
+        ..Default::default()
+    }
+}
+
+fn verify(key: &str) -> VerifyRequest {
+    VerifyRequest {
+        key: key.into(),
+        permissions: None,
+        resource: None,
+        namespace: None,
+    }
+}
+
+#[test]
+fn bootstrap_happens_once() {
+    let kg = Keygate::new(MemoryStore::default());
+    let first = block_on(kg.bootstrap(None, None, now())).expect("bootstrap");
+    assert!(
+        first
+            .and_then(|b| b.generated_password)
+            .is_some_and(|p| p.len() == 20)
+    );
+    assert!(
+        block_on(kg.bootstrap(None, None, now()))
+            .expect("second")
+            .is_none()
+    );
+}
+
+#[test]
+fn wrong_password_and_unknown_email_answer_alike() {
+    let kg = Keygate::new(MemoryStore::default());
+    block_on(kg.bootstrap(Some("a@example.com".into()), Some("right".into()), now()))
+        .expect("bootstrap");
+    for (email, password) in [("a@example.com", "wrong"), ("b@example.com", "right")] {
+        let err = block_on(kg.login(
+            LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            },
+            now(),
+        ));
+        assert!(matches!(err, Err(Error::InvalidCredentials)));
+    }
+}
+
+fn enable(kg: &Keygate<MemoryStore>, caller: &Caller) -> Caller {
+    block_on(async {
+        let patch = SettingsPatch {
+            api_keys_enabled: Some(true),
+            ..Default::default()
+        };
+        kg.update_settings(caller, patch).await.expect("enable");
+        let login = LoginRequest {
+            email: "root@example.com".into(),
+            password: "pw-123456".into(),
+        };
+        let token = kg.login(login, now()).await.expect("login").token;
+        kg.authenticate(Credential::Bearer(&token), true, now())
+            .await
+            .expect("auth")
+    })
+}
+
+#[test]
+fn keys_need_the_switch_on() {
+    let kg = Keygate::new(MemoryStore::default());
+    let caller = signed_in(&kg);
+    let refused = block_on(kg.create_key(&caller, request(&caller), now()));
+    assert!(matches!(refused, Err(Error::ApiKeysDisabled)));
+    let caller = enable(&kg, &caller);
+    assert!(block_on(kg.create_key(&caller, request(&caller), now())).is_ok());
+}
+
+#[test]
+fn created_key_verifies_and_a_wrong_secret_does_not() {
+    let kg = Keygate::new(MemoryStore::default());
+    let caller = enable(&kg, &signed_in(&kg));
+    let created = block_on(kg.create_key(&caller, request(&caller), now())).expect("create");
+    let ok = block_on(kg.verify(&verify(&created.key), now())).expect("verify");
+    assert_eq!(ok.code, VerifyCode::Valid);
+    assert_eq!(ok.key_id.as_deref(), Some(created.record.id.as_str()));
+
+    // Same id, well-formed checksum, different secret: indistinguishable from an unknown key.
+    let forged = ApiKey::generate(&created.record.id["key_".len()..]).expect("csprng");
+    let answer = block_on(kg.verify(&verify(forged.expose()), now())).expect("verify");
+    assert_eq!(answer, VerifyResponse::bare(VerifyCode::NotFound));
+
+    let mut req = verify(&created.key);
+    req.permissions = Some(vec!["custom.thing".into()]);
+    assert_eq!(
+        block_on(kg.verify(&req, now())).expect("verify").code,
+        VerifyCode::InsufficientPermissions
+    );
+    req.permissions = Some(vec!["resources.write".into()]);
+    req.namespace = Some("ws_elsewhere".into());
+    assert_eq!(
+        block_on(kg.verify(&req, now())).expect("verify").code,
+        VerifyCode::WrongNamespace
+    );
+}
+
+#[test]
+fn an_expired_key_verifies_as_expired() {
+    let kg = Keygate::new(MemoryStore::default());
+    let caller = enable(&kg, &signed_in(&kg));
+    let mut req = request(&caller);
+    req.expires_at = Some(now() + Duration::hours(1));
+    let created = block_on(kg.create_key(&caller, req, now())).expect("create");
+    let later = now() + Duration::hours(2);
+    assert_eq!(
+        block_on(kg.verify(&verify(&created.key), later))
+            .expect("verify")
+            .code,
+        VerifyCode::Expired
+    );
+}
+
+#[test]
+fn permissions_beyond_the_creator_are_refused_and_nothing_is_written() {
+    let kg = Keygate::new(MemoryStore::default());
+    let caller = enable(&kg, &signed_in(&kg));
+    let mut req = request(&caller);
+    req.role = None;
+    req.permissions = Some(vec![PermissionScope {
+        permission: "datasets.delete".into(),
+        resources: None,
+    }]);
+    assert!(matches!(
+        block_on(kg.create_key(&caller, req, now())),
+        Err(Error::PermissionNotHeld(_))
+    ));
+    let listed = block_on(kg.list_keys(&caller, Default::default(), now())).expect("list");
+    assert!(listed.items.is_empty());
+}

@@ -1,0 +1,233 @@
+//! HTTP ⇄ model: extractors, handlers, and the one mapping of `model::Error` to problem JSON.
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use model::Error;
+use model::api::{CreateKeyRequest, KeyListQuery, LoginRequest, SettingsPatch};
+use model::service::{CSRF_HEADER, Caller, Keygate};
+use model::wire;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::store::RedbStore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub keygate: Keygate<RedbStore>,
+    /// Whether the session cookie carries `Secure` (everywhere but on loopback).
+    pub secure_cookies: bool,
+}
+
+/// The whole app: the API under `/v1`, `/healthz`, and the console from `assets` when given.
+pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
+    let api = Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/verify", post(verify))
+        .route("/v1/settings", get(settings).patch(update_settings))
+        .route(
+            "/v1/{*rest}",
+            axum::routing::any(|| async { ApiError(Error::NotFound("endpoint")) }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
+        .with_state(state);
+    let app = match assets {
+        Some(dir) => {
+            let index = dir.join("index.html");
+            api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+        }
+        None => api,
+    };
+    app.layer(SetResponseHeaderLayer::if_not_present(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        axum::http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        axum::http::header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    ))
+}
+
+/// A model error on its way out as problem JSON.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self.0 {
+            Error::Store(e) => tracing::error!(error = %e, "store failure"),
+            Error::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
+        }
+        let problem = self.0.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body decoded by `model::wire::decode`: the same rules and problems as the worker.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = header(req.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
+        Ok(Body(wire::decode(content_type.as_deref(), &bytes)?))
+    }
+}
+
+/// The authenticated caller of a request.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let cookies: Vec<&str> = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let cookie = cookies.join("; ");
+        let credential = wire::credential(
+            header(headers, AUTHORIZATION.as_str()),
+            Some(cookie.as_str()).filter(|c| !c.is_empty()),
+            header(headers, CSRF_HEADER),
+        );
+        let mutating = wire::is_mutating(parts.method.as_str());
+        let caller = state
+            .keygate
+            .authenticate(credential, mutating, now())
+            .await?;
+        Ok(Auth(caller))
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<Response> {
+    let answer = state.keygate.login(req, now()).await?;
+    let cookie = wire::session_cookie(&answer.token, state.secure_cookies);
+    let mut response = json(StatusCode::OK, answer);
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    state.keygate.logout(&caller).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&wire::clear_cookie()) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, state.keygate.me(&caller).await?))
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<CreateKeyRequest>,
+) -> ApiResult<Response> {
+    let created = state.keygate.create_key(&caller, req, now()).await?;
+    tracing::info!(key_id = %created.record.id, owner = %caller.user.id, "key created");
+    Ok(json(StatusCode::CREATED, created))
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    query: Result<Query<KeyListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| Error::invalid("query", e.body_text()))?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.list_keys(&caller, query, now()).await?,
+    ))
+}
+
+async fn verify(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
+    let req = wire::decode_verify(&body)?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.verify(&req, now()).await?,
+    ))
+}
+
+async fn settings(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, state.keygate.settings(&caller).await?))
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(patch): Body<SettingsPatch>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.update_settings(&caller, patch).await?,
+    ))
+}

@@ -1,0 +1,125 @@
+//! The server's embedded store: one redb table of string keys to JSON bytes.
+//!
+//! Every [`Batch`] is one redb write transaction, committed durably (fsync) before the
+//! operation answers, so an acknowledged write survives a crash.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use model::store::{Batch, Listing, Op, Store, StoreError};
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
+
+/// The redb-backed [`Store`].
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e.to_string())
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`, creating the directory when missing.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let db = Database::create(dir.join("keygate.redb")).map_err(err)?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+}
+
+impl Store for RedbStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        let start = cursor.filter(|c| c.starts_with(prefix)).unwrap_or(prefix);
+        let mut keys = Vec::new();
+        for entry in table.range(start..).map_err(err)? {
+            let (k, _) = entry.map_err(err)?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if Some(k) == cursor {
+                continue;
+            }
+            if keys.len() == limit {
+                return Ok(Listing {
+                    cursor: keys.last().cloned(),
+                    keys,
+                });
+            }
+            keys.push(k.to_owned());
+        }
+        Ok(Listing { keys, cursor: None })
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let db = Arc::clone(&self.db);
+        // fsync blocks; keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(err)?;
+                for op in &batch.ops {
+                    match op {
+                        Op::Put(k, v) => {
+                            table.insert(k.as_str(), v.as_slice()).map_err(err)?;
+                        }
+                        Op::Delete(k) => {
+                            table.remove(k.as_str()).map_err(err)?;
+                        }
+                    }
+                }
+            }
+            txn.commit().map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lists_by_prefix_in_pages_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path()).expect("open");
+        let mut batch = Batch::default();
+        for k in ["a:1", "a:2", "a:3", "b:1"] {
+            batch.mark(k.into());
+        }
+        store.commit(batch).await.expect("commit");
+        let first = store.list("a:", None, 2).await.expect("list");
+        assert_eq!(first.keys, ["a:1", "a:2"]);
+        let second = store
+            .list("a:", first.cursor.as_deref(), 2)
+            .await
+            .expect("list");
+        assert_eq!(
+            (second.keys.as_slice(), second.cursor),
+            (&["a:3".to_string()][..], None)
+        );
+        drop(store);
+        let store = RedbStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.get("b:1").await.expect("get"), Some(b"1".to_vec()));
+    }
+}

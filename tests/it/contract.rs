@@ -1,0 +1,671 @@
+//! The HTTP contract (SPEC §7), written once as a list of cases and run against every host.
+//!
+//! A case is an async function of a [`Ctx`]; [`CASES`] is the table. Each host runs every case
+//! in order and reports all failures at the end, so one broken rule does not hide another.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::{Result, ensure};
+use serde_json::{Value, json};
+use tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Answer, Api, As, Host};
+
+/// What every case gets: a client for the host and a signed-in admin.
+#[derive(Clone)]
+struct Ctx {
+    api: Api,
+    token: String,
+    csrf: String,
+    org: String,
+}
+
+impl Ctx {
+    async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        self.api
+            .call(method, path, As::Bearer(&self.token), body)
+            .await
+    }
+
+    async fn set_enabled(&self, on: bool) -> Result<()> {
+        let answer = self
+            .admin(
+                "PATCH",
+                "/v1/settings",
+                Some(&json!({"api_keys_enabled": on})),
+            )
+            .await?;
+        ensure!(
+            answer.status == 200 && answer.body["api_keys_enabled"] == on,
+            "toggle failed: {answer:?}"
+        );
+        Ok(())
+    }
+
+    async fn create_key(&self, body: Value) -> Result<Answer> {
+        self.admin("POST", "/v1/keys", Some(&body)).await
+    }
+
+    async fn new_key(&self) -> Result<(String, String)> {
+        let answer = self
+            .create_key(json!({"name": "contract", "namespace": self.org, "role": "editor"}))
+            .await?;
+        ensure!(answer.status == 201, "create failed: {answer:?}");
+        let key = answer.body["key"].as_str().unwrap_or_default().to_owned();
+        let id = answer.body["id"].as_str().unwrap_or_default().to_owned();
+        Ok((key, id))
+    }
+
+    async fn verify(&self, body: Value) -> Result<Answer> {
+        self.api
+            .call("POST", "/v1/keys/verify", As::Nobody, Some(&body))
+            .await
+    }
+}
+
+/// Asserts a problem answer: status, stable code, and the problem content type.
+fn problem(answer: &Answer, status: u16, code: &str) -> Result<()> {
+    ensure!(
+        answer.status == status && answer.code() == code,
+        "expected {status} {code}, got {} {}: {}",
+        answer.status,
+        answer.code(),
+        answer.body
+    );
+    ensure!(
+        answer.content_type.starts_with("application/problem+json"),
+        "content type {}",
+        answer.content_type
+    );
+    for field in ["type", "title", "status", "detail", "code"] {
+        ensure!(
+            !answer.body[field].is_null(),
+            "problem lacks {field}: {}",
+            answer.body
+        );
+    }
+    Ok(())
+}
+
+type CaseFn = fn(Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), (|c| Box::pin($name(c))) as CaseFn)),*]
+    };
+}
+
+/// Every contract case, in the order they run.
+const CASES: &[(&str, CaseFn)] = cases![
+    healthz_answers,
+    wrong_password_is_unauthenticated,
+    unknown_email_answers_like_a_wrong_password,
+    me_needs_a_session,
+    me_shows_the_admin_and_the_organization_namespace,
+    login_sets_an_httponly_strict_cookie,
+    cookie_changes_need_the_csrf_header,
+    keys_are_refused_while_the_organization_switch_is_off,
+    created_key_is_shown_once_and_verifies,
+    listed_keys_never_carry_the_secret,
+    garbage_tampered_and_forged_keys_are_not_found,
+    switching_keys_off_disables_them_at_once,
+    verify_checks_permissions_and_namespace,
+    verify_body_of_the_wrong_shape_is_400,
+    invalid_key_requests_are_refused_and_write_nothing,
+    permission_not_held_is_refused,
+    settings_are_validated,
+    unknown_endpoint_is_a_problem,
+    logout_ends_the_session,
+];
+
+async fn run_all(host: &Host) {
+    let api = Api::new(&host.base);
+    let (token, csrf) = api.login_admin().await.expect("admin signs in");
+    let me = api
+        .call("GET", "/v1/me", As::Bearer(&token), None)
+        .await
+        .expect("me");
+    let org = me.body["organization"]["id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    let ctx = Ctx {
+        api,
+        token,
+        csrf,
+        org,
+    };
+    ctx.set_enabled(true).await.expect("enable API keys");
+    let mut failures = Vec::new();
+    for (name, case) in CASES {
+        match case(ctx.clone()).await {
+            Ok(()) => println!("{} {name} ... ok", host.name),
+            Err(e) => {
+                println!("{} {name} ... FAILED: {e:#}", host.name);
+                failures.push(format!("{name}: {e:#}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} contract cases failed on the {}:\n{}",
+        failures.len(),
+        CASES.len(),
+        host.name,
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_against_the_server() {
+    let host = Host::server(None).await.expect("server starts");
+    run_all(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_against_the_worker() {
+    let host = Host::worker().await.expect("worker starts under workerd");
+    run_all(&host).await;
+}
+
+async fn healthz_answers(c: Ctx) -> Result<()> {
+    let answer = c.api.call("GET", "/healthz", As::Nobody, None).await?;
+    ensure!(
+        answer.status == 200 && answer.body["status"] == "ok",
+        "{answer:?}"
+    );
+    Ok(())
+}
+
+async fn wrong_password_is_unauthenticated(c: Ctx) -> Result<()> {
+    let body = json!({"email": ADMIN_EMAIL, "password": "not-it"});
+    problem(
+        &c.api
+            .call("POST", "/v1/auth/login", As::Nobody, Some(&body))
+            .await?,
+        401,
+        "unauthenticated",
+    )
+}
+
+async fn unknown_email_answers_like_a_wrong_password(c: Ctx) -> Result<()> {
+    let wrong = c
+        .api
+        .call(
+            "POST",
+            "/v1/auth/login",
+            As::Nobody,
+            Some(&json!({"email": ADMIN_EMAIL, "password": "x"})),
+        )
+        .await?;
+    let unknown = c
+        .api
+        .call(
+            "POST",
+            "/v1/auth/login",
+            As::Nobody,
+            Some(&json!({"email": "nobody@example.com", "password": ADMIN_PASSWORD})),
+        )
+        .await?;
+    problem(&unknown, 401, "unauthenticated")?;
+    ensure!(
+        wrong.body == unknown.body,
+        "answers differ: {} vs {}",
+        wrong.body,
+        unknown.body
+    );
+    Ok(())
+}
+
+async fn me_needs_a_session(c: Ctx) -> Result<()> {
+    problem(
+        &c.api.call("GET", "/v1/me", As::Nobody, None).await?,
+        401,
+        "unauthenticated",
+    )?;
+    problem(
+        &c.api
+            .call("GET", "/v1/me", As::Bearer("kgs_not-a-session"), None)
+            .await?,
+        401,
+        "unauthenticated",
+    )
+}
+
+async fn me_shows_the_admin_and_the_organization_namespace(c: Ctx) -> Result<()> {
+    let me = c.admin("GET", "/v1/me", None).await?;
+    ensure!(me.status == 200, "{me:?}");
+    ensure!(me.body["user"]["email"] == ADMIN_EMAIL, "{}", me.body);
+    let roles = &me.body["roles"];
+    ensure!(roles == &json!(["admin", "developer"]), "roles {roles}");
+    let ns = &me.body["namespaces"][0];
+    ensure!(
+        ns["id"] == c.org.as_str() && ns["kind"] == "organization",
+        "{ns}"
+    );
+    ensure!(
+        ns["permissions"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "resources.write")),
+        "{ns}"
+    );
+    Ok(())
+}
+
+async fn login_sets_an_httponly_strict_cookie(c: Ctx) -> Result<()> {
+    let body = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let answer = c
+        .api
+        .call("POST", "/v1/auth/login", As::Nobody, Some(&body))
+        .await?;
+    let cookie = answer.set_cookie.unwrap_or_default();
+    let token = answer.body["token"].as_str().unwrap_or("-");
+    ensure!(
+        cookie.starts_with(&format!("keygate_session={token}")),
+        "cookie {cookie}"
+    );
+    ensure!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "cookie {cookie}"
+    );
+    ensure!(
+        !cookie.contains("Secure"),
+        "loopback cookies are not Secure: {cookie}"
+    );
+    Ok(())
+}
+
+async fn cookie_changes_need_the_csrf_header(c: Ctx) -> Result<()> {
+    let body = json!({"api_keys_enabled": true});
+    let read = c
+        .api
+        .call("GET", "/v1/settings", As::Cookie(&c.token, None), None)
+        .await?;
+    ensure!(
+        read.status == 200,
+        "a cookie read needs no CSRF header: {read:?}"
+    );
+    let without = c
+        .api
+        .call(
+            "PATCH",
+            "/v1/settings",
+            As::Cookie(&c.token, None),
+            Some(&body),
+        )
+        .await?;
+    problem(&without, 403, "csrf_required")?;
+    let wrong = c
+        .api
+        .call(
+            "PATCH",
+            "/v1/settings",
+            As::Cookie(&c.token, Some("nope")),
+            Some(&body),
+        )
+        .await?;
+    problem(&wrong, 403, "csrf_required")?;
+    let with = c
+        .api
+        .call(
+            "PATCH",
+            "/v1/settings",
+            As::Cookie(&c.token, Some(&c.csrf)),
+            Some(&body),
+        )
+        .await?;
+    ensure!(with.status == 200, "{with:?}");
+    Ok(())
+}
+
+async fn keys_are_refused_while_the_organization_switch_is_off(c: Ctx) -> Result<()> {
+    c.set_enabled(false).await?;
+    let answer = c
+        .create_key(json!({"name": "off", "namespace": c.org, "role": "viewer"}))
+        .await;
+    c.set_enabled(true).await?;
+    problem(&answer?, 403, "api_keys_disabled")
+}
+
+async fn created_key_is_shown_once_and_verifies(c: Ctx) -> Result<()> {
+    let answer = c.create_key(json!({"name": " deploy bot ", "description": "CI", "namespace": c.org, "role": "viewer"})).await?;
+    ensure!(answer.status == 201, "{answer:?}");
+    let b = &answer.body;
+    let key = b["key"].as_str().unwrap_or_default();
+    ensure!(
+        key.starts_with("kg_") && key.len() == 54,
+        "key shape: {key}"
+    );
+    ensure!(
+        b["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("key_") && key[3..15] == id[4..]),
+        "id {}",
+        b["id"]
+    );
+    ensure!(
+        b["name"] == "deploy bot" && b["status"] == "active" && b["role"] == "viewer",
+        "{b}"
+    );
+    ensure!(
+        b["owner"]["email"] == ADMIN_EMAIL && b["namespace"] == c.org.as_str(),
+        "{b}"
+    );
+    let verified = c.verify(json!({"key": key})).await?;
+    ensure!(verified.status == 200, "{verified:?}");
+    let v = &verified.body;
+    ensure!(v["valid"] == true && v["code"] == "VALID", "{v}");
+    ensure!(
+        v["key_id"] == b["id"] && v["owner"] == b["owner"]["id"] && v["name"] == "deploy bot",
+        "{v}"
+    );
+    let perms: Vec<&str> = v["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["permission"].as_str())
+        .collect();
+    ensure!(
+        !perms.is_empty() && perms.iter().all(|p| p.ends_with(".read")),
+        "a viewer key has only reads: {perms:?}"
+    );
+    Ok(())
+}
+
+async fn listed_keys_never_carry_the_secret(c: Ctx) -> Result<()> {
+    let (key, id) = c.new_key().await?;
+    let list = c.admin("GET", "/v1/keys", None).await?;
+    ensure!(list.status == 200, "{list:?}");
+    ensure!(
+        list.body["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|k| k["id"] == id.as_str())),
+        "new key listed"
+    );
+    ensure!(
+        list.body.get("next_cursor").is_some(),
+        "pages carry next_cursor"
+    );
+    let text = list.body.to_string();
+    ensure!(
+        !text.contains(&key[16..48]) && !text.contains("\"key\""),
+        "listing leaks a secret"
+    );
+    let page = c.admin("GET", "/v1/keys?limit=1", None).await?;
+    ensure!(
+        page.body["items"].as_array().is_some_and(|i| i.len() == 1)
+            && page.body["next_cursor"].is_string(),
+        "{}",
+        page.body
+    );
+    let next = format!(
+        "/v1/keys?limit=1&cursor={}",
+        page.body["next_cursor"].as_str().unwrap_or_default()
+    );
+    let second = c.admin("GET", &next, None).await?;
+    ensure!(
+        second.body["items"][0]["id"] != page.body["items"][0]["id"],
+        "cursor moves on: {}",
+        second.body
+    );
+    problem(
+        &c.admin("GET", "/v1/keys?limit=0", None).await?,
+        422,
+        "validation_failed",
+    )?;
+    problem(
+        &c.admin("GET", "/v1/keys?limit=100000", None).await?,
+        422,
+        "validation_failed",
+    )
+}
+
+async fn garbage_tampered_and_forged_keys_are_not_found(c: Ctx) -> Result<()> {
+    let (key, _) = c.new_key().await?;
+    let mut tampered = key.clone().into_bytes();
+    tampered[30] = if tampered[30] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(tampered)?;
+    // Same id, valid checksum, another secret.
+    let head = format!("{}{}", &key[..16], "A".repeat(32));
+    let forged = format!("{head}{}", model::key::checksum(&head));
+    for candidate in [
+        "",
+        "kg_",
+        "not a key at all",
+        &key[..key.len() - 1],
+        &tampered,
+        &forged,
+        "kg_000000000000_00000000000000000000000000000000000000",
+    ] {
+        let v = c.verify(json!({"key": candidate})).await?;
+        ensure!(
+            v.status == 200 && v.body == json!({"valid": false, "code": "NOT_FOUND"}),
+            "{candidate:?}: {}",
+            v.body
+        );
+    }
+    Ok(())
+}
+
+async fn switching_keys_off_disables_them_at_once(c: Ctx) -> Result<()> {
+    let (key, _) = c.new_key().await?;
+    c.set_enabled(false).await?;
+    let off = c.verify(json!({"key": key})).await;
+    c.set_enabled(true).await?;
+    let off = off?;
+    ensure!(
+        off.body["code"] == "DISABLED" && off.body["valid"] == false,
+        "{}",
+        off.body
+    );
+    let on = c.verify(json!({"key": key})).await?;
+    ensure!(
+        on.body["code"] == "VALID",
+        "switching on restores the key: {}",
+        on.body
+    );
+    Ok(())
+}
+
+async fn verify_checks_permissions_and_namespace(c: Ctx) -> Result<()> {
+    let answer = c
+        .create_key(json!({"name": "scoped", "namespace": c.org, "permissions": [{"permission": "resources.read"}]}))
+        .await?;
+    ensure!(answer.status == 201, "{answer:?}");
+    let key = answer.body["key"].as_str().unwrap_or_default();
+    let ok = c
+        .verify(json!({"key": key, "permissions": ["resources.read"], "namespace": c.org}))
+        .await?;
+    ensure!(ok.body["code"] == "VALID", "{}", ok.body);
+    let more = c
+        .verify(json!({"key": key, "permissions": ["resources.write"]}))
+        .await?;
+    ensure!(
+        more.body["code"] == "INSUFFICIENT_PERMISSIONS" && more.body["valid"] == false,
+        "{}",
+        more.body
+    );
+    let elsewhere = c
+        .verify(json!({"key": key, "namespace": "ws_000000000000"}))
+        .await?;
+    ensure!(
+        elsewhere.body["code"] == "WRONG_NAMESPACE",
+        "{}",
+        elsewhere.body
+    );
+    Ok(())
+}
+
+async fn verify_body_of_the_wrong_shape_is_400(c: Ctx) -> Result<()> {
+    for body in [
+        json!({}),
+        json!({"key": 5}),
+        json!([1]),
+        json!({"key": "x", "extra": true}),
+    ] {
+        let answer = c.verify(body.clone()).await?;
+        problem(&answer, 400, "bad_request").map_err(|e| e.context(body.to_string()))?;
+    }
+    let raw = c
+        .api
+        .raw(
+            "POST",
+            "/v1/keys/verify",
+            As::Nobody,
+            "application/json",
+            b"{\"key\": ".to_vec(),
+        )
+        .await?;
+    problem(&raw, 400, "bad_request")?;
+    let big = c
+        .api
+        .raw(
+            "POST",
+            "/v1/keys/verify",
+            As::Nobody,
+            "application/json",
+            vec![b' '; 70 * 1024],
+        )
+        .await?;
+    problem(&big, 413, "payload_too_large")
+}
+
+async fn invalid_key_requests_are_refused_and_write_nothing(c: Ctx) -> Result<()> {
+    let before = c.admin("GET", "/v1/keys?limit=200", None).await?.body["items"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let past = "2001-01-01T00:00:00Z";
+    let refused = [
+        (
+            json!({"name": "", "namespace": c.org, "role": "viewer"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "x".repeat(101), "namespace": c.org, "role": "viewer"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "past", "namespace": c.org, "role": "viewer", "expires_at": past}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "admin", "namespace": c.org, "role": "admin"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "both", "namespace": c.org, "role": "viewer", "permissions": [{"permission": "resources.read"}]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "unknown field", "namespace": c.org, "role": "viewer", "status": "revoked"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "elsewhere", "namespace": "org_000000000000", "role": "viewer"}),
+            404,
+            "not_found",
+        ),
+    ];
+    for (body, status, code) in refused {
+        problem(&c.create_key(body.clone()).await?, status, code)
+            .map_err(|e| e.context(body.to_string()))?;
+    }
+    let text = c
+        .api
+        .raw(
+            "POST",
+            "/v1/keys",
+            As::Bearer(&c.token),
+            "text/plain",
+            b"name=x".to_vec(),
+        )
+        .await?;
+    problem(&text, 400, "bad_request")?;
+    let after = c.admin("GET", "/v1/keys?limit=200", None).await?.body["items"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(
+        before == after,
+        "refused requests wrote keys: {before} → {after}"
+    );
+    Ok(())
+}
+
+async fn permission_not_held_is_refused(c: Ctx) -> Result<()> {
+    let body = json!({"name": "too much", "namespace": c.org, "permissions": [{"permission": "datasets.delete"}]});
+    problem(&c.create_key(body).await?, 403, "permission_not_held")
+}
+
+async fn settings_are_validated(c: Ctx) -> Result<()> {
+    for body in [
+        json!({"max_active_keys_per_user": 0}),
+        json!({"max_active_keys_per_user": 1001}),
+        json!({"max_expiry_days": 0}),
+        json!({"nope": 1}),
+    ] {
+        problem(
+            &c.admin("PATCH", "/v1/settings", Some(&body)).await?,
+            422,
+            "validation_failed",
+        )?;
+    }
+    let s = c.admin("GET", "/v1/settings", None).await?;
+    ensure!(
+        s.body["max_active_keys_per_user"] == 100 && s.body["max_expiry_days"].is_null(),
+        "unchanged defaults: {}",
+        s.body
+    );
+    let set = c
+        .admin(
+            "PATCH",
+            "/v1/settings",
+            Some(&json!({"max_expiry_days": 30})),
+        )
+        .await?;
+    ensure!(set.body["max_expiry_days"] == 30, "{}", set.body);
+    let no_expiry = c
+        .create_key(json!({"name": "forever", "namespace": c.org, "role": "viewer"}))
+        .await?;
+    let cleared = c
+        .admin(
+            "PATCH",
+            "/v1/settings",
+            Some(&json!({"max_expiry_days": null})),
+        )
+        .await?;
+    ensure!(
+        cleared.body["max_expiry_days"].is_null(),
+        "{}",
+        cleared.body
+    );
+    problem(&no_expiry, 422, "validation_failed")
+}
+
+async fn unknown_endpoint_is_a_problem(c: Ctx) -> Result<()> {
+    problem(
+        &c.admin("GET", "/v1/nothing-here", None).await?,
+        404,
+        "not_found",
+    )
+}
+
+async fn logout_ends_the_session(c: Ctx) -> Result<()> {
+    let (token, _) = c.api.login_admin().await?;
+    let out = c
+        .api
+        .call("POST", "/v1/auth/logout", As::Bearer(&token), None)
+        .await?;
+    ensure!(out.status == 204, "{out:?}");
+    problem(
+        &c.api
+            .call("GET", "/v1/me", As::Bearer(&token), None)
+            .await?,
+        401,
+        "unauthenticated",
+    )
+}

@@ -1,0 +1,5 @@
+//! Keygate's one integration-test binary: the HTTP contract against both hosts, and the
+//! console end to end in a real browser.
+
+mod contract;
+mod e2e;

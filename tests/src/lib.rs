@@ -1,0 +1,310 @@
+//! Test harness: starts Keygate's hosts as real processes on loopback and talks HTTP to them.
+//!
+//! - [`Host::server`] runs the built `keygate-server` on a free port with a temporary store.
+//! - [`Host::worker`] runs the built edge worker under workerd (`wrangler dev`, local KV in a
+//!   temporary directory), offline.
+//!
+//! `cargo xtask test` builds what these need first (the server binary, the worker, the
+//! console's `dist/`); run alone, a host that is not built fails with a message saying so.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The first admin every test host is bootstrapped with.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running host: its base URL and the process (killed, with its children, on drop).
+pub struct Host {
+    pub name: &'static str,
+    pub base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // The host runs in its own process group, so wrangler's workerd child goes too.
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", "--"])
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn target_dir() -> Result<PathBuf> {
+    // This test binary lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("test binary has no profile directory")
+}
+
+impl Host {
+    /// Starts `keygate-server` on a free port with a fresh store; `assets` serves a console.
+    pub async fn server(assets: Option<&Path>) -> Result<Host> {
+        let bin = match std::env::var_os("KEYGATE_SERVER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => target_dir()?.join("keygate-server"),
+        };
+        if !bin.exists() {
+            bail!(
+                "{} is not built: run the tests with `cargo xtask test`",
+                bin.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let mut command = Command::new(&bin);
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("store"))
+            .env("KEYGATE_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("KEYGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "KEYGATE_LOG",
+                std::env::var("KEYGATE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .process_group(0);
+        if let Some(assets) = assets {
+            command.arg("--assets").arg(assets);
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        // The server prints its bound address; read lines until it does.
+        let base = tokio::task::spawn_blocking(move || -> Result<String> {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                if let Some(url) = line?.strip_prefix("Keygate: listening on ") {
+                    let url = url.trim().to_owned();
+                    // Keep draining stdout so the server never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in lines {});
+                    return Ok(url);
+                }
+            }
+            bail!("the server exited before listening")
+        })
+        .await??;
+        let host = Host {
+            name: "server",
+            base,
+            child,
+            _dir: dir,
+        };
+        host.wait_healthy(Duration::from_secs(20)).await?;
+        Ok(host)
+    }
+
+    /// Starts the built worker under workerd with a fresh local KV.
+    pub async fn worker() -> Result<Host> {
+        let repo = repo();
+        let shim = repo.join("edge-worker/build/worker/shim.mjs");
+        if !shim.exists() {
+            bail!(
+                "{} is not built: run the tests with `cargo xtask test`",
+                shim.display()
+            );
+        }
+        let wrangler = repo.join("node_modules/.bin/wrangler");
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let child = Command::new(&wrangler)
+            .current_dir(repo.join("edge-worker"))
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--inspector-port",
+                &inspector.to_string(),
+                "--log-level",
+                "warn",
+                "--show-interactive-dev-session=false",
+            ])
+            .arg("--persist-to")
+            .arg(dir.path())
+            .args(["--var", &format!("KEYGATE_ADMIN_EMAIL:{ADMIN_EMAIL}")])
+            .args(["--var", &format!("KEYGATE_ADMIN_PASSWORD:{ADMIN_PASSWORD}")])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", wrangler.display()))?;
+        let host = Host {
+            name: "worker",
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        host.wait_healthy(Duration::from_secs(90)).await?;
+        Ok(host)
+    }
+
+    async fn wait_healthy(&self, limit: Duration) -> Result<()> {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!(
+            "{} at {} was not healthy within {limit:?}",
+            self.name,
+            self.base
+        )
+    }
+}
+
+/// An answer: status, headers and JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub set_cookie: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem's `code`, for error answers.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A small HTTP client for one host.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+/// How a call authenticates.
+#[derive(Clone, Copy)]
+pub enum As<'a> {
+    Nobody,
+    Bearer(&'a str),
+    /// The session cookie, with an optional CSRF header.
+    Cookie(&'a str, Option<&'a str>),
+}
+
+impl Api {
+    /// A client for the host at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends `method path` with an optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: As<'_>,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        req = match auth {
+            As::Nobody => req,
+            As::Bearer(token) => req.bearer_auth(token),
+            As::Cookie(token, csrf) => {
+                let req = req.header("cookie", format!("keygate_session={token}"));
+                match csrf {
+                    Some(c) => req.header("x-keygate-csrf", c),
+                    None => req,
+                }
+            }
+        };
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        self.send(req).await
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: As<'_>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Answer> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let As::Bearer(token) = auth {
+            req = req.bearer_auth(token);
+        }
+        self.send(req).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer> {
+        let response = req.send().await?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let set_cookie = header("set-cookie");
+        let bytes = response.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            content_type,
+            set_cookie,
+            body,
+        })
+    }
+
+    /// Signs in as the bootstrap admin; returns (token, csrf_token).
+    pub async fn login_admin(&self) -> Result<(String, String)> {
+        let body = serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+        let answer = self
+            .call("POST", "/v1/auth/login", As::Nobody, Some(&body))
+            .await?;
+        if answer.status != 200 {
+            bail!("admin login failed: {answer:?}");
+        }
+        let token = answer.body["token"].as_str().context("token")?.to_owned();
+        let csrf = answer.body["csrf_token"]
+            .as_str()
+            .context("csrf_token")?
+            .to_owned();
+        Ok((token, csrf))
+    }
+}

@@ -1,0 +1,251 @@
+//! `cargo xtask`: Keygate's automation, in Rust (no shell scripts that drift).
+//!
+//! - `run`: installs what is missing, builds the console, starts the server on its embedded
+//!   store and prints where to sign in.
+//! - `test`: lints, builds every part and runs every test (native, the contract against the
+//!   server and the worker under workerd, wasm in headless Chromium, the browser end to end).
+//! - `edge`: builds the worker and the console and serves both under workerd.
+//!
+//! Every command first checks the pinned tools ([`tools`]) and installs only what is missing.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Keygate's automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the console and run the server on its embedded store.
+    Run {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = ".keygate")]
+        data_dir: PathBuf,
+    },
+    /// Run every test: lints, native, contract on both hosts, wasm in Chromium, end to end.
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Build the worker and the console and serve both under workerd (`wrangler dev`).
+    Edge {
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        #[arg(long, default_value = ".keygate/edge")]
+        persist_to: PathBuf,
+        /// Only build (for `wrangler deploy`), do not serve.
+        #[arg(long)]
+        build_only: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Run { listen, data_dir } => run(&root, &listen, &data_dir),
+        Cmd::Test { no_lint } => test(&root, !no_lint),
+        Cmd::Edge {
+            port,
+            persist_to,
+            build_only,
+        } => edge(&root, port, &persist_to, build_only),
+    }
+}
+
+/// The workspace root (this crate's parent).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs `cmd`, failing with its command line when it fails.
+pub fn sh(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// PATH with node_modules/.bin (wasm-opt, esbuild, wrangler) and cargo's bin directory first.
+fn tool_path(root: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![root.join("node_modules/.bin"), tools::cargo_bin()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// Builds the console into `dist/` with Trunk, offline.
+fn build_console(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    sh(Command::new(tools::cargo_bin().join("trunk"))
+        .args(["build", "--release", "--offline"])
+        .env("PATH", tool_path(root))
+        .env("NO_COLOR", "true"))?;
+    eprintln!("xtask: console built in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Builds the worker into `edge-worker/build/` with worker-build, using only local tools.
+fn build_worker(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    let bin = root.join("node_modules/.bin");
+    sh(Command::new(tools::cargo_bin().join("worker-build"))
+        .arg("--release")
+        .current_dir(root.join("edge-worker"))
+        .env("PATH", tool_path(root))
+        .env("WASM_BINDGEN_BIN", tools::cargo_bin().join("wasm-bindgen"))
+        .env("WASM_OPT_BIN", bin.join("wasm-opt"))
+        .env("ESBUILD_BIN", bin.join("esbuild")))?;
+    eprintln!("xtask: worker built in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn run(root: &Path, listen: &str, data_dir: &Path) -> Result<()> {
+    tools::ensure(root, tools::Need::Console)?;
+    build_console(root)?;
+    sh(cargo().args(["build", "--release", "-p", "server"]))?;
+    let data_dir = root.join(data_dir);
+    eprintln!(
+        "xtask: starting Keygate on http://{listen} (store in {})",
+        data_dir.display()
+    );
+    eprintln!(
+        "xtask: sign in as $KEYGATE_ADMIN_EMAIL / $KEYGATE_ADMIN_PASSWORD, or on first start with the \
+         email and password the server prints below (admin@keygate.local when none is set)"
+    );
+    sh(cargo()
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "server",
+            "--bin",
+            "keygate-server",
+            "--",
+        ])
+        .args(["--listen", listen, "--data-dir"])
+        .arg(&data_dir)
+        .arg("--assets")
+        .arg(root.join("dist")))
+}
+
+fn test(root: &Path, lint: bool) -> Result<()> {
+    let started = Instant::now();
+    tools::ensure(root, tools::Need::Everything)?;
+    if lint {
+        sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        sh(cargo().args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "app",
+            "--exclude",
+            "edge-worker",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        sh(cargo().args([
+            "clippy",
+            "-p",
+            "app",
+            "-p",
+            "edge-worker",
+            "--all-targets",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    build_console(root)?;
+    build_worker(root)?;
+    sh(cargo().args(["build", "-p", "server"]))?;
+    // Native: model unit and property tests, the server's, the contract on both hosts, e2e.
+    sh(cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "app",
+            "--exclude",
+            "edge-worker",
+        ])
+        .env("PATH", tool_path(root))
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER))?;
+    // The console's components in headless Chromium.
+    sh(cargo()
+        .args(["test", "-p", "app", "--target", "wasm32-unknown-unknown"])
+        .env("PATH", tool_path(root))
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
+    eprintln!("xtask: every test passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<()> {
+    tools::ensure(root, tools::Need::Edge)?;
+    build_console(root)?;
+    build_worker(root)?;
+    if build_only {
+        return Ok(());
+    }
+    let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+    cmd.current_dir(root.join("edge-worker"))
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--persist-to",
+        ])
+        .arg(root.join(persist_to))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+    for name in ["KEYGATE_ADMIN_EMAIL", "KEYGATE_ADMIN_PASSWORD"] {
+        if let Ok(value) = std::env::var(name) {
+            cmd.args(["--var", &format!("{name}:{value}")]);
+        }
+    }
+    eprintln!(
+        "xtask: serving the edge on http://127.0.0.1:{port}; a generated admin password appears in the log below"
+    );
+    sh(&mut cmd)
+}
