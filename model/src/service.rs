@@ -248,8 +248,8 @@ impl<S: Store> Keygate<S> {
         let verdict = self.check_key(token, now).await?;
         match verdict {
             Checked::Usable { record, owner, org } => Ok(Caller {
-                user: owner,
-                org,
+                user: *owner,
+                org: *org,
                 via: Via::Key(Box::new(record)),
             }),
             _ => Err(Error::Unauthenticated),
@@ -503,7 +503,11 @@ impl<S: Store> Keygate<S> {
         if org.id != record.org || !org.settings.api_keys_enabled {
             return refused(record, VerifyCode::Disabled);
         }
-        Ok(Checked::Usable { record, owner, org })
+        Ok(Checked::Usable {
+            record,
+            owner: Box::new(owner),
+            org: Box::new(org),
+        })
     }
 
     /// A user and its organization, if both exist.
@@ -558,8 +562,8 @@ enum Checked {
     },
     Usable {
         record: KeyRecord,
-        owner: User,
-        org: Organization,
+        owner: Box<User>,
+        org: Box<Organization>,
     },
 }
 

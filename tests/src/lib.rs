@@ -165,10 +165,9 @@ impl Host {
         let client = reqwest::Client::new();
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            let answer = client.get(format!("{}/healthz", self.base)).send().await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

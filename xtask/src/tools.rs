@@ -91,13 +91,15 @@ fn wasm_target() -> Result<()> {
 /// The version of `package` in Cargo.lock.
 fn locked_version(root: &Path, package: &str) -> Result<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line == format!("name = \"{package}\"") {
-            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
-                return Ok(v.trim_end_matches('"').to_owned());
-            }
-        }
+    let name = format!("name = \"{package}\"");
+    let lines: Vec<&str> = lock.lines().collect();
+    let version = lines
+        .windows(2)
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].strip_prefix("version = \""))
+        .map(|v| v.trim_end_matches('"').to_owned());
+    if let Some(version) = version {
+        return Ok(version);
     }
     bail!("{package} is not in Cargo.lock")
 }
