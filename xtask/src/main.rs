@@ -211,7 +211,15 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         .env("CHROMEDRIVER", tools::CHROMEDRIVER))?;
     // The console's components in headless Chromium.
     sh(cargo()
-        .args(["test", "-p", "app", "--target", "wasm32-unknown-unknown", "--test", "web"])
+        .args([
+            "test",
+            "-p",
+            "app",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--test",
+            "web",
+        ])
         .env("PATH", tool_path(root))
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
