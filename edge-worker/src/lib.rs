@@ -10,7 +10,10 @@ mod store;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use model::api::{CreateKeyRequest, KeyListQuery, LoginRequest, SettingsPatch};
+use model::api::{
+    BulkRevokeRequest, CreateKeyRequest, DeleteKeyQuery, EventQuery, KeyListQuery, KeyPatch,
+    LoginRequest, RollRequest, SettingsPatch,
+};
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
 use serde::Serialize;
@@ -30,6 +33,13 @@ thread_local! {
     static BOOTSTRAPPED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Adapts a named handler (`async fn(Request, Ctx) -> ApiResult`) to the router.
+macro_rules! handler {
+    ($name:ident) => {
+        |req, ctx| async move { respond($name(req, ctx).await) }
+    };
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let keygate = Rc::new(Keygate::new(KvBackend::new(env.kv(BINDING)?)));
@@ -40,37 +50,23 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         BOOTSTRAPPED.set(true);
     }
     Router::with_data(keygate)
-        .get_async("/healthz", |_, _| async {
-            respond(Ok(Reply::json(200, &serde_json::json!({"status": "ok"}))))
-        })
-        .post_async("/v1/auth/login", |req, ctx| async move {
-            respond(login(req, ctx).await)
-        })
-        .post_async("/v1/auth/logout", |req, ctx| async move {
-            respond(logout(req, ctx).await)
-        })
-        .get_async(
-            "/v1/me",
-            |req, ctx| async move { respond(me(req, ctx).await) },
-        )
-        .get_async("/v1/keys", |req, ctx| async move {
-            respond(list_keys(req, ctx).await)
-        })
-        .post_async("/v1/keys", |req, ctx| async move {
-            respond(create_key(req, ctx).await)
-        })
-        .post_async("/v1/keys/verify", |req, ctx| async move {
-            respond(verify(req, ctx).await)
-        })
-        .get_async("/v1/settings", |req, ctx| async move {
-            respond(settings(req, ctx).await)
-        })
-        .patch_async("/v1/settings", |req, ctx| async move {
-            respond(update_settings(req, ctx).await)
-        })
-        .or_else_any_method_async("/*rest", |_, _| async {
-            respond(Err(Error::NotFound("endpoint")))
-        })
+        .get_async("/healthz", handler!(healthz))
+        .post_async("/v1/auth/login", handler!(login))
+        .post_async("/v1/auth/logout", handler!(logout))
+        .get_async("/v1/me", handler!(me))
+        .get_async("/v1/keys", handler!(list_keys))
+        .post_async("/v1/keys", handler!(create_key))
+        .post_async("/v1/keys/verify", handler!(verify))
+        .post_async("/v1/keys/revoke", handler!(bulk_revoke))
+        .get_async("/v1/keys/:id", handler!(get_key))
+        .patch_async("/v1/keys/:id", handler!(update_key))
+        .delete_async("/v1/keys/:id", handler!(delete_key))
+        .post_async("/v1/keys/:id/revoke", handler!(revoke_key))
+        .post_async("/v1/keys/:id/roll", handler!(roll_key))
+        .get_async("/v1/events", handler!(events))
+        .get_async("/v1/settings", handler!(settings))
+        .patch_async("/v1/settings", handler!(update_settings))
+        .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
         .run(req, env)
         .await
 }
@@ -220,27 +216,31 @@ async fn create_key(mut req: Request, ctx: Ctx) -> ApiResult {
     ))
 }
 
+async fn healthz(_: Request, _: Ctx) -> ApiResult {
+    Ok(Reply::json(200, &serde_json::json!({"status": "ok"})))
+}
+
+async fn no_such_endpoint(_: Request, _: Ctx) -> ApiResult {
+    Err(Error::NotFound("endpoint"))
+}
+
 async fn list_keys(req: Request, ctx: Ctx) -> ApiResult {
     let caller = caller(&req, &ctx).await?;
-    let url = req.url().map_err(|e| Error::BadRequest(e.to_string()))?;
-    let query: KeyListQuery = serde_json::from_value(serde_json::Value::Object(
-        url.query_pairs()
-            .map(|(k, v)| (k.into_owned(), query_value(&v)))
-            .collect(),
-    ))
-    .map_err(|e| Error::invalid("query", e.to_string()))?;
+    let query: KeyListQuery = wire::query(raw_query(&req).as_deref())?;
     Ok(Reply::json(
         200,
         &ctx.data.list_keys(&caller, query, now()).await?,
     ))
 }
 
-/// A query-string value as JSON: numbers as numbers, the rest as strings.
-fn query_value(v: &str) -> serde_json::Value {
-    v.parse::<u64>().map_or_else(
-        |_| serde_json::Value::String(v.to_owned()),
-        serde_json::Value::from,
-    )
+/// The raw query string, without `?`.
+fn raw_query(req: &Request) -> Option<String> {
+    req.url().ok().and_then(|u| u.query().map(str::to_owned))
+}
+
+/// The `:id` path parameter.
+fn id(ctx: &Ctx) -> String {
+    ctx.param("id").cloned().unwrap_or_default()
 }
 
 async fn verify(mut req: Request, ctx: Ctx) -> ApiResult {
@@ -262,6 +262,70 @@ async fn update_settings(mut req: Request, ctx: Ctx) -> ApiResult {
     let patch: SettingsPatch = body(&mut req).await?;
     Ok(Reply::json(
         200,
-        &ctx.data.update_settings(&caller, patch).await?,
+        &ctx.data.update_settings(&caller, patch, now()).await?,
     ))
+}
+
+async fn get_key(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.get_key(&caller, &id(&ctx), now()).await?,
+    ))
+}
+
+async fn update_key(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let patch: KeyPatch = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data
+            .update_key(&caller, &id(&ctx), patch, now())
+            .await?,
+    ))
+}
+
+async fn revoke_key(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.revoke_key(&caller, &id(&ctx), now()).await?,
+    ))
+}
+
+async fn bulk_revoke(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let bulk: BulkRevokeRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.bulk_revoke(&caller, bulk.ids, now()).await?,
+    ))
+}
+
+async fn roll_key(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let roll: RollRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.roll_key(&caller, &id(&ctx), roll, now()).await?,
+    ))
+}
+
+async fn delete_key(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: DeleteKeyQuery = wire::query(raw_query(&req).as_deref())?;
+    ctx.data
+        .delete_key(&caller, &id(&ctx), query, now())
+        .await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn events(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: EventQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(200, &ctx.data.events(&caller, query).await?))
 }

@@ -152,6 +152,73 @@ pub struct KeyListQuery {
     pub limit: Option<u32>,
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Admins: every key of the organization instead of only the caller's.
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub status: Option<KeyStatus>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// An owner's user id.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Search over name, id and owner name or email.
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+/// `PATCH /v1/keys/{id}`: only the name and description change after creation; naming any
+/// other field is refused (SPEC §3.5).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<Option<String>>,
+}
+
+/// `POST /v1/keys/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRevokeRequest {
+    pub ids: Vec<String>,
+}
+
+/// One id's outcome in a bulk revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkRevokeResult {
+    pub id: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The answer of `POST /v1/keys/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkRevokeResponse {
+    pub results: Vec<BulkRevokeResult>,
+}
+
+/// `POST /v1/keys/{id}/roll`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollRequest {
+    /// How long the old secret keeps working: 0 to 86 400 seconds.
+    #[serde(default)]
+    pub grace_seconds: u32,
+}
+
+/// `DELETE /v1/keys/{id}` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteKeyQuery {
+    #[serde(default)]
+    pub transfer_to: Option<String>,
 }
 
 /// `POST /v1/keys/verify`.
@@ -218,6 +285,49 @@ impl VerifyResponse {
             expires_at: None,
         }
     }
+}
+
+/// Who did something: a user or a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// An audit event (SPEC §6). Stored as is, under the organization's event index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub target: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// `GET /v1/events` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// An event type, or a family such as `key.*`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// A user or key id.
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<Timestamp>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<Timestamp>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 /// `GET /v1/settings` answers [`Settings`] itself.

@@ -152,6 +152,17 @@ pub struct KeyRecord {
     pub expires_at: Option<Timestamp>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub revoked_at: Option<Timestamp>,
+    /// After a roll: the previous secret, still accepted until `until` (SPEC §3.8).
+    #[serde(default)]
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A rolled-over secret and the end of its grace period.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub hash: SecretHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: Timestamp,
 }
 
 impl KeyRecord {

@@ -112,6 +112,10 @@ pub mod schema {
     pub fn session(token_hash: &str) -> String {
         format!("v1:session:{token_hash}")
     }
+    /// Failed sign-ins of one (lower-cased) email.
+    pub fn login_throttle(email: &str) -> String {
+        format!("v1:throttle:login:{}", email.to_lowercase())
+    }
     pub fn key(id: &str) -> String {
         format!("v1:key:{id}")
     }
@@ -122,6 +126,10 @@ pub mod schema {
     /// Prefix of an organization's key index, newest first.
     pub fn org_keys(org: &str) -> String {
         format!("v1:ix:org-keys:{org}:")
+    }
+    /// Prefix of an organization's audit events, newest first.
+    pub fn events(org: &str) -> String {
+        format!("v1:event:{org}:")
     }
     /// An index entry under `prefix` for key `id` created at `at`: newest sorts first.
     pub fn newest_first(prefix: &str, at: Timestamp, id: &str) -> String {

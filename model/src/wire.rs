@@ -83,6 +83,16 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
     })
 }
 
+/// Decodes a query string (without `?`) into `T`; a wrong one is 422 `validation_failed`.
+pub fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T> {
+    match raw.filter(|q| !q.is_empty()) {
+        None => Ok(T::default()),
+        Some(q) => {
+            serde_urlencoded::from_str(q).map_err(|e| Error::invalid("query", e.to_string()))
+        }
+    }
+}
+
 /// Decodes a verify body: anything but the verify shape is 400, and the detail never echoes
 /// the body (it may hold a key).
 pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
@@ -144,6 +154,18 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| !e.contains(secret)));
+    }
+
+    #[test]
+    fn queries_decode_typed_values() {
+        let q: crate::api::KeyListQuery =
+            query(Some("all=true&limit=5&q=a%20b&status=revoked")).expect("query");
+        assert_eq!(
+            (q.all, q.limit, q.q.as_deref()),
+            (Some(true), Some(5), Some("a b"))
+        );
+        assert!(query::<crate::api::KeyListQuery>(Some("limit=-1")).is_err());
+        assert!(query::<crate::api::KeyListQuery>(Some("bogus=1")).is_err());
     }
 
     #[test]

@@ -97,7 +97,9 @@ fn enable(kg: &Keygate<MemoryStore>, caller: &Caller) -> Caller {
             api_keys_enabled: Some(true),
             ..Default::default()
         };
-        kg.update_settings(caller, patch).await.expect("enable");
+        kg.update_settings(caller, patch, now())
+            .await
+            .expect("enable");
         let login = LoginRequest {
             email: "root@example.com".into(),
             password: "pw-123456".into(),

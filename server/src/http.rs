@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
+};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use model::Error;
-use model::api::{CreateKeyRequest, KeyListQuery, LoginRequest, SettingsPatch};
+use model::api::{
+    BulkRevokeRequest, CreateKeyRequest, DeleteKeyQuery, EventQuery, KeyListQuery, KeyPatch,
+    LoginRequest, RollRequest, SettingsPatch,
+};
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
 use serde::Serialize;
@@ -38,6 +43,14 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .route("/v1/me", get(me))
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/verify", post(verify))
+        .route("/v1/keys/revoke", post(bulk_revoke))
+        .route(
+            "/v1/keys/{id}",
+            get(get_key).patch(update_key).delete(delete_key),
+        )
+        .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route("/v1/keys/{id}/roll", post(roll_key))
+        .route("/v1/events", get(events))
         .route("/v1/settings", get(settings).patch(update_settings))
         .route(
             "/v1/{*rest}",
@@ -197,9 +210,9 @@ async fn create_key(
 async fn list_keys(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    query: Result<Query<KeyListQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| Error::invalid("query", e.body_text()))?;
+    let query: KeyListQuery = wire::query(query.as_deref())?;
     Ok(json(
         StatusCode::OK,
         state.keygate.list_keys(&caller, query, now()).await?,
@@ -228,6 +241,86 @@ async fn update_settings(
 ) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
-        state.keygate.update_settings(&caller, patch).await?,
+        state.keygate.update_settings(&caller, patch, now()).await?,
+    ))
+}
+
+async fn get_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.get_key(&caller, &id, now()).await?,
+    ))
+}
+
+async fn update_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(patch): Body<KeyPatch>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.update_key(&caller, &id, patch, now()).await?,
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.revoke_key(&caller, &id, now()).await?,
+    ))
+}
+
+async fn bulk_revoke(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<BulkRevokeRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.bulk_revoke(&caller, req.ids, now()).await?,
+    ))
+}
+
+async fn roll_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<RollRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.roll_key(&caller, &id, req, now()).await?,
+    ))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: DeleteKeyQuery = wire::query(query.as_deref())?;
+    state.keygate.delete_key(&caller, &id, query, now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: EventQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.events(&caller, query).await?,
     ))
 }

@@ -115,6 +115,14 @@ const CASES: &[(&str, CaseFn)] = cases![
     settings_are_validated,
     unknown_endpoint_is_a_problem,
     logout_ends_the_session,
+    keys_are_displayed_and_only_name_and_description_change,
+    revocation_is_immediate_and_irreversible,
+    bulk_revoke_reports_a_result_per_id,
+    rolling_keeps_the_old_secret_for_the_grace_period_only,
+    deletion_is_physical,
+    admins_list_every_key_with_filters,
+    every_change_is_audited_without_secrets,
+    repeated_failed_logins_are_slowed_down,
 ];
 
 async fn run_all(host: &Host) {
@@ -667,5 +675,327 @@ async fn logout_ends_the_session(c: Ctx) -> Result<()> {
             .await?,
         401,
         "unauthenticated",
+    )
+}
+
+async fn keys_are_displayed_and_only_name_and_description_change(c: Ctx) -> Result<()> {
+    let (_, id) = c.new_key().await?;
+    let path = format!("/v1/keys/{id}");
+    let shown = c.admin("GET", &path, None).await?;
+    ensure!(
+        shown.status == 200 && shown.body["id"] == id.as_str() && shown.body.get("key").is_none(),
+        "{shown:?}"
+    );
+    let renamed = c
+        .admin(
+            "PATCH",
+            &path,
+            Some(&json!({"name": "renamed", "description": "why"})),
+        )
+        .await?;
+    ensure!(
+        renamed.status == 200
+            && renamed.body["name"] == "renamed"
+            && renamed.body["description"] == "why",
+        "{renamed:?}"
+    );
+    for body in [
+        json!({"expires_at": "2099-01-01T00:00:00Z"}),
+        json!({"status": "revoked"}),
+        json!({"namespace": "x"}),
+        json!({}),
+    ] {
+        problem(
+            &c.admin("PATCH", &path, Some(&body)).await?,
+            422,
+            "validation_failed",
+        )
+        .map_err(|e| e.context(body.to_string()))?;
+    }
+    let cleared = c
+        .admin("PATCH", &path, Some(&json!({"description": null})))
+        .await?;
+    ensure!(
+        cleared.body["description"].is_null() && cleared.body["name"] == "renamed",
+        "{}",
+        cleared.body
+    );
+    problem(
+        &c.admin("GET", "/v1/keys/key_000000000000", None).await?,
+        404,
+        "not_found",
+    )
+}
+
+async fn revocation_is_immediate_and_irreversible(c: Ctx) -> Result<()> {
+    let (key, id) = c.new_key().await?;
+    let revoked = c
+        .admin("POST", &format!("/v1/keys/{id}/revoke"), None)
+        .await?;
+    ensure!(
+        revoked.status == 200
+            && revoked.body["status"] == "revoked"
+            && revoked.body["revoked_at"].is_string(),
+        "{revoked:?}"
+    );
+    let v = c.verify(json!({"key": key})).await?;
+    ensure!(
+        v.body["code"] == "REVOKED" && v.body["valid"] == false && v.body["key_id"] == id.as_str(),
+        "{}",
+        v.body
+    );
+    problem(
+        &c.admin("POST", &format!("/v1/keys/{id}/revoke"), None)
+            .await?,
+        409,
+        "key_not_active",
+    )
+}
+
+async fn bulk_revoke_reports_a_result_per_id(c: Ctx) -> Result<()> {
+    let (k1, a) = c.new_key().await?;
+    let (k2, b) = c.new_key().await?;
+    let (_, gone) = c.new_key().await?;
+    c.admin("POST", &format!("/v1/keys/{gone}/revoke"), None)
+        .await?;
+    let body = json!({"ids": [a, "key_000000000000", b, gone]});
+    let answer = c.admin("POST", "/v1/keys/revoke", Some(&body)).await?;
+    ensure!(answer.status == 200, "{answer:?}");
+    let results = &answer.body["results"];
+    ensure!(
+        results[0] == json!({"id": a, "ok": true}) && results[2] == json!({"id": b, "ok": true}),
+        "{results}"
+    );
+    ensure!(
+        results[1]["ok"] == false && results[1]["code"] == "not_found",
+        "{results}"
+    );
+    ensure!(
+        results[3]["ok"] == false && results[3]["code"] == "key_not_active",
+        "{results}"
+    );
+    for key in [k1, k2] {
+        ensure!(
+            c.verify(json!({"key": key})).await?.body["code"] == "REVOKED",
+            "bulk-revoked keys are revoked"
+        );
+    }
+    problem(
+        &c.admin("POST", "/v1/keys/revoke", Some(&json!({"ids": []})))
+            .await?,
+        422,
+        "validation_failed",
+    )
+}
+
+async fn rolling_keeps_the_old_secret_for_the_grace_period_only(c: Ctx) -> Result<()> {
+    let (old, id) = c.new_key().await?;
+    let rolled = c
+        .admin(
+            "POST",
+            &format!("/v1/keys/{id}/roll"),
+            Some(&json!({"grace_seconds": 3600})),
+        )
+        .await?;
+    ensure!(rolled.status == 200, "{rolled:?}");
+    let new = rolled.body["key"].as_str().unwrap_or_default().to_owned();
+    ensure!(new != old && new[..16] == old[..16], "same id, new secret");
+    for key in [&old, &new] {
+        ensure!(
+            c.verify(json!({"key": key})).await?.body["code"] == "VALID",
+            "both work during the grace period"
+        );
+    }
+    let again = c
+        .admin(
+            "POST",
+            &format!("/v1/keys/{id}/roll"),
+            Some(&json!({"grace_seconds": 0})),
+        )
+        .await?;
+    let newest = again.body["key"].as_str().unwrap_or_default().to_owned();
+    ensure!(
+        c.verify(json!({"key": new})).await?.body["code"] == "NOT_FOUND",
+        "no grace: the previous secret stops at once"
+    );
+    ensure!(
+        c.verify(json!({"key": old})).await?.body["code"] == "NOT_FOUND",
+        "older secrets are gone"
+    );
+    ensure!(
+        c.verify(json!({"key": newest})).await?.body["code"] == "VALID",
+        "the newest works"
+    );
+    let too_long = c
+        .admin(
+            "POST",
+            &format!("/v1/keys/{id}/roll"),
+            Some(&json!({"grace_seconds": 86401})),
+        )
+        .await?;
+    problem(&too_long, 422, "validation_failed")
+}
+
+async fn deletion_is_physical(c: Ctx) -> Result<()> {
+    let (key, id) = c.new_key().await?;
+    let path = format!("/v1/keys/{id}");
+    problem(
+        &c.admin(
+            "DELETE",
+            &format!("{path}?transfer_to=usr_000000000000"),
+            None,
+        )
+        .await?,
+        404,
+        "not_found",
+    )?;
+    let deleted = c.admin("DELETE", &path, None).await?;
+    ensure!(deleted.status == 204, "{deleted:?}");
+    problem(&c.admin("GET", &path, None).await?, 404, "not_found")?;
+    ensure!(
+        c.verify(json!({"key": key})).await?.body == json!({"valid": false, "code": "NOT_FOUND"}),
+        "a deleted key is unknown"
+    );
+    let listed = c.admin("GET", "/v1/keys?limit=200", None).await?;
+    ensure!(
+        !listed.body.to_string().contains(&id),
+        "a deleted key is not listed"
+    );
+    problem(&c.admin("DELETE", &path, None).await?, 404, "not_found")
+}
+
+async fn admins_list_every_key_with_filters(c: Ctx) -> Result<()> {
+    let unique = format!("needle-{}", &c.token[4..12]);
+    let made = c
+        .create_key(json!({"name": unique, "namespace": c.org, "role": "viewer"}))
+        .await?;
+    let id = made.body["id"].as_str().unwrap_or_default().to_owned();
+    let found = c
+        .admin("GET", &format!("/v1/keys?all=true&q={unique}"), None)
+        .await?;
+    let items = found.body["items"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        items.len() == 1 && items[0]["id"] == id.as_str(),
+        "search by name: {}",
+        found.body
+    );
+    let by_id = c
+        .admin(
+            "GET",
+            &format!("/v1/keys?all=true&q={}", id.to_uppercase()),
+            None,
+        )
+        .await?;
+    ensure!(
+        by_id.body["items"].as_array().is_some_and(|i| i.len() == 1),
+        "search by id: {}",
+        by_id.body
+    );
+    let revoked = c
+        .admin("GET", "/v1/keys?all=true&status=revoked&limit=200", None)
+        .await?;
+    let statuses: Vec<&Value> = revoked.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| &k["status"])
+        .collect();
+    ensure!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == "revoked"),
+        "status filter: {statuses:?}"
+    );
+    problem(
+        &c.admin("GET", "/v1/keys?all=true&status=sleeping", None)
+            .await?,
+        422,
+        "validation_failed",
+    )
+}
+
+async fn every_change_is_audited_without_secrets(c: Ctx) -> Result<()> {
+    let (key, id) = c.new_key().await?;
+    c.admin("POST", &format!("/v1/keys/{id}/revoke"), None)
+        .await?;
+    let created = c
+        .admin(
+            "GET",
+            &format!("/v1/events?type=key.created&key_id={id}"),
+            None,
+        )
+        .await?;
+    let items = created.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        items.len() == 1 && items[0]["type"] == "key.created" && items[0]["target"] == id.as_str(),
+        "{}",
+        created.body
+    );
+    ensure!(
+        items[0]["actor"]["type"] == "user"
+            && items[0]["at"].is_string()
+            && items[0]["id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("evt_")),
+        "{}",
+        items[0]
+    );
+    let family = c
+        .admin("GET", &format!("/v1/events?type=key.*&key_id={id}"), None)
+        .await?;
+    let kinds: Vec<&str> = family.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    ensure!(
+        kinds == ["key.revoked", "key.created"],
+        "newest first: {kinds:?}"
+    );
+    let all = c.admin("GET", "/v1/events?limit=200", None).await?;
+    ensure!(
+        all.body["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["type"] == "settings.updated")),
+        "settings changes are audited"
+    );
+    ensure!(
+        !all.body.to_string().contains(&key[16..48])
+            && !all.body.to_string().contains(ADMIN_PASSWORD),
+        "no secret in events"
+    );
+    let future = c
+        .admin("GET", "/v1/events?since=2999-01-01T00:00:00Z", None)
+        .await?;
+    ensure!(
+        future.body["items"].as_array().is_some_and(Vec::is_empty),
+        "{}",
+        future.body
+    );
+    problem(
+        &c.api.call("GET", "/v1/events", As::Nobody, None).await?,
+        401,
+        "unauthenticated",
+    )
+}
+
+async fn repeated_failed_logins_are_slowed_down(c: Ctx) -> Result<()> {
+    let body = json!({"email": "throttled@example.com", "password": "guess"});
+    for attempt in 1..=5 {
+        let answer = c
+            .api
+            .call("POST", "/v1/auth/login", As::Nobody, Some(&body))
+            .await?;
+        problem(&answer, 401, "unauthenticated")
+            .map_err(|e| e.context(format!("attempt {attempt}")))?;
+    }
+    problem(
+        &c.api
+            .call("POST", "/v1/auth/login", As::Nobody, Some(&body))
+            .await?,
+        429,
+        "rate_limited",
     )
 }

@@ -6,9 +6,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    CreateKeyRequest, CreatedKey, KeyListQuery, KeyOwner, KeyView, LoginRequest, LoginResponse,
-    MeNamespace, MeResponse, NamespaceKind, OrganizationView, Page, SettingsPatch, UserView,
-    VerifyCode, VerifyRequest, VerifyResponse,
+    CreateKeyRequest, CreatedKey, KeyOwner, KeyView, LoginRequest, LoginResponse, MeNamespace,
+    MeResponse, NamespaceKind, OrganizationView, SettingsPatch, UserView, VerifyCode,
+    VerifyRequest, VerifyResponse,
 };
 use crate::domain::{
     Access, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings, Timestamp,
@@ -20,6 +20,9 @@ use crate::key::{ApiKey, ID_LEN, hex, random_base62};
 use crate::password;
 use crate::rules::{self, BUILTIN_PERMISSIONS, KeyName, Rights};
 use crate::store::{Batch, Store, get_json, schema};
+
+mod events;
+mod keys;
 
 /// Prefix of session tokens, so they are never mistaken for API keys.
 pub const SESSION_PREFIX: &str = "kgs_";
@@ -83,6 +86,19 @@ impl Caller {
             Err(Error::Forbidden("this needs the admin role"))
         }
     }
+}
+
+/// Failed sign-ins allowed per email within [`LOGIN_WINDOW`] before 429 `rate_limited`.
+pub const MAX_LOGIN_FAILURES: u32 = 5;
+/// The window over which failed sign-ins are counted.
+pub const LOGIN_WINDOW: time::Duration = time::Duration::minutes(15);
+
+/// Failed sign-ins of one email in the current window.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LoginThrottle {
+    failures: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    window_start: Timestamp,
 }
 
 /// The result of a first start.
@@ -157,20 +173,43 @@ impl<S: Store> Keygate<S> {
 
     /// Signs in: a wrong email and a wrong password answer the same, in the same time.
     pub async fn login(&self, req: LoginRequest, now: Timestamp) -> Result<LoginResponse> {
-        let user = match normalize_email(&req.email) {
-            Ok(email) => match get_json::<S, String>(&self.store, &schema::email(&email)).await? {
-                Some(id) => get_json::<S, User>(&self.store, &schema::user(&id)).await?,
-                None => None,
-            },
-            Err(_) => None,
-        };
-        let Some(user) = user else {
-            password::verify(&req.password, password::decoy());
-            return Err(Error::InvalidCredentials);
-        };
-        if !password::verify(&req.password, &user.password_hash.0) {
-            return Err(Error::InvalidCredentials);
+        let email = normalize_email(&req.email).unwrap_or_else(|_| req.email.trim().to_lowercase());
+        let throttle_key = schema::login_throttle(&email);
+        let throttle: Option<LoginThrottle> = get_json(&self.store, &throttle_key).await?;
+        let throttle = throttle.filter(|t| t.window_start + LOGIN_WINDOW > now);
+        if throttle
+            .as_ref()
+            .is_some_and(|t| t.failures >= MAX_LOGIN_FAILURES)
+        {
+            return Err(Error::RateLimited);
         }
+        let user = match get_json::<S, String>(&self.store, &schema::email(&email)).await? {
+            Some(id) => get_json::<S, User>(&self.store, &schema::user(&id)).await?,
+            None => None,
+        };
+        let ok = match &user {
+            Some(user) => password::verify(&req.password, &user.password_hash.0),
+            None => {
+                password::verify(&req.password, password::decoy());
+                false
+            }
+        };
+        let Some(user) = user.filter(|_| ok) else {
+            // Count the failure for this email, whether or not it exists, so both answer alike.
+            let mut batch = Batch::default();
+            let failures = throttle.as_ref().map_or(0, |t| t.failures) + 1;
+            let window_start = throttle.map_or(now, |t| t.window_start);
+            batch.put(
+                throttle_key,
+                &LoginThrottle {
+                    failures,
+                    window_start,
+                },
+            )?;
+            self.record_login_failure(&mut batch, &email, now).await?;
+            self.store.commit(batch).await?;
+            return Err(Error::InvalidCredentials);
+        };
         let token = format!("{SESSION_PREFIX}{}", random_base62(43)?);
         let session = Session {
             user: user.id.clone(),
@@ -180,12 +219,42 @@ impl<S: Store> Keygate<S> {
         };
         let mut batch = Batch::default();
         batch.put(schema::session(&token_hash(&token)), &session)?;
+        batch.delete(throttle_key);
         self.store.commit(batch).await?;
         Ok(LoginResponse {
             token,
             csrf_token: session.csrf_token,
             user: user_view(&user),
         })
+    }
+
+    /// Audits a failed login against a known email's organization (an unknown email has no
+    /// organization to audit in). The event names the email, never the password tried.
+    async fn record_login_failure(
+        &self,
+        batch: &mut Batch,
+        email: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(id) = get_json::<S, String>(&self.store, &schema::email(email)).await? else {
+            return Ok(());
+        };
+        let Some(user) = get_json::<S, User>(&self.store, &schema::user(&id)).await? else {
+            return Ok(());
+        };
+        let actor = crate::api::Actor {
+            kind: "user".into(),
+            id: user.id.clone(),
+        };
+        events::record(
+            batch,
+            &user.org,
+            actor,
+            "login.failed",
+            Some(&user.id),
+            serde_json::json!({"email": email}),
+            now,
+        )
     }
 
     /// Ends the caller's session.
@@ -339,6 +408,7 @@ impl<S: Store> Keygate<S> {
             updated_at: now,
             expires_at: req.expires_at,
             revoked_at: None,
+            previous: None,
         };
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &record)?;
@@ -352,41 +422,19 @@ impl<S: Store> Keygate<S> {
             now,
             &record.id,
         ));
+        events::record(
+            &mut batch,
+            &record.org,
+            caller.actor(),
+            "key.created",
+            Some(&record.id),
+            serde_json::json!({"key_id": record.id, "owner": record.owner, "name": record.name, "namespace": record.namespace}),
+            now,
+        )?;
         self.store.commit(batch).await?;
         Ok(CreatedKey {
             record: key_view(&record, &caller.user, now),
             key: key.into_plaintext(),
-        })
-    }
-
-    /// `GET /v1/keys`: the caller's own keys, newest first.
-    pub async fn list_keys(
-        &self,
-        caller: &Caller,
-        query: KeyListQuery,
-        now: Timestamp,
-    ) -> Result<Page<KeyView>> {
-        caller.require_user("an API key cannot list keys")?;
-        let limit = page_limit(query.limit)?;
-        let listing = self
-            .store
-            .list(
-                &schema::user_keys(&caller.user.id),
-                query.cursor.as_deref(),
-                limit as usize,
-            )
-            .await?;
-        let mut items = Vec::with_capacity(listing.keys.len());
-        for entry in &listing.keys {
-            if let Some(record) =
-                get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry))).await?
-            {
-                items.push(key_view(&record, &caller.user, now));
-            }
-        }
-        Ok(Page {
-            items,
-            next_cursor: listing.cursor,
         })
     }
 
@@ -436,7 +484,12 @@ impl<S: Store> Keygate<S> {
     }
 
     /// `PATCH /v1/settings` (admin only).
-    pub async fn update_settings(&self, caller: &Caller, patch: SettingsPatch) -> Result<Settings> {
+    pub async fn update_settings(
+        &self,
+        caller: &Caller,
+        patch: SettingsPatch,
+        now: Timestamp,
+    ) -> Result<Settings> {
         caller.require_admin()?;
         let mut org = caller.org.clone();
         let s = &mut org.settings;
@@ -472,6 +525,15 @@ impl<S: Store> Keygate<S> {
         }
         let mut batch = Batch::default();
         batch.put(schema::org(&org.id), &org)?;
+        events::record(
+            &mut batch,
+            &org.id,
+            caller.actor(),
+            "settings.updated",
+            Some(&org.id),
+            serde_json::to_value(&org.settings)?,
+            now,
+        )?;
         self.store.commit(batch).await?;
         Ok(org.settings)
     }
@@ -487,7 +549,13 @@ impl<S: Store> Keygate<S> {
         else {
             return Ok(Checked::NotFound);
         };
-        if !record.secret_hash.matches(&key.secret_hash()) {
+        let hash = key.secret_hash();
+        let current = record.secret_hash.matches(&hash);
+        let in_grace = record
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.until > now && p.hash.matches(&hash));
+        if !(current || in_grace) {
             return Ok(Checked::NotFound);
         }
         let refused = |record, code| Ok(Checked::Refused { record, code });

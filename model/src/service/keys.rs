@@ -1,0 +1,329 @@
+//! A key's life after creation (SPEC §3): listing, display, edit, revoke (one or many), roll
+//! and delete. Each change and its audit event are one batch.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use time::Duration;
+
+use super::events::record;
+use super::{Caller, Keygate, key_view, page_limit};
+use crate::api::{
+    BulkRevokeResponse, BulkRevokeResult, CreatedKey, DeleteKeyQuery, KeyListQuery, KeyPatch,
+    KeyView, Page, RollRequest,
+};
+use crate::domain::{KeyRecord, KeyStatus, PreviousSecret, Role, Timestamp, User};
+use crate::error::{Error, Result};
+use crate::key::ApiKey;
+use crate::rules::{self, KeyName};
+use crate::store::{Batch, Store, get_json, schema};
+
+/// Longest grace period of a roll.
+pub const MAX_GRACE_SECONDS: u32 = 24 * 60 * 60;
+/// Most ids one bulk revoke takes.
+pub const MAX_BULK: usize = 1000;
+
+fn status_name(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Revoked => "revoked",
+    }
+}
+
+impl<S: Store> Keygate<S> {
+    /// `GET /v1/keys`: the caller's keys, or with `all=true` (admins) every key of the
+    /// organization; newest first, filtered by status, namespace, owner and `q`.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        query: KeyListQuery,
+        now: Timestamp,
+    ) -> Result<Page<KeyView>> {
+        caller.require_user("an API key cannot list keys")?;
+        let limit = page_limit(query.limit)? as usize;
+        let prefix = if query.all == Some(true) {
+            if !caller.user.has(Role::Admin) {
+                return Err(Error::Forbidden(
+                    "listing every key of the organization needs the admin role",
+                ));
+            }
+            schema::org_keys(&caller.org.id)
+        } else {
+            schema::user_keys(&caller.user.id)
+        };
+        let mut owners: BTreeMap<String, Option<User>> = BTreeMap::new();
+        owners.insert(caller.user.id.clone(), Some(caller.user.clone()));
+        let mut items = Vec::new();
+        let mut cursor = query.cursor.clone();
+        loop {
+            let page = self
+                .store
+                .list(&prefix, cursor.as_deref(), limit.max(50))
+                .await?;
+            for entry in &page.keys {
+                let Some(record) =
+                    get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry)))
+                        .await?
+                else {
+                    continue;
+                };
+                if !owners.contains_key(&record.owner) {
+                    let owner =
+                        get_json::<S, User>(&self.store, &schema::user(&record.owner)).await?;
+                    owners.insert(record.owner.clone(), owner);
+                }
+                let Some(Some(owner)) = owners.get(&record.owner) else {
+                    continue;
+                };
+                let view = key_view(&record, owner, now);
+                let keep = query.status.is_none_or(|s| view.status == s)
+                    && query
+                        .namespace
+                        .as_deref()
+                        .is_none_or(|n| view.namespace == n)
+                    && query.owner.as_deref().is_none_or(|o| view.owner.id == o)
+                    && rules::key_matches(&view, query.q.as_deref().unwrap_or(""));
+                if keep {
+                    items.push(view);
+                }
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next_cursor: Some(entry.clone()),
+                    });
+                }
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => {
+                    return Ok(Page {
+                        items,
+                        next_cursor: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A key the caller may see: its own, or any of the organization's for an admin. Any
+    /// other id, including another organization's, is `NotFound`.
+    async fn visible_key(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
+        caller.require_user("an API key cannot manage keys")?;
+        let record = get_json::<S, KeyRecord>(&self.store, &schema::key(id))
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        let mine = record.owner == caller.user.id;
+        if record.org != caller.org.id || !(mine || caller.user.has(Role::Admin)) {
+            return Err(Error::NotFound("key"));
+        }
+        Ok(record)
+    }
+
+    async fn view(&self, record: &KeyRecord, caller: &Caller, now: Timestamp) -> Result<KeyView> {
+        let owner = if record.owner == caller.user.id {
+            caller.user.clone()
+        } else {
+            get_json::<S, User>(&self.store, &schema::user(&record.owner))
+                .await?
+                .ok_or(Error::NotFound("key"))?
+        };
+        Ok(key_view(record, &owner, now))
+    }
+
+    /// `GET /v1/keys/{id}`: display information.
+    pub async fn get_key(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<KeyView> {
+        let record = self.visible_key(caller, id).await?;
+        self.view(&record, caller, now).await
+    }
+
+    /// `PATCH /v1/keys/{id}`: name and description only, by the owner or an admin.
+    pub async fn update_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: KeyPatch,
+        now: Timestamp,
+    ) -> Result<KeyView> {
+        let mut record = self.visible_key(caller, id).await?;
+        if patch.name.is_none() && patch.description.is_none() {
+            return Err(Error::invalid(
+                "body",
+                "name the fields to change: name, description",
+            ));
+        }
+        if let Some(name) = patch.name {
+            record.name = KeyName::try_from(name)?.into_inner();
+        }
+        if let Some(description) = patch.description {
+            record.description = rules::description(description)?;
+        }
+        record.updated_at = now;
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &record)?;
+        record_event(
+            &mut batch,
+            caller,
+            "key.updated",
+            &record,
+            json!({"name": record.name}),
+            now,
+        )?;
+        self.store.commit(batch).await?;
+        self.view(&record, caller, now).await
+    }
+
+    /// `POST /v1/keys/{id}/revoke`: immediate and irreversible, on active keys only.
+    pub async fn revoke_key(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<KeyView> {
+        let mut record = self.visible_key(caller, id).await?;
+        match record.status(now) {
+            KeyStatus::Active => {}
+            other => return Err(Error::KeyNotActive(status_name(other))),
+        }
+        record.revoked_at = Some(now);
+        record.updated_at = now;
+        record.previous = None;
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &record)?;
+        record_event(&mut batch, caller, "key.revoked", &record, json!({}), now)?;
+        self.store.commit(batch).await?;
+        self.view(&record, caller, now).await
+    }
+
+    /// `POST /v1/keys/revoke`: a result per id; every active key the caller may revoke is
+    /// revoked, whatever happens to the others.
+    pub async fn bulk_revoke(
+        &self,
+        caller: &Caller,
+        ids: Vec<String>,
+        now: Timestamp,
+    ) -> Result<BulkRevokeResponse> {
+        caller.require_user("an API key cannot manage keys")?;
+        if ids.is_empty() || ids.len() > MAX_BULK {
+            return Err(Error::invalid(
+                "ids",
+                format!("between 1 and {MAX_BULK} key ids"),
+            ));
+        }
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outcome = self.revoke_key(caller, &id, now).await;
+            let (ok, code) = match outcome {
+                Ok(_) => (true, None),
+                Err(Error::Store(e)) => return Err(Error::Store(e)),
+                Err(e) => (false, Some(e.code().to_owned())),
+            };
+            results.push(BulkRevokeResult { id, ok, code });
+        }
+        Ok(BulkRevokeResponse { results })
+    }
+
+    /// `POST /v1/keys/{id}/roll`: a new secret for the same key; the old one keeps working
+    /// for `grace_seconds`. Only the owner rolls, and only an active key.
+    pub async fn roll_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        req: RollRequest,
+        now: Timestamp,
+    ) -> Result<CreatedKey> {
+        let mut record = self.visible_key(caller, id).await?;
+        if record.owner != caller.user.id {
+            return Err(Error::Forbidden("only a key's owner can roll it"));
+        }
+        if req.grace_seconds > MAX_GRACE_SECONDS {
+            return Err(Error::invalid(
+                "grace_seconds",
+                format!("between 0 and {MAX_GRACE_SECONDS}"),
+            ));
+        }
+        match record.status(now) {
+            KeyStatus::Active => {}
+            other => return Err(Error::KeyNotActive(status_name(other))),
+        }
+        let key = ApiKey::generate(&record.id["key_".len()..])?;
+        let old = std::mem::replace(&mut record.secret_hash, key.secret_hash());
+        record.previous = (req.grace_seconds > 0).then(|| PreviousSecret {
+            hash: old,
+            until: now + Duration::seconds(i64::from(req.grace_seconds)),
+        });
+        record.updated_at = now;
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &record)?;
+        record_event(
+            &mut batch,
+            caller,
+            "key.rolled",
+            &record,
+            json!({"grace_seconds": req.grace_seconds}),
+            now,
+        )?;
+        self.store.commit(batch).await?;
+        Ok(CreatedKey {
+            record: self.view(&record, caller, now).await?,
+            key: key.into_plaintext(),
+        })
+    }
+
+    /// `DELETE /v1/keys/{id}`: physical and irreversible, by the owner only (SPEC §3.6).
+    pub async fn delete_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        query: DeleteKeyQuery,
+        now: Timestamp,
+    ) -> Result<()> {
+        let record = self.visible_key(caller, id).await?;
+        if record.owner != caller.user.id {
+            return Err(Error::Forbidden(
+                "only a key's owner can delete it, from its own key page",
+            ));
+        }
+        if let Some(to) = &query.transfer_to {
+            // Keys own no resources until resources exist; a named receiver must still be a
+            // member of the organization, so a typo is not silently ignored.
+            let member = get_json::<S, User>(&self.store, &schema::user(to)).await?;
+            if member.is_none_or(|m| m.org != caller.org.id) {
+                return Err(Error::NotFound("user"));
+            }
+        }
+        let mut batch = Batch::default();
+        batch.delete(schema::key(&record.id));
+        batch.delete(schema::newest_first(
+            &schema::user_keys(&record.owner),
+            record.created_at,
+            &record.id,
+        ));
+        batch.delete(schema::newest_first(
+            &schema::org_keys(&record.org),
+            record.created_at,
+            &record.id,
+        ));
+        record_event(&mut batch, caller, "key.deleted", &record, json!({}), now)?;
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+}
+
+fn record_event(
+    batch: &mut Batch,
+    caller: &Caller,
+    kind: &str,
+    key: &KeyRecord,
+    mut details: serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    if let Some(map) = details.as_object_mut() {
+        map.insert("key_id".into(), json!(key.id));
+        map.insert("owner".into(), json!(key.owner));
+    }
+    record(
+        batch,
+        &caller.org.id,
+        caller.actor(),
+        kind,
+        Some(&key.id),
+        details,
+        now,
+    )
+}
