@@ -11,8 +11,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use model::api::{
-    BulkRevokeRequest, CreateKeyRequest, DeleteKeyQuery, EventQuery, KeyListQuery, KeyPatch,
-    LoginRequest, RollRequest, SettingsPatch,
+    AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
+    EventQuery, InviteRequest, KeyListQuery, KeyPatch, LoginRequest, PageQuery, RolesPatch,
+    RollRequest, SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
@@ -64,6 +65,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .post_async("/v1/keys/:id/revoke", handler!(revoke_key))
         .post_async("/v1/keys/:id/roll", handler!(roll_key))
         .get_async("/v1/events", handler!(events))
+        .get_async("/v1/members", handler!(members))
+        .patch_async("/v1/members/:id", handler!(set_roles))
+        .delete_async("/v1/members/:id", handler!(remove_member))
+        .post_async("/v1/invitations", handler!(invite))
+        .post_async("/v1/invitations/:token/accept", handler!(accept))
+        .get_async("/v1/organizations", handler!(organizations))
+        .post_async("/v1/organizations", handler!(create_organization))
         .get_async("/v1/settings", handler!(settings))
         .patch_async("/v1/settings", handler!(update_settings))
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
@@ -328,4 +336,61 @@ async fn events(req: Request, ctx: Ctx) -> ApiResult {
     let caller = caller(&req, &ctx).await?;
     let query: EventQuery = wire::query(raw_query(&req).as_deref())?;
     Ok(Reply::json(200, &ctx.data.events(&caller, query).await?))
+}
+
+async fn members(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: PageQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(200, &ctx.data.members(&caller, query).await?))
+}
+
+async fn set_roles(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let patch: RolesPatch = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.set_roles(&caller, &id(&ctx), patch, now()).await?,
+    ))
+}
+
+async fn remove_member(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data.remove_member(&caller, &id(&ctx), now()).await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn invite(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let invite: InviteRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.invite(&caller, invite, now()).await?,
+    ))
+}
+
+async fn accept(mut req: Request, ctx: Ctx) -> ApiResult {
+    let accept: AcceptRequest = body(&mut req).await?;
+    let token = ctx.param("token").cloned().unwrap_or_default();
+    Ok(Reply::json(
+        201,
+        &ctx.data.accept(&token, accept, now()).await?,
+    ))
+}
+
+async fn organizations(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(200, &ctx.data.organizations(&caller).await?))
+}
+
+async fn create_organization(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let create: CreateOrganizationRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.create_organization(&caller, create, now()).await?,
+    ))
 }

@@ -287,6 +287,67 @@ impl VerifyResponse {
     }
 }
 
+/// `POST /v1/invitations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub email: String,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+/// The answer to an invitation: the one-time token for the invitee's link.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct InvitationResponse {
+    pub invitation_token: String,
+}
+
+/// `POST /v1/invitations/{token}/accept`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    pub name: String,
+    pub password: String,
+}
+
+/// The answer to an accepted invitation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptResponse {
+    pub user: UserView,
+}
+
+/// `PATCH /v1/members/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesPatch {
+    pub roles: Vec<Role>,
+}
+
+/// `POST /v1/organizations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganizationRequest {
+    pub name: String,
+    pub admin_email: String,
+}
+
+/// The answer to `POST /v1/organizations`: the new organization and its admin's invitation.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedOrganization {
+    pub organization: OrganizationView,
+    pub invitation_token: String,
+}
+
+/// A plain page query (`limit`, `cursor`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// Who did something: a user or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {

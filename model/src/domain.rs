@@ -177,3 +177,13 @@ impl KeyRecord {
         }
     }
 }
+
+/// A pending invitation, stored under the SHA-256 of its one-time token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invitation {
+    pub org: String,
+    pub email: String,
+    pub roles: BTreeSet<Role>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: Timestamp,
+}

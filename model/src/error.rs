@@ -36,6 +36,8 @@ pub enum Error {
     PermissionNotHeld(String),
     #[error("you already have {0} active keys, the maximum this organization allows")]
     KeyQuotaExceeded(u32),
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("only active keys can be changed this way; this key is {0}")]
     KeyNotActive(&'static str),
     #[error("too many attempts; wait a minute and try again")]
@@ -68,7 +70,7 @@ impl Error {
             | Error::NamespaceNotHeld(_)
             | Error::PermissionNotHeld(_) => 403,
             Error::NotFound(_) => 404,
-            Error::KeyQuotaExceeded(_) | Error::KeyNotActive(_) => 409,
+            Error::KeyQuotaExceeded(_) | Error::KeyNotActive(_) | Error::Conflict(_) => 409,
             Error::PayloadTooLarge(_) => 413,
             Error::Validation { .. } => 422,
             Error::BadRequest(_) => 400,
@@ -93,6 +95,7 @@ impl Error {
             Error::PermissionNotHeld(_) => "permission_not_held",
             Error::KeyQuotaExceeded(_) => "key_quota_exceeded",
             Error::KeyNotActive(_) => "key_not_active",
+            Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Store(_) => "store_unavailable",

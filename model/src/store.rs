@@ -112,6 +112,21 @@ pub mod schema {
     pub fn session(token_hash: &str) -> String {
         format!("v1:session:{token_hash}")
     }
+    /// The instance's first admin, who may create further organizations.
+    pub fn instance_admin() -> String {
+        "v1:instance-admin".into()
+    }
+    /// Membership index: the users of an organization.
+    pub fn org_users(org: &str) -> String {
+        format!("v1:ix:org-users:{org}:")
+    }
+    pub fn org_user(org: &str, user: &str) -> String {
+        format!("{}{user}", org_users(org))
+    }
+    /// A pending invitation under the hex SHA-256 of its token.
+    pub fn invitation(token_hash: &str) -> String {
+        format!("v1:invitation:{token_hash}")
+    }
     /// Failed sign-ins of one (lower-cased) email.
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())

@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use model::Error;
 use model::api::{
-    BulkRevokeRequest, CreateKeyRequest, DeleteKeyQuery, EventQuery, KeyListQuery, KeyPatch,
-    LoginRequest, RollRequest, SettingsPatch,
+    AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
+    EventQuery, InviteRequest, KeyListQuery, KeyPatch, LoginRequest, PageQuery, RolesPatch,
+    RollRequest, SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
@@ -51,6 +52,17 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .route("/v1/keys/{id}/revoke", post(revoke_key))
         .route("/v1/keys/{id}/roll", post(roll_key))
         .route("/v1/events", get(events))
+        .route("/v1/members", get(members))
+        .route(
+            "/v1/members/{id}",
+            axum::routing::patch(set_roles).delete(remove_member),
+        )
+        .route("/v1/invitations", post(invite))
+        .route("/v1/invitations/{token}/accept", post(accept))
+        .route(
+            "/v1/organizations",
+            get(organizations).post(create_organization),
+        )
         .route("/v1/settings", get(settings).patch(update_settings))
         .route(
             "/v1/{*rest}",
@@ -322,5 +334,81 @@ async fn events(
     Ok(json(
         StatusCode::OK,
         state.keygate.events(&caller, query).await?,
+    ))
+}
+
+async fn members(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: PageQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.members(&caller, query).await?,
+    ))
+}
+
+async fn set_roles(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<RolesPatch>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.set_roles(&caller, &id, req, now()).await?,
+    ))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.keygate.remove_member(&caller, &id, now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<InviteRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state.keygate.invite(&caller, req, now()).await?,
+    ))
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Body(req): Body<AcceptRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state.keygate.accept(&token, req, now()).await?,
+    ))
+}
+
+async fn organizations(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.organizations(&caller).await?,
+    ))
+}
+
+async fn create_organization(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<CreateOrganizationRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state
+            .keygate
+            .create_organization(&caller, req, now())
+            .await?,
     ))
 }

@@ -23,6 +23,7 @@ use crate::store::{Batch, Store, get_json, schema};
 
 mod events;
 mod keys;
+mod members;
 
 /// Prefix of session tokens, so they are never mistaken for API keys.
 pub const SESSION_PREFIX: &str = "kgs_";
@@ -71,14 +72,14 @@ pub enum Via {
 }
 
 impl Caller {
-    fn require_user(&self, what: &'static str) -> Result<()> {
+    pub(crate) fn require_user(&self, what: &'static str) -> Result<()> {
         match self.via {
             Via::Session { .. } => Ok(()),
             Via::Key(_) => Err(Error::Forbidden(what)),
         }
     }
 
-    fn require_admin(&self) -> Result<()> {
+    pub(crate) fn require_admin(&self) -> Result<()> {
         self.require_user("an API key cannot change settings, members or roles")?;
         if self.user.has(Role::Admin) {
             Ok(())
@@ -162,6 +163,8 @@ impl<S: Store> Keygate<S> {
         batch.put(schema::org(&org.id), &org)?;
         batch.put(schema::user(&user.id), &user)?;
         batch.put(schema::email(&email), &user.id)?;
+        batch.mark(schema::org_user(&org.id, &user.id));
+        batch.put(schema::instance_admin(), &user.id)?;
         batch.put(schema::bootstrap(), &org.id)?;
         self.store.commit(batch).await?;
         Ok(Some(Bootstrapped {
@@ -640,7 +643,7 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-fn normalize_email(raw: &str) -> Result<String> {
+pub(crate) fn normalize_email(raw: &str) -> Result<String> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -664,7 +667,7 @@ fn page_limit(limit: Option<u32>) -> Result<u32> {
     }
 }
 
-fn user_view(user: &User) -> UserView {
+pub(crate) fn user_view(user: &User) -> UserView {
     UserView {
         id: user.id.clone(),
         email: user.email.clone(),
