@@ -12,8 +12,9 @@ use std::rc::Rc;
 
 use model::api::{
     AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
-    EventQuery, InviteRequest, KeyListQuery, KeyPatch, LoginRequest, PageQuery, RolesPatch,
-    RollRequest, SettingsPatch,
+    EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
+    KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
+    RenameRequest, RolesPatch, RollRequest, SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
@@ -72,6 +73,28 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .post_async("/v1/invitations/:token/accept", handler!(accept))
         .get_async("/v1/organizations", handler!(organizations))
         .post_async("/v1/organizations", handler!(create_organization))
+        .get_async("/v1/apps", handler!(list_apps))
+        .post_async("/v1/apps", handler!(create_app))
+        .get_async("/v1/workspaces", handler!(list_workspaces))
+        .post_async("/v1/workspaces", handler!(create_workspace))
+        .get_async("/v1/workspaces/:id", handler!(get_workspace))
+        .patch_async("/v1/workspaces/:id", handler!(rename_workspace))
+        .delete_async("/v1/workspaces/:id", handler!(delete_workspace))
+        .get_async("/v1/usergroups", handler!(list_groups))
+        .post_async("/v1/usergroups", handler!(create_group))
+        .get_async("/v1/usergroups/:id", handler!(get_group))
+        .patch_async("/v1/usergroups/:id", handler!(rename_group))
+        .delete_async("/v1/usergroups/:id", handler!(delete_group))
+        .post_async("/v1/usergroups/:id/members", handler!(add_group_member))
+        .delete_async(
+            "/v1/usergroups/:id/members/:user",
+            handler!(remove_group_member),
+        )
+        .get_async("/v1/permissions", handler!(permissions))
+        .post_async("/v1/permissions", handler!(define_permission))
+        .get_async("/v1/grants", handler!(grants))
+        .post_async("/v1/grants", handler!(create_grant))
+        .delete_async("/v1/grants/:id", handler!(delete_grant))
         .get_async("/v1/settings", handler!(settings))
         .patch_async("/v1/settings", handler!(update_settings))
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
@@ -393,4 +416,157 @@ async fn create_organization(mut req: Request, ctx: Ctx) -> ApiResult {
         201,
         &ctx.data.create_organization(&caller, create, now()).await?,
     ))
+}
+
+async fn list_namespaces(req: Request, ctx: Ctx, kind: NamespaceKind) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: PageQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.list_namespaces(&caller, kind, query).await?,
+    ))
+}
+
+async fn create_namespace(mut req: Request, ctx: Ctx, kind: NamespaceKind) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let create: NamespaceRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data
+            .create_namespace(&caller, kind, create, now())
+            .await?,
+    ))
+}
+
+async fn get_namespace(req: Request, ctx: Ctx, kind: NamespaceKind) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.get_namespace(&caller, kind, &id(&ctx)).await?,
+    ))
+}
+
+async fn rename_namespace(mut req: Request, ctx: Ctx, kind: NamespaceKind) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let rename: RenameRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data
+            .rename_namespace(&caller, kind, &id(&ctx), &rename.name, now())
+            .await?,
+    ))
+}
+
+async fn delete_namespace(req: Request, ctx: Ctx, kind: NamespaceKind) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data
+        .delete_namespace(&caller, kind, &id(&ctx), now())
+        .await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn list_apps(req: Request, ctx: Ctx) -> ApiResult {
+    list_namespaces(req, ctx, NamespaceKind::Application).await
+}
+async fn create_app(req: Request, ctx: Ctx) -> ApiResult {
+    create_namespace(req, ctx, NamespaceKind::Application).await
+}
+async fn list_workspaces(req: Request, ctx: Ctx) -> ApiResult {
+    list_namespaces(req, ctx, NamespaceKind::Workspace).await
+}
+async fn create_workspace(req: Request, ctx: Ctx) -> ApiResult {
+    create_namespace(req, ctx, NamespaceKind::Workspace).await
+}
+async fn get_workspace(req: Request, ctx: Ctx) -> ApiResult {
+    get_namespace(req, ctx, NamespaceKind::Workspace).await
+}
+async fn rename_workspace(req: Request, ctx: Ctx) -> ApiResult {
+    rename_namespace(req, ctx, NamespaceKind::Workspace).await
+}
+async fn delete_workspace(req: Request, ctx: Ctx) -> ApiResult {
+    delete_namespace(req, ctx, NamespaceKind::Workspace).await
+}
+async fn list_groups(req: Request, ctx: Ctx) -> ApiResult {
+    list_namespaces(req, ctx, NamespaceKind::Usergroup).await
+}
+async fn create_group(req: Request, ctx: Ctx) -> ApiResult {
+    create_namespace(req, ctx, NamespaceKind::Usergroup).await
+}
+async fn get_group(req: Request, ctx: Ctx) -> ApiResult {
+    get_namespace(req, ctx, NamespaceKind::Usergroup).await
+}
+async fn rename_group(req: Request, ctx: Ctx) -> ApiResult {
+    rename_namespace(req, ctx, NamespaceKind::Usergroup).await
+}
+async fn delete_group(req: Request, ctx: Ctx) -> ApiResult {
+    delete_namespace(req, ctx, NamespaceKind::Usergroup).await
+}
+
+async fn add_group_member(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let member: GroupMemberRequest = body(&mut req).await?;
+    ctx.data
+        .set_group_member(&caller, &id(&ctx), &member.user, true, now())
+        .await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn remove_group_member(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let user = ctx.param("user").cloned().unwrap_or_default();
+    ctx.data
+        .set_group_member(&caller, &id(&ctx), &user, false, now())
+        .await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn permissions(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(200, &ctx.data.permissions(&caller).await?))
+}
+
+async fn define_permission(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let define: PermissionRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.define_permission(&caller, define, now()).await?,
+    ))
+}
+
+async fn grants(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: GrantQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(200, &ctx.data.grants(&caller, query).await?))
+}
+
+async fn create_grant(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let grant: GrantRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.create_grant(&caller, grant, now()).await?,
+    ))
+}
+
+async fn delete_grant(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data.delete_grant(&caller, &id(&ctx), now()).await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
 }

@@ -348,6 +348,84 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A namespace as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceView {
+    pub id: String,
+    pub kind: NamespaceKind,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+/// `POST /v1/apps`, `POST /v1/workspaces`, `POST /v1/usergroups` (and their PATCH: name only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceRequest {
+    pub name: String,
+    /// The application of a new workspace.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// The organization or application of a new user group.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// `PATCH /v1/workspaces/{id}`, `PATCH /v1/usergroups/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub name: String,
+}
+
+/// `POST /v1/usergroups/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMemberRequest {
+    pub user: String,
+}
+
+/// `POST /v1/permissions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A catalogue entry as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionView {
+    pub name: String,
+    pub description: Option<String>,
+    pub builtin: bool,
+}
+
+/// `POST /v1/grants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub principal: String,
+    pub namespace: String,
+    pub permission: String,
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+}
+
+/// `GET /v1/grants` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantQuery {
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// Who did something: a user or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {

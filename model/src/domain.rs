@@ -53,6 +53,19 @@ pub struct Organization {
     pub settings: Settings,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Timestamp,
+    /// Permissions admins defined, beyond the built-in ones.
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+}
+
+impl Organization {
+    /// Every permission of the catalogue: the built-in ones, then the admins'.
+    pub fn catalogue(&self) -> impl Iterator<Item = &str> {
+        crate::rules::BUILTIN_PERMISSIONS
+            .iter()
+            .copied()
+            .chain(self.permissions.iter().map(|p| p.name.as_str()))
+    }
 }
 
 /// A PHC-format password hash. `Debug` hides it.
@@ -186,4 +199,36 @@ pub struct Invitation {
     pub roles: BTreeSet<Role>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: Timestamp,
+}
+
+/// An application, workspace or user group: a namespace inside an organization. The
+/// organization itself is the fourth kind of namespace and has no record of this type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Namespace {
+    pub id: String,
+    pub org: String,
+    pub kind: crate::api::NamespaceKind,
+    pub name: String,
+    /// The application of a workspace; the organization or application of a user group.
+    pub parent: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+/// A permission an admin added to the organization's catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `(principal, namespace, permission, resources?)` (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub principal: String,
+    pub namespace: String,
+    pub permission: String,
+    pub resources: Option<Vec<String>>,
 }

@@ -162,6 +162,17 @@ impl Rights {
         self.0.insert(permission.to_owned(), merged);
     }
 
+    /// Adds everything `other` holds (union, resource limits merged).
+    pub fn merge(&mut self, other: &Rights) {
+        for (permission, scope) in &other.0 {
+            let merged = match self.0.get(permission) {
+                Some(held) => held.union(scope),
+                None => scope.clone(),
+            };
+            self.0.insert(permission.clone(), merged);
+        }
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.0

@@ -127,6 +127,33 @@ pub mod schema {
     pub fn invitation(token_hash: &str) -> String {
         format!("v1:invitation:{token_hash}")
     }
+    /// An application, workspace or user group.
+    pub fn namespace(id: &str) -> String {
+        format!("v1:ns:{id}")
+    }
+    /// An organization's namespaces (applications, workspaces, user groups).
+    pub fn org_namespaces(org: &str) -> String {
+        format!("v1:ix:org-ns:{org}:")
+    }
+    /// A user group's members.
+    pub fn group_members(group: &str) -> String {
+        format!("v1:ix:group-members:{group}:")
+    }
+    /// The user groups a user belongs to.
+    pub fn user_groups(user: &str) -> String {
+        format!("v1:ix:user-groups:{user}:")
+    }
+    pub fn grant(id: &str) -> String {
+        format!("v1:grant:{id}")
+    }
+    /// The grants naming a principal (user, group or key).
+    pub fn principal_grants(principal: &str) -> String {
+        format!("v1:ix:principal-grants:{principal}:")
+    }
+    /// The grants of an organization.
+    pub fn org_grants(org: &str) -> String {
+        format!("v1:ix:org-grants:{org}:")
+    }
     /// Failed sign-ins of one (lower-cased) email.
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())

@@ -15,8 +15,9 @@ use axum::{Json, Router};
 use model::Error;
 use model::api::{
     AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
-    EventQuery, InviteRequest, KeyListQuery, KeyPatch, LoginRequest, PageQuery, RolesPatch,
-    RollRequest, SettingsPatch,
+    EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
+    KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
+    RenameRequest, RolesPatch, RollRequest, SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
@@ -63,6 +64,30 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
             "/v1/organizations",
             get(organizations).post(create_organization),
         )
+        .route("/v1/apps", get(list_apps).post(create_app))
+        .route(
+            "/v1/workspaces",
+            get(list_workspaces).post(create_workspace),
+        )
+        .route(
+            "/v1/workspaces/{id}",
+            get(get_workspace)
+                .patch(rename_workspace)
+                .delete(delete_workspace),
+        )
+        .route("/v1/usergroups", get(list_groups).post(create_group))
+        .route(
+            "/v1/usergroups/{id}",
+            get(get_group).patch(rename_group).delete(delete_group),
+        )
+        .route("/v1/usergroups/{id}/members", post(add_group_member))
+        .route(
+            "/v1/usergroups/{id}/members/{user}",
+            axum::routing::delete(remove_group_member),
+        )
+        .route("/v1/permissions", get(permissions).post(define_permission))
+        .route("/v1/grants", get(grants).post(create_grant))
+        .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
         .route("/v1/settings", get(settings).patch(update_settings))
         .route(
             "/v1/{*rest}",
@@ -411,4 +436,184 @@ async fn create_organization(
             .create_organization(&caller, req, now())
             .await?,
     ))
+}
+
+macro_rules! namespace_handlers {
+    ($kind:expr, $list:ident, $create:ident, $get:ident, $rename:ident, $delete:ident) => {
+        async fn $list(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            RawQuery(query): RawQuery,
+        ) -> ApiResult<Response> {
+            let query: PageQuery = wire::query(query.as_deref())?;
+            Ok(json(
+                StatusCode::OK,
+                state.keygate.list_namespaces(&caller, $kind, query).await?,
+            ))
+        }
+
+        async fn $create(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            Body(req): Body<NamespaceRequest>,
+        ) -> ApiResult<Response> {
+            Ok(json(
+                StatusCode::CREATED,
+                state
+                    .keygate
+                    .create_namespace(&caller, $kind, req, now())
+                    .await?,
+            ))
+        }
+
+        #[allow(
+            dead_code,
+            reason = "applications are listed and created only (SPEC §7)"
+        )]
+        async fn $get(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            Path(id): Path<String>,
+        ) -> ApiResult<Response> {
+            Ok(json(
+                StatusCode::OK,
+                state.keygate.get_namespace(&caller, $kind, &id).await?,
+            ))
+        }
+
+        #[allow(
+            dead_code,
+            reason = "applications are listed and created only (SPEC §7)"
+        )]
+        async fn $rename(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            Path(id): Path<String>,
+            Body(req): Body<RenameRequest>,
+        ) -> ApiResult<Response> {
+            Ok(json(
+                StatusCode::OK,
+                state
+                    .keygate
+                    .rename_namespace(&caller, $kind, &id, &req.name, now())
+                    .await?,
+            ))
+        }
+
+        #[allow(
+            dead_code,
+            reason = "applications are listed and created only (SPEC §7)"
+        )]
+        async fn $delete(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            Path(id): Path<String>,
+        ) -> ApiResult<Response> {
+            state
+                .keygate
+                .delete_namespace(&caller, $kind, &id, now())
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+    };
+}
+
+namespace_handlers!(
+    NamespaceKind::Application,
+    list_apps,
+    create_app,
+    _get_app,
+    _rename_app,
+    _delete_app
+);
+namespace_handlers!(
+    NamespaceKind::Workspace,
+    list_workspaces,
+    create_workspace,
+    get_workspace,
+    rename_workspace,
+    delete_workspace
+);
+namespace_handlers!(
+    NamespaceKind::Usergroup,
+    list_groups,
+    create_group,
+    get_group,
+    rename_group,
+    delete_group
+);
+
+async fn add_group_member(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<GroupMemberRequest>,
+) -> ApiResult<Response> {
+    state
+        .keygate
+        .set_group_member(&caller, &id, &req.user, true, now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_group_member(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    state
+        .keygate
+        .set_group_member(&caller, &id, &user, false, now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn permissions(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.permissions(&caller).await?,
+    ))
+}
+
+async fn define_permission(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<PermissionRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state.keygate.define_permission(&caller, req, now()).await?,
+    ))
+}
+
+async fn grants(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: GrantQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.grants(&caller, query).await?,
+    ))
+}
+
+async fn create_grant(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<GrantRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state.keygate.create_grant(&caller, req, now()).await?,
+    ))
+}
+
+async fn delete_grant(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.keygate.delete_grant(&caller, &id, now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

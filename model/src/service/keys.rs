@@ -289,6 +289,9 @@ impl<S: Store> Keygate<S> {
         }
         let mut batch = Batch::default();
         batch.delete(schema::key(&record.id));
+        for grant in self.grants_of(&record.id).await? {
+            super::namespaces::delete_grant_into(&mut batch, &record.org, &grant);
+        }
         batch.delete(schema::newest_first(
             &schema::user_keys(&record.owner),
             record.created_at,

@@ -297,6 +297,7 @@ impl<S: Store> Keygate<S> {
             id: new_id(Kind::Organization)?,
             name,
             settings: Settings::default(),
+            permissions: Vec::new(),
             created_at: now,
         };
         let mut batch = Batch::default();

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{
     CreateKeyRequest, CreatedKey, KeyOwner, KeyView, LoginRequest, LoginResponse, MeNamespace,
-    MeResponse, NamespaceKind, OrganizationView, SettingsPatch, UserView, VerifyCode,
-    VerifyRequest, VerifyResponse,
+    MeResponse, OrganizationView, SettingsPatch, UserView, VerifyCode, VerifyRequest,
+    VerifyResponse,
 };
 use crate::domain::{
     Access, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings, Timestamp,
@@ -18,12 +18,15 @@ use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
 use crate::key::{ApiKey, ID_LEN, hex, random_base62};
 use crate::password;
-use crate::rules::{self, BUILTIN_PERMISSIONS, KeyName, Rights};
+use crate::rules::{self, KeyName, Rights};
 use crate::store::{Batch, Store, get_json, schema};
 
 mod events;
 mod keys;
 mod members;
+mod namespaces;
+
+pub use namespaces::valid_permission;
 
 /// Prefix of session tokens, so they are never mistaken for API keys.
 pub const SESSION_PREFIX: &str = "kgs_";
@@ -148,6 +151,7 @@ impl<S: Store> Keygate<S> {
             id: new_id(Kind::Organization)?,
             name: "Keygate".into(),
             settings: Settings::default(),
+            permissions: Vec::new(),
             created_at: now,
         };
         let user = User {
@@ -330,19 +334,25 @@ impl<S: Store> Keygate<S> {
 
     /// `GET /v1/me`.
     pub async fn me(&self, caller: &Caller) -> Result<MeResponse> {
-        let namespaces = match &caller.via {
-            Via::Session { .. } => {
-                let rights = self.rights_in(&caller.user, &caller.org, &caller.org.id)?;
-                vec![org_namespace(&caller.org, &rights)]
+        let mut namespaces = Vec::new();
+        for ns in self.all_namespaces(&caller.org).await? {
+            let rights = match &caller.via {
+                Via::Session { .. } => self.rights_in(&caller.user, &caller.org, &ns.id).await?,
+                Via::Key(record) if record.namespace == ns.id => {
+                    self.effective_rights(record, &caller.user, &caller.org)
+                        .await?
+                }
+                Via::Key(_) => continue,
+            };
+            if !rights.is_empty() || matches!(caller.via, Via::Key(_)) {
+                namespaces.push(MeNamespace {
+                    id: ns.id,
+                    kind: ns.kind,
+                    name: ns.name,
+                    permissions: rights.permissions().map(str::to_owned).collect(),
+                });
             }
-            Via::Key(record) => {
-                let creator = self.rights_in(&caller.user, &caller.org, &record.namespace)?;
-                vec![org_namespace(
-                    &caller.org,
-                    &rules::effective(&record.access, &creator),
-                )]
-            }
-        };
+        }
         Ok(MeResponse {
             user: user_view(&caller.user),
             organization: OrganizationView {
@@ -373,7 +383,9 @@ impl<S: Store> Keygate<S> {
         if !caller.user.has(Role::Developer) {
             return Err(Error::DeveloperRoleRequired);
         }
-        let rights = self.rights_in(&caller.user, &caller.org, &req.namespace)?;
+        let rights = self
+            .rights_in(&caller.user, &caller.org, &req.namespace)
+            .await?;
         if rights.is_empty() {
             return Err(Error::NamespaceNotHeld(req.namespace));
         }
@@ -447,8 +459,7 @@ impl<S: Store> Keygate<S> {
             Checked::NotFound => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
             Checked::Refused { record, code } => (record, code, Rights::default()),
             Checked::Usable { record, owner, org } => {
-                let creator = self.rights_in(&owner, &org, &record.namespace)?;
-                let effective = rules::effective(&record.access, &creator);
+                let effective = self.effective_rights(&record, &owner, &org).await?;
                 let code = if req
                     .namespace
                     .as_deref()
@@ -581,6 +592,29 @@ impl<S: Store> Keygate<S> {
         })
     }
 
+    /// A key's effective rights now: what it declares (its access, plus any grants naming the
+    /// key in its namespace) ∩ what its creator holds there (SPEC §3.2).
+    pub(crate) async fn effective_rights(
+        &self,
+        record: &KeyRecord,
+        owner: &User,
+        org: &Organization,
+    ) -> Result<Rights> {
+        let creator = self.rights_in(owner, org, &record.namespace).await?;
+        let mut effective = rules::effective(&record.access, &creator);
+        for grant in self.grants_of(&record.id).await? {
+            if grant.namespace == record.namespace {
+                let extra =
+                    crate::domain::Access::Permissions(vec![crate::domain::PermissionScope {
+                        permission: grant.permission,
+                        resources: grant.resources,
+                    }]);
+                effective.merge(&rules::effective(&extra, &creator));
+            }
+        }
+        Ok(effective)
+    }
+
     /// A user and its organization, if both exist.
     async fn member(&self, user_id: &str) -> Result<Option<(User, Organization)>> {
         let Some(user) = get_json::<S, User>(&self.store, &schema::user(user_id)).await? else {
@@ -588,18 +622,6 @@ impl<S: Store> Keygate<S> {
         };
         let org = get_json::<S, Organization>(&self.store, &schema::org(&user.org)).await?;
         Ok(org.map(|org| (user, org)))
-    }
-
-    /// What `user` holds in `namespace` now. An id from another organization is `NotFound`,
-    /// exactly like one that does not exist.
-    fn rights_in(&self, user: &User, org: &Organization, namespace: &str) -> Result<Rights> {
-        if namespace != org.id {
-            return Err(Error::NotFound("namespace"));
-        }
-        if user.has(Role::Admin) {
-            return Ok(Rights::all_of(BUILTIN_PERMISSIONS));
-        }
-        Ok(Rights::default())
     }
 
     async fn count_active_keys(&self, user: &str, now: Timestamp) -> Result<u32> {
@@ -673,15 +695,6 @@ pub(crate) fn user_view(user: &User) -> UserView {
         email: user.email.clone(),
         name: user.name.clone(),
         roles: user.roles.iter().copied().collect(),
-    }
-}
-
-fn org_namespace(org: &Organization, rights: &Rights) -> MeNamespace {
-    MeNamespace {
-        id: org.id.clone(),
-        kind: NamespaceKind::Organization,
-        name: org.name.clone(),
-        permissions: rights.permissions().map(str::to_owned).collect(),
     }
 }
 
