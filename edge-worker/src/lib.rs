@@ -14,7 +14,8 @@ use model::api::{
     AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
-    RenameRequest, RolesPatch, RollRequest, SettingsPatch,
+    RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
+    SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
@@ -95,6 +96,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .get_async("/v1/grants", handler!(grants))
         .post_async("/v1/grants", handler!(create_grant))
         .delete_async("/v1/grants/:id", handler!(delete_grant))
+        .get_async("/v1/resources", handler!(resources))
+        .post_async("/v1/resources", handler!(create_resource))
+        .get_async("/v1/resources/:id", handler!(get_resource))
+        .patch_async("/v1/resources/:id", handler!(rename_resource))
+        .delete_async("/v1/resources/:id", handler!(delete_resource))
         .get_async("/v1/settings", handler!(settings))
         .patch_async("/v1/settings", handler!(update_settings))
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
@@ -133,7 +139,8 @@ async fn bootstrap(keygate: &Kg, env: &Env) -> Result<(), Error> {
 /// A successful answer: status, JSON body, and maybe a cookie.
 struct Reply {
     status: u16,
-    body: Option<serde_json::Value>,
+    /// Serialized once, in the field order of the `model::api` type.
+    body: Option<String>,
     cookie: Option<String>,
 }
 
@@ -141,7 +148,7 @@ impl Reply {
     fn json<T: Serialize>(status: u16, value: &T) -> Self {
         Self {
             status,
-            body: serde_json::to_value(value).ok(),
+            body: serde_json::to_string(value).ok(),
             cookie: None,
         }
     }
@@ -152,7 +159,13 @@ fn respond(result: ApiResult) -> worker::Result<Response> {
     match result {
         Ok(reply) => {
             let mut response = match &reply.body {
-                Some(body) => Response::from_json(body)?,
+                Some(body) => {
+                    let mut response = Response::ok(body.as_str())?;
+                    response
+                        .headers_mut()
+                        .set("content-type", "application/json")?;
+                    response
+                }
                 None => Response::empty()?,
             }
             .with_status(reply.status);
@@ -564,6 +577,50 @@ async fn create_grant(mut req: Request, ctx: Ctx) -> ApiResult {
 async fn delete_grant(req: Request, ctx: Ctx) -> ApiResult {
     let caller = caller(&req, &ctx).await?;
     ctx.data.delete_grant(&caller, &id(&ctx), now()).await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn resources(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: ResourceQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(200, &ctx.data.resources(&caller, query).await?))
+}
+
+async fn create_resource(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let create: ResourceRequest = body(&mut req).await?;
+    Ok(Reply::json(
+        201,
+        &ctx.data.create_resource(&caller, create, now()).await?,
+    ))
+}
+
+async fn get_resource(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.get_resource(&caller, &id(&ctx)).await?,
+    ))
+}
+
+async fn rename_resource(mut req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let patch: ResourcePatch = body(&mut req).await?;
+    Ok(Reply::json(
+        200,
+        &ctx.data
+            .rename_resource(&caller, &id(&ctx), patch, now())
+            .await?,
+    ))
+}
+
+async fn delete_resource(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data.delete_resource(&caller, &id(&ctx), now()).await?;
     Ok(Reply {
         status: 204,
         body: None,

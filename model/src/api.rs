@@ -217,8 +217,12 @@ pub struct RollRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKeyQuery {
+    /// A member with `resources.write` in the key's namespace who receives its resources.
     #[serde(default)]
     pub transfer_to: Option<String>,
+    /// Accepts that resources owned only by the key are deleted with it.
+    #[serde(default)]
+    pub delete_resources: Option<bool>,
 }
 
 /// `POST /v1/keys/verify`.
@@ -418,6 +422,34 @@ pub struct GrantRequest {
 pub struct GrantQuery {
     #[serde(default)]
     pub principal: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `POST /v1/resources`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRequest {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// `PATCH /v1/resources/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePatch {
+    pub name: String,
+}
+
+/// `GET /v1/resources` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceQuery {
     #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]

@@ -232,3 +232,29 @@ pub struct Grant {
     pub permission: String,
     pub resources: Option<Vec<String>>,
 }
+
+/// Who owns a resource: a user or an API key (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    #[serde(rename = "type")]
+    pub kind: OwnerKind,
+    pub id: String,
+}
+
+/// The kind of a resource owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerKind {
+    User,
+    Key,
+}
+
+/// An object living in a namespace (a dataset, a project…), owned by a user or a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: String,
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub owner: Owner,
+}

@@ -31,7 +31,8 @@ pub struct Listing {
     pub cursor: Option<String>,
 }
 
-/// A set of writes applied together.
+/// A set of writes applied together. A batch names each store key at most once: hosts
+/// without transactions may apply its writes in another order.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub ops: Vec<Op>,
@@ -153,6 +154,17 @@ pub mod schema {
     /// The grants of an organization.
     pub fn org_grants(org: &str) -> String {
         format!("v1:ix:org-grants:{org}:")
+    }
+    pub fn resource(id: &str) -> String {
+        format!("v1:res:{id}")
+    }
+    /// The resources of a namespace.
+    pub fn namespace_resources(namespace: &str) -> String {
+        format!("v1:ix:ns-res:{namespace}:")
+    }
+    /// The resources a user or key owns.
+    pub fn owned_resources(owner: &str) -> String {
+        format!("v1:ix:owner-res:{owner}:")
     }
     /// Failed sign-ins of one (lower-cased) email.
     pub fn login_throttle(email: &str) -> String {

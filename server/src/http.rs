@@ -17,7 +17,8 @@ use model::api::{
     AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
-    RenameRequest, RolesPatch, RollRequest, SettingsPatch,
+    RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
+    SettingsPatch,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
@@ -88,6 +89,13 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .route("/v1/permissions", get(permissions).post(define_permission))
         .route("/v1/grants", get(grants).post(create_grant))
         .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
+        .route("/v1/resources", get(resources).post(create_resource))
+        .route(
+            "/v1/resources/{id}",
+            get(get_resource)
+                .patch(rename_resource)
+                .delete(delete_resource),
+        )
         .route("/v1/settings", get(settings).patch(update_settings))
         .route(
             "/v1/{*rest}",
@@ -615,5 +623,63 @@ async fn delete_grant(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     state.keygate.delete_grant(&caller, &id, now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn resources(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: ResourceQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.resources(&caller, query).await?,
+    ))
+}
+
+async fn create_resource(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<ResourceRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::CREATED,
+        state.keygate.create_resource(&caller, req, now()).await?,
+    ))
+}
+
+async fn get_resource(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.get_resource(&caller, &id).await?,
+    ))
+}
+
+async fn rename_resource(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ResourcePatch>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state
+            .keygate
+            .rename_resource(&caller, &id, req, now())
+            .await?,
+    ))
+}
+
+async fn delete_resource(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.keygate.delete_resource(&caller, &id, now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -174,6 +174,7 @@ const CASES: &[(&str, CaseFn)] = cases![
     grants_give_rights_and_the_key_ceiling_follows_them_live,
     an_application_key_manages_only_its_applications_workspaces,
     grants_and_namespaces_are_validated,
+    keys_own_resources_and_deleting_them_transfers_or_cascades,
 ];
 
 async fn run_all(host: &Host) {
@@ -1861,6 +1862,121 @@ async fn grants_and_namespaces_are_validated(c: Ctx) -> Result<()> {
     )?;
     problem(
         &c.admin("DELETE", "/v1/grants/gnt_000000000000", None)
+            .await?,
+        404,
+        "not_found",
+    )
+}
+
+async fn keys_own_resources_and_deleting_them_transfers_or_cascades(c: Ctx) -> Result<()> {
+    let app = c.created("/v1/apps", json!({"name": "Maps"})).await?;
+    let ws = c
+        .created("/v1/workspaces", json!({"name": "Layers", "app": app}))
+        .await?;
+    let made = c
+        .create_key(json!({"name": "loader", "namespace": ws, "role": "editor"}))
+        .await?;
+    let key = made.body["key"].as_str().unwrap_or_default().to_owned();
+    let key_id = made.body["id"].as_str().unwrap_or_default().to_owned();
+    let k = As::Bearer(&key);
+    let mut owned = Vec::new();
+    for name in ["roads", "rivers"] {
+        let r = c
+            .api
+            .call(
+                "POST",
+                "/v1/resources",
+                k,
+                Some(&json!({"namespace": ws, "kind": "dataset", "name": name})),
+            )
+            .await?;
+        ensure!(
+            r.status == 201 && r.body["owner"] == json!({"type": "key", "id": key_id}),
+            "{r:?}"
+        );
+        owned.push(r.body["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let elsewhere = c
+        .api
+        .call(
+            "POST",
+            "/v1/resources",
+            k,
+            Some(&json!({"namespace": app, "kind": "dataset", "name": "x"})),
+        )
+        .await?;
+    problem(&elsewhere, 403, "forbidden")?;
+    let listed = c.api.call("GET", "/v1/resources", k, None).await?;
+    ensure!(
+        listed.body["items"]
+            .as_array()
+            .is_some_and(|i| i.len() == 2),
+        "{}",
+        listed.body
+    );
+    let renamed = c
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/resources/{}", owned[0]),
+            k,
+            Some(&json!({"name": "highways"})),
+        )
+        .await?;
+    ensure!(renamed.body["name"] == "highways", "{renamed:?}");
+
+    let path = format!("/v1/keys/{key_id}");
+    problem(&c.admin("DELETE", &path, None).await?, 409, "conflict")?;
+    let (nobody, _) = c.join("no-write@example.com", json!([])).await?;
+    problem(
+        &c.admin("DELETE", &format!("{path}?transfer_to={nobody}"), None)
+            .await?,
+        422,
+        "validation_failed",
+    )?;
+    let me = c.admin("GET", "/v1/me", None).await?.body["user"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let deleted = c
+        .admin("DELETE", &format!("{path}?transfer_to={me}"), None)
+        .await?;
+    ensure!(deleted.status == 204, "{deleted:?}");
+    for id in &owned {
+        let r = c.admin("GET", &format!("/v1/resources/{id}"), None).await?;
+        ensure!(
+            r.body["owner"] == json!({"type": "user", "id": me}),
+            "transferred: {}",
+            r.body
+        );
+    }
+
+    // A key whose resources are accepted as lost takes them along.
+    let second = c
+        .create_key(json!({"name": "temp", "namespace": ws, "role": "editor"}))
+        .await?;
+    let second_key = second.body["key"].as_str().unwrap_or_default().to_owned();
+    let second_id = second.body["id"].as_str().unwrap_or_default().to_owned();
+    let r = c
+        .api
+        .call(
+            "POST",
+            "/v1/resources",
+            As::Bearer(&second_key),
+            Some(&json!({"namespace": ws, "kind": "tmp", "name": "t"})),
+        )
+        .await?;
+    let res = r.body["id"].as_str().unwrap_or_default().to_owned();
+    let gone = c
+        .admin(
+            "DELETE",
+            &format!("/v1/keys/{second_id}?delete_resources=true"),
+            None,
+        )
+        .await?;
+    ensure!(gone.status == 204, "{gone:?}");
+    problem(
+        &c.admin("GET", &format!("/v1/resources/{res}"), None)
             .await?,
         404,
         "not_found",

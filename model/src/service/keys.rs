@@ -12,7 +12,9 @@ use crate::api::{
     BulkRevokeResponse, BulkRevokeResult, CreatedKey, DeleteKeyQuery, KeyListQuery, KeyPatch,
     KeyView, Page, RollRequest,
 };
-use crate::domain::{KeyRecord, KeyStatus, PreviousSecret, Role, Timestamp, User};
+use crate::domain::{
+    KeyRecord, KeyStatus, Owner, OwnerKind, PreviousSecret, Resource, Role, Timestamp, User,
+};
 use crate::error::{Error, Result};
 use crate::key::ApiKey;
 use crate::rules::{self, KeyName};
@@ -279,18 +281,63 @@ impl<S: Store> Keygate<S> {
                 "only a key's owner can delete it, from its own key page",
             ));
         }
-        if let Some(to) = &query.transfer_to {
-            // Keys own no resources until resources exist; a named receiver must still be a
-            // member of the organization, so a typo is not silently ignored.
-            let member = get_json::<S, User>(&self.store, &schema::user(to)).await?;
-            if member.is_none_or(|m| m.org != caller.org.id) {
-                return Err(Error::NotFound("user"));
+        let owned = self.owned_by(&record.id).await?;
+        let receiver = match &query.transfer_to {
+            Some(to) => {
+                // The receiver is "an editor": a member with resources.write in the namespace.
+                let member = get_json::<S, User>(&self.store, &schema::user(to))
+                    .await?
+                    .filter(|m| m.org == caller.org.id);
+                let member = member.ok_or(Error::NotFound("user"))?;
+                if !self
+                    .rights_in(&member, &caller.org, &record.namespace)
+                    .await?
+                    .allows("resources.write", None)
+                {
+                    return Err(Error::invalid(
+                        "transfer_to",
+                        "the receiver needs resources.write in the key's namespace",
+                    ));
+                }
+                Some(member)
             }
-        }
+            None if !owned.is_empty() && query.delete_resources != Some(true) => {
+                return Err(Error::Conflict(
+                    "this key owns resources: name a receiver with transfer_to, or pass delete_resources=true",
+                ));
+            }
+            None => None,
+        };
         let mut batch = Batch::default();
         batch.delete(schema::key(&record.id));
         for grant in self.grants_of(&record.id).await? {
             super::namespaces::delete_grant_into(&mut batch, &record.org, &grant);
+        }
+        for resource in &owned {
+            match &receiver {
+                // Each key is written once per batch: the KV store does not keep op order.
+                Some(member) => {
+                    let moved = Resource {
+                        owner: Owner {
+                            kind: OwnerKind::User,
+                            id: member.id.clone(),
+                        },
+                        ..resource.clone()
+                    };
+                    batch.put(schema::resource(&moved.id), &moved)?;
+                    batch.mark(format!(
+                        "{}{}",
+                        schema::owned_resources(&member.id),
+                        moved.id
+                    ));
+                    batch.delete(format!(
+                        "{}{}",
+                        schema::owned_resources(&record.id),
+                        resource.id
+                    ));
+                }
+                None => super::resources::delete_resource_into(&mut batch, resource),
+            }
         }
         batch.delete(schema::newest_first(
             &schema::user_keys(&record.owner),
@@ -302,7 +349,9 @@ impl<S: Store> Keygate<S> {
             record.created_at,
             &record.id,
         ));
-        record_event(&mut batch, caller, "key.deleted", &record, json!({}), now)?;
+        let details =
+            json!({"resources": owned.len(), "transferred_to": receiver.as_ref().map(|m| &m.id)});
+        record_event(&mut batch, caller, "key.deleted", &record, details, now)?;
         self.store.commit(batch).await?;
         Ok(())
     }

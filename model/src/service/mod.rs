@@ -25,6 +25,7 @@ mod events;
 mod keys;
 mod members;
 mod namespaces;
+mod resources;
 
 pub use namespaces::valid_permission;
 
