@@ -15,7 +15,7 @@ use model::api::{
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
     RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
-    SettingsPatch,
+    SettingsPatch, UsageQuery,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
@@ -44,7 +44,7 @@ macro_rules! handler {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let keygate = Rc::new(Keygate::new(KvBackend::new(env.kv(BINDING)?)));
     if !BOOTSTRAPPED.get() {
         if let Err(e) = bootstrap(&keygate, &env).await {
@@ -52,7 +52,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         }
         BOOTSTRAPPED.set(true);
     }
-    Router::with_data(keygate)
+    let flusher = Rc::clone(&keygate);
+    let response = Router::with_data(keygate)
         .get_async("/healthz", handler!(healthz))
         .post_async("/v1/auth/login", handler!(login))
         .post_async("/v1/auth/logout", handler!(logout))
@@ -96,6 +97,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .get_async("/v1/grants", handler!(grants))
         .post_async("/v1/grants", handler!(create_grant))
         .delete_async("/v1/grants/:id", handler!(delete_grant))
+        .get_async("/v1/keys/:id/usage", handler!(key_usage))
         .get_async("/v1/resources", handler!(resources))
         .post_async("/v1/resources", handler!(create_resource))
         .get_async("/v1/resources/:id", handler!(get_resource))
@@ -105,7 +107,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         .patch_async("/v1/settings", handler!(update_settings))
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
         .run(req, env)
-        .await
+        .await;
+    // Verification counts are written after the response, off the request path.
+    if flusher.usage_pending() {
+        ctx.wait_until(async move {
+            if let Err(e) = flusher.flush_usage(now()).await {
+                console_error!("keygate: usage flush failed: {e}");
+            }
+        });
+    }
+    response
 }
 
 /// First start (SPEC §7): creates the organization and admin from `KEYGATE_ADMIN_*` when KV
@@ -626,4 +637,13 @@ async fn delete_resource(req: Request, ctx: Ctx) -> ApiResult {
         body: None,
         cookie: None,
     })
+}
+
+async fn key_usage(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: UsageQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.key_usage(&caller, &id(&ctx), query).await?,
+    ))
 }

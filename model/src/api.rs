@@ -239,7 +239,7 @@ pub struct VerifyRequest {
 }
 
 /// The outcome of a verification (SPEC §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
     Valid,
@@ -456,6 +456,30 @@ pub struct ResourceQuery {
     pub limit: Option<u32>,
     #[serde(default)]
     pub cursor: Option<String>,
+}
+
+/// `GET /v1/keys/{id}/usage` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<Timestamp>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<Timestamp>,
+}
+
+/// One minute of a key's verifications, by outcome code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageItem {
+    #[serde(with = "time::serde::rfc3339")]
+    pub minute: Timestamp,
+    pub counts: std::collections::BTreeMap<VerifyCode, u64>,
+}
+
+/// The answer of `GET /v1/keys/{id}/usage`, oldest minute first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsagePage {
+    pub items: Vec<UsageItem>,
 }
 
 /// Who did something: a user or a key.

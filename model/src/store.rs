@@ -166,6 +166,17 @@ pub mod schema {
     pub fn owned_resources(owner: &str) -> String {
         format!("v1:ix:owner-res:{owner}:")
     }
+    /// A key's verification counts in one minute (minutes since the epoch, zero-padded).
+    pub fn usage(key: &str, minute: i64) -> String {
+        format!("v1:usage:{key}:{minute:012}")
+    }
+    pub fn usage_prefix(key: &str) -> String {
+        format!("v1:usage:{key}:")
+    }
+    /// A key's rolling usage summary (last use, last day per minute, extensive-use flag).
+    pub fn usage_summary(key: &str) -> String {
+        format!("v1:usage-summary:{key}")
+    }
     /// Failed sign-ins of one (lower-cased) email.
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())

@@ -18,7 +18,7 @@ use model::api::{
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
     RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
-    SettingsPatch,
+    SettingsPatch, UsageQuery,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
@@ -89,6 +89,7 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .route("/v1/permissions", get(permissions).post(define_permission))
         .route("/v1/grants", get(grants).post(create_grant))
         .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
+        .route("/v1/keys/{id}/usage", get(key_usage))
         .route("/v1/resources", get(resources).post(create_resource))
         .route(
             "/v1/resources/{id}",
@@ -682,4 +683,43 @@ async fn delete_resource(
 ) -> ApiResult<Response> {
     state.keygate.delete_resource(&caller, &id, now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn key_usage(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: UsageQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.key_usage(&caller, &id, query).await?,
+    ))
+}
+
+/// How often buffered verification counts are written to the store.
+pub const USAGE_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Flushes verification counts every [`USAGE_FLUSH_EVERY`] until `stop` resolves, then once
+/// more, so counts survive a clean shutdown.
+pub async fn flush_usage_until(
+    keygate: Keygate<RedbStore>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH_EVERY);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = keygate.flush_usage(now()).await {
+                    tracing::warn!(error = %e, "usage flush failed; counts kept for the next flush");
+                }
+            }
+            () = &mut stop => break,
+        }
+    }
+    if let Err(e) = keygate.flush_usage(now()).await {
+        tracing::error!(error = %e, "final usage flush failed");
+    }
 }

@@ -80,6 +80,13 @@ async fn run(args: Args) -> Result<(), String> {
         keygate,
         secure_cookies: !addr.ip().is_loopback(),
     };
+    let (stop_flush, flush_stopped) = tokio::sync::oneshot::channel::<()>();
+    let flusher = tokio::spawn(server::http::flush_usage_until(
+        state.keygate.clone(),
+        async {
+            let _ = flush_stopped.await;
+        },
+    ));
     let app = router(state, args.assets);
     tracing::info!(%addr, "serving");
     println!("Keygate: listening on http://{addr}");
@@ -87,6 +94,8 @@ async fn run(args: Args) -> Result<(), String> {
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| e.to_string())?;
+    let _ = stop_flush.send(());
+    let _ = flusher.await;
     tracing::info!("stopped");
     Ok(())
 }

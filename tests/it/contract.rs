@@ -175,6 +175,9 @@ const CASES: &[(&str, CaseFn)] = cases![
     an_application_key_manages_only_its_applications_workspaces,
     grants_and_namespaces_are_validated,
     keys_own_resources_and_deleting_them_transfers_or_cascades,
+    verifications_are_counted_per_minute_by_outcome,
+    extensive_use_is_flagged_above_the_threshold,
+    the_active_key_quota_is_enforced,
 ];
 
 async fn run_all(host: &Host) {
@@ -1981,4 +1984,131 @@ async fn keys_own_resources_and_deleting_them_transfers_or_cascades(c: Ctx) -> R
         404,
         "not_found",
     )
+}
+
+/// Polls `path` as the admin until `done` holds (counts are flushed off the request path).
+async fn eventually(c: &Ctx, path: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        last = c.admin("GET", path, None).await?.body;
+        if done(&last) {
+            return Ok(last);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    anyhow::bail!("{path} never reached the expected state: {last}")
+}
+
+async fn verifications_are_counted_per_minute_by_outcome(c: Ctx) -> Result<()> {
+    let (key, id) = c.new_key().await?;
+    for _ in 0..3 {
+        ensure!(
+            c.verify(json!({"key": key})).await?.body["code"] == "VALID",
+            "valid"
+        );
+    }
+    let denied = c
+        .verify(json!({"key": key, "permissions": ["nothing.here"]}))
+        .await?;
+    ensure!(
+        denied.body["code"] == "INSUFFICIENT_PERMISSIONS",
+        "{}",
+        denied.body
+    );
+    let total = |v: &Value, code: &str| -> u64 {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["counts"][code].as_u64())
+            .sum()
+    };
+    let usage = eventually(&c, &format!("/v1/keys/{id}/usage"), |v| {
+        total(v, "VALID") == 3 && total(v, "INSUFFICIENT_PERMISSIONS") == 1
+    })
+    .await?;
+    ensure!(
+        usage["items"][0]["minute"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(":00Z")),
+        "{usage}"
+    );
+    let shown = c.admin("GET", &format!("/v1/keys/{id}"), None).await?;
+    ensure!(
+        shown.body["last_used_at"].is_string() && shown.body["extensive_use"] == false,
+        "{}",
+        shown.body
+    );
+    let none = c
+        .admin(
+            "GET",
+            &format!("/v1/keys/{id}/usage?until=2001-01-01T00:00:00Z"),
+            None,
+        )
+        .await?;
+    ensure!(none.body["items"] == json!([]), "{}", none.body);
+    problem(
+        &c.admin("GET", "/v1/keys/key_000000000000/usage", None)
+            .await?,
+        404,
+        "not_found",
+    )
+}
+
+async fn extensive_use_is_flagged_above_the_threshold(c: Ctx) -> Result<()> {
+    c.admin(
+        "PATCH",
+        "/v1/settings",
+        Some(&json!({"extensive_use_per_hour": 2})),
+    )
+    .await?;
+    let (key, id) = c.new_key().await?;
+    for _ in 0..3 {
+        c.verify(json!({"key": key})).await?;
+    }
+    let flagged = eventually(&c, &format!("/v1/keys/{id}"), |v| {
+        v["extensive_use"] == true
+    })
+    .await;
+    c.admin(
+        "PATCH",
+        "/v1/settings",
+        Some(&json!({"extensive_use_per_hour": null})),
+    )
+    .await?;
+    flagged?;
+    let events = c
+        .admin(
+            "GET",
+            &format!("/v1/events?type=key.extensive_use&key_id={id}"),
+            None,
+        )
+        .await?;
+    ensure!(
+        events.body["items"]
+            .as_array()
+            .is_some_and(|e| e.len() == 1 && e[0]["actor"]["id"] == id.as_str()),
+        "{}",
+        events.body
+    );
+    Ok(())
+}
+
+async fn the_active_key_quota_is_enforced(c: Ctx) -> Result<()> {
+    c.admin(
+        "PATCH",
+        "/v1/settings",
+        Some(&json!({"max_active_keys_per_user": 1})),
+    )
+    .await?;
+    let refused = c
+        .create_key(json!({"name": "one too many", "namespace": c.org, "role": "viewer"}))
+        .await;
+    c.admin(
+        "PATCH",
+        "/v1/settings",
+        Some(&json!({"max_active_keys_per_user": 1000})),
+    )
+    .await?;
+    problem(&refused?, 409, "key_quota_exceeded")
 }

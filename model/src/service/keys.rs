@@ -78,7 +78,8 @@ impl<S: Store> Keygate<S> {
                 let Some(Some(owner)) = owners.get(&record.owner) else {
                     continue;
                 };
-                let view = key_view(&record, owner, now);
+                let usage = self.usage_summary(&record.id).await?;
+                let view = key_view(&record, owner, usage.as_ref(), now);
                 let keep = query.status.is_none_or(|s| view.status == s)
                     && query
                         .namespace
@@ -110,6 +111,10 @@ impl<S: Store> Keygate<S> {
 
     /// A key the caller may see: its own, or any of the organization's for an admin. Any
     /// other id, including another organization's, is `NotFound`.
+    pub(crate) async fn visible_key_record(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
+        self.visible_key(caller, id).await
+    }
+
     async fn visible_key(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
         caller.require_user("an API key cannot manage keys")?;
         let record = get_json::<S, KeyRecord>(&self.store, &schema::key(id))
@@ -130,7 +135,8 @@ impl<S: Store> Keygate<S> {
                 .await?
                 .ok_or(Error::NotFound("key"))?
         };
-        Ok(key_view(record, &owner, now))
+        let usage = self.usage_summary(&record.id).await?;
+        Ok(key_view(record, &owner, usage.as_ref(), now))
     }
 
     /// `GET /v1/keys/{id}`: display information.

@@ -26,6 +26,9 @@ mod keys;
 mod members;
 mod namespaces;
 mod resources;
+mod usage;
+
+pub use usage::{UsageBuffer, UsageSummary, minute_of};
 
 pub use namespaces::valid_permission;
 
@@ -119,12 +122,21 @@ pub struct Bootstrapped {
 #[derive(Debug, Clone)]
 pub struct Keygate<S> {
     store: S,
+    usage: std::sync::Arc<usage::UsageBuffer>,
 }
 
 impl<S: Store> Keygate<S> {
     /// Operations over `store`.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            usage: std::sync::Arc::default(),
+        }
+    }
+
+    /// Whether verification counts wait to be flushed with [`Keygate::flush_usage`].
+    pub fn usage_pending(&self) -> bool {
+        !self.usage.is_empty()
     }
 
     /// The underlying store.
@@ -449,7 +461,7 @@ impl<S: Store> Keygate<S> {
         )?;
         self.store.commit(batch).await?;
         Ok(CreatedKey {
-            record: key_view(&record, &caller.user, now),
+            record: key_view(&record, &caller.user, None, now),
             key: key.into_plaintext(),
         })
     }
@@ -458,7 +470,10 @@ impl<S: Store> Keygate<S> {
     pub async fn verify(&self, req: &VerifyRequest, now: Timestamp) -> Result<VerifyResponse> {
         let (record, code, effective) = match self.check_key(&req.key, now).await? {
             Checked::NotFound => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
-            Checked::Refused { record, code } => (record, code, Rights::default()),
+            Checked::Refused { record, code } => {
+                self.usage.count(&record, now, code);
+                (record, code, Rights::default())
+            }
             Checked::Usable { record, owner, org } => {
                 let effective = self.effective_rights(&record, &owner, &org).await?;
                 let code = if req
@@ -477,6 +492,7 @@ impl<S: Store> Keygate<S> {
                 } else {
                     VerifyCode::Valid
                 };
+                self.usage.count(&record, now, code);
                 (record, code, effective)
             }
         };
@@ -700,7 +716,12 @@ pub(crate) fn user_view(user: &User) -> UserView {
 }
 
 /// A key record as the API shows it.
-pub fn key_view(record: &KeyRecord, owner: &User, now: Timestamp) -> KeyView {
+pub fn key_view(
+    record: &KeyRecord,
+    owner: &User,
+    usage: Option<&UsageSummary>,
+    now: Timestamp,
+) -> KeyView {
     let (role, permissions) = match &record.access {
         Access::Role(role) => (Some(*role), Vec::new()),
         Access::Permissions(list) => (None, list.clone()),
@@ -722,7 +743,9 @@ pub fn key_view(record: &KeyRecord, owner: &User, now: Timestamp) -> KeyView {
         updated_at: record.updated_at,
         expires_at: record.expires_at,
         revoked_at: record.revoked_at,
-        last_used_at: None,
-        extensive_use: false,
+        last_used_at: usage
+            .and_then(|u| u.last_used_minute)
+            .and_then(|m| time::OffsetDateTime::from_unix_timestamp(m * 60).ok()),
+        extensive_use: usage.is_some_and(|u| u.flagged(minute_of(now))),
     }
 }

@@ -1,0 +1,268 @@
+//! Verification counts per key per minute by outcome, `last_used_at`, and the extensive-use
+//! flag (SPEC §6).
+//!
+//! Counting is kept off the verification path: [`UsageBuffer`] aggregates in memory and a
+//! host calls [`Keygate::flush_usage`] on its own schedule (the server every few seconds and
+//! at shutdown; the worker after a response, through `wait_until`). A flush merges the
+//! buffered counts into the store, so counts are exact once flushed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::events::record;
+use super::{Caller, Keygate};
+use crate::api::{Actor, UsageItem, UsagePage, UsageQuery, VerifyCode};
+use crate::domain::{KeyRecord, Timestamp};
+use crate::error::{Error, Result};
+use crate::store::{Batch, Store, get_json, schema};
+
+/// Minutes of history the rolling per-key summary keeps (a day).
+const WINDOW_MINUTES: i64 = 24 * 60;
+/// An hour counts as far above a key's own recent rate at this multiple of its hourly average.
+const SPIKE_FACTOR: u64 = 10;
+/// …and only above this many verifications, so a quiet key's first busy hour is not flagged.
+const SPIKE_FLOOR: u64 = 1000;
+
+/// The minute of `at`, as minutes since the epoch.
+pub fn minute_of(at: Timestamp) -> i64 {
+    at.unix_timestamp().div_euclid(60)
+}
+
+/// Verifications by outcome.
+type Counts = BTreeMap<VerifyCode, u64>;
+/// Pending counts keyed by (organization, key, minute).
+type Pending = BTreeMap<(String, String, i64), Counts>;
+
+/// Counts waiting to be flushed, keyed by (organization, key, minute).
+#[derive(Debug, Default)]
+pub struct UsageBuffer {
+    counts: Mutex<Pending>,
+}
+
+impl UsageBuffer {
+    /// Counts one verification of `key`.
+    pub fn count(&self, key: &KeyRecord, at: Timestamp, code: VerifyCode) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts
+                .entry((key.org.clone(), key.id.clone(), minute_of(at)))
+                .or_default()
+                .entry(code)
+                .or_default() += 1;
+        }
+    }
+
+    /// Whether nothing waits to be flushed.
+    pub fn is_empty(&self) -> bool {
+        self.counts.lock().map(|c| c.is_empty()).unwrap_or(true)
+    }
+
+    fn take(&self) -> Pending {
+        self.counts
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn restore(&self, pending: Pending) {
+        if let Ok(mut counts) = self.counts.lock() {
+            for (k, codes) in pending {
+                let slot = counts.entry(k).or_default();
+                for (code, n) in codes {
+                    *slot.entry(code).or_default() += n;
+                }
+            }
+        }
+    }
+}
+
+/// One key's rolling summary: when it was last used and its totals per minute over a day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UsageSummary {
+    pub last_used_minute: Option<i64>,
+    /// (minute, verifications) for the last [`WINDOW_MINUTES`].
+    pub minutes: Vec<(i64, u64)>,
+    /// The minute the key was last flagged for extensive use.
+    pub flagged_minute: Option<i64>,
+}
+
+impl UsageSummary {
+    /// Verifications in the hour ending at `minute`.
+    pub fn last_hour(&self, minute: i64) -> u64 {
+        self.minutes
+            .iter()
+            .filter(|(m, _)| minute - m < 60)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Whether use in the last hour is far above this key's own recent rate, or above the
+    /// organization's threshold when one is set.
+    pub fn is_extensive(&self, minute: i64, threshold: Option<u64>) -> bool {
+        let hour = self.last_hour(minute);
+        if let Some(limit) = threshold {
+            return hour > limit;
+        }
+        let before: u64 = self
+            .minutes
+            .iter()
+            .filter(|(m, _)| minute - m >= 60)
+            .map(|(_, n)| n)
+            .sum();
+        let hourly_average = before / 23;
+        hour > SPIKE_FLOOR && hour > SPIKE_FACTOR * hourly_average.max(1)
+    }
+
+    /// Whether the flag is up: the key was flagged within the last hour.
+    pub fn flagged(&self, minute: i64) -> bool {
+        self.flagged_minute.is_some_and(|f| minute - f < 60)
+    }
+}
+
+impl<S: Store> Keygate<S> {
+    /// Writes the buffered counts into the store. On a store failure the counts go back into
+    /// the buffer for the next flush, so they are not lost.
+    pub async fn flush_usage(&self, now: Timestamp) -> Result<()> {
+        let pending = self.usage.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        match self.write_usage(&pending, now).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.usage.restore(pending);
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_usage(&self, pending: &Pending, now: Timestamp) -> Result<()> {
+        let mut by_key: BTreeMap<(&str, &str), Vec<(i64, &Counts)>> = BTreeMap::new();
+        for ((org, key, minute), codes) in pending {
+            by_key.entry((org, key)).or_default().push((*minute, codes));
+        }
+        let current = minute_of(now);
+        for ((org, key), minutes) in by_key {
+            let mut batch = Batch::default();
+            let mut summary: UsageSummary = get_json(&self.store, &schema::usage_summary(key))
+                .await?
+                .unwrap_or_default();
+            for (minute, codes) in minutes {
+                let slot = schema::usage(key, minute);
+                let mut stored: Counts = get_json(&self.store, &slot).await?.unwrap_or_default();
+                let mut total = 0;
+                for (code, n) in codes {
+                    *stored.entry(*code).or_default() += n;
+                    total += n;
+                }
+                batch.put(slot, &stored)?;
+                match summary.minutes.iter_mut().find(|(m, _)| *m == minute) {
+                    Some((_, n)) => *n += total,
+                    None => summary.minutes.push((minute, total)),
+                }
+                summary.last_used_minute = summary.last_used_minute.max(Some(minute));
+            }
+            summary
+                .minutes
+                .retain(|(m, _)| current - m < WINDOW_MINUTES);
+            summary.minutes.sort_unstable();
+            let org_record =
+                get_json::<S, crate::domain::Organization>(&self.store, &schema::org(org)).await?;
+            let threshold = org_record.and_then(|o| o.settings.extensive_use_per_hour);
+            if summary.is_extensive(current, threshold) && !summary.flagged(current) {
+                summary.flagged_minute = Some(current);
+                let actor = Actor {
+                    kind: "key".into(),
+                    id: key.to_owned(),
+                };
+                let details = json!({"key_id": key, "last_hour": summary.last_hour(current), "threshold": threshold});
+                record(
+                    &mut batch,
+                    org,
+                    actor,
+                    "key.extensive_use",
+                    Some(key),
+                    details,
+                    now,
+                )?;
+            }
+            batch.put(schema::usage_summary(key), &summary)?;
+            self.store.commit(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// A key's usage summary, if it was ever used.
+    pub(crate) async fn usage_summary(&self, key: &str) -> Result<Option<UsageSummary>> {
+        get_json(&self.store, &schema::usage_summary(key)).await
+    }
+
+    /// `GET /v1/keys/{id}/usage?since=&until=`: verifications per minute by outcome.
+    pub async fn key_usage(
+        &self,
+        caller: &Caller,
+        id: &str,
+        query: UsageQuery,
+    ) -> Result<UsagePage> {
+        self.visible_key_record(caller, id).await?;
+        let since = query.since.map(minute_of);
+        let until = query.until.map(minute_of);
+        let mut items = Vec::new();
+        for entry in self.list_all(&schema::usage_prefix(id)).await? {
+            let Some(minute) = entry.rsplit(':').next().and_then(|m| m.parse::<i64>().ok()) else {
+                continue;
+            };
+            if since.is_some_and(|s| minute < s) || until.is_some_and(|u| minute >= u) {
+                continue;
+            }
+            let counts: Counts = get_json(&self.store, &entry).await?.unwrap_or_default();
+            let at = time::OffsetDateTime::from_unix_timestamp(minute * 60)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            items.push(UsageItem { minute: at, counts });
+        }
+        Ok(UsagePage { items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UsageSummary;
+
+    #[test]
+    fn extensive_use_is_a_spike_over_the_keys_own_rate_or_over_the_threshold() {
+        let now = 100_000;
+        let steady: Vec<(i64, u64)> = (0..24 * 60).map(|m| (now - m, 10)).collect();
+        let summary = UsageSummary {
+            minutes: steady,
+            ..Default::default()
+        };
+        assert_eq!(summary.last_hour(now), 600);
+        assert!(
+            !summary.is_extensive(now, None),
+            "a steady rate is normal, however high"
+        );
+        assert!(
+            summary.is_extensive(now, Some(599)),
+            "above the admin's threshold"
+        );
+
+        let mut spike = summary.clone();
+        for slot in spike.minutes.iter_mut().filter(|(m, _)| now - m < 60) {
+            slot.1 = 200;
+        }
+        assert!(
+            spike.is_extensive(now, None),
+            "12 000 in an hour against ~600 an hour before"
+        );
+        let quiet = UsageSummary {
+            minutes: vec![(now, 50)],
+            ..Default::default()
+        };
+        assert!(
+            !quiet.is_extensive(now, None),
+            "a quiet key's first use is not a spike"
+        );
+    }
+}
