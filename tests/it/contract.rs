@@ -178,6 +178,7 @@ const CASES: &[(&str, CaseFn)] = cases![
     verifications_are_counted_per_minute_by_outcome,
     extensive_use_is_flagged_above_the_threshold,
     the_active_key_quota_is_enforced,
+    another_organizations_namespaces_grants_and_resources_are_not_found,
 ];
 
 async fn run_all(host: &Host) {
@@ -2111,4 +2112,127 @@ async fn the_active_key_quota_is_enforced(c: Ctx) -> Result<()> {
     )
     .await?;
     problem(&refused?, 409, "key_quota_exceeded")
+}
+
+async fn another_organizations_namespaces_grants_and_resources_are_not_found(c: Ctx) -> Result<()> {
+    let app = c.created("/v1/apps", json!({"name": "Private"})).await?;
+    let ws = c
+        .created("/v1/workspaces", json!({"name": "Private ws", "app": app}))
+        .await?;
+    let group = c
+        .created(
+            "/v1/usergroups",
+            json!({"name": "Private group", "parent": c.org}),
+        )
+        .await?;
+    let me = c.admin("GET", "/v1/me", None).await?.body["user"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let grant = c
+        .created(
+            "/v1/grants",
+            json!({"principal": me, "namespace": ws, "permission": "resources.read"}),
+        )
+        .await?;
+    let resource = c
+        .created(
+            "/v1/resources",
+            json!({"namespace": ws, "kind": "dataset", "name": "secret plans"}),
+        )
+        .await?;
+
+    let created = c
+        .admin(
+            "POST",
+            "/v1/organizations",
+            Some(&json!({"name": "Intruders", "admin_email": "intruder@other.example"})),
+        )
+        .await?;
+    let token = created.body["invitation_token"]
+        .as_str()
+        .unwrap_or_default();
+    let body = json!({"name": "Intruder", "password": "long-enough-pw"});
+    c.api
+        .call(
+            "POST",
+            &format!("/v1/invitations/{token}/accept"),
+            As::Nobody,
+            Some(&body),
+        )
+        .await?;
+    let login = json!({"email": "intruder@other.example", "password": "long-enough-pw"});
+    let session = c
+        .api
+        .call("POST", "/v1/auth/login", As::Nobody, Some(&login))
+        .await?;
+    let other = session.body["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let o = As::Bearer(&other);
+
+    let attempts: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/v1/workspaces/{ws}"), None),
+        (
+            "PATCH",
+            format!("/v1/workspaces/{ws}"),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", format!("/v1/workspaces/{ws}"), None),
+        ("GET", format!("/v1/usergroups/{group}"), None),
+        ("DELETE", format!("/v1/usergroups/{group}"), None),
+        (
+            "POST",
+            format!("/v1/usergroups/{group}/members"),
+            Some(json!({"user": me})),
+        ),
+        (
+            "POST",
+            "/v1/workspaces".into(),
+            Some(json!({"name": "inside", "app": app})),
+        ),
+        ("DELETE", format!("/v1/grants/{grant}"), None),
+        (
+            "POST",
+            "/v1/grants".into(),
+            Some(json!({"principal": me, "namespace": ws, "permission": "resources.read"})),
+        ),
+        ("GET", format!("/v1/resources/{resource}"), None),
+        (
+            "PATCH",
+            format!("/v1/resources/{resource}"),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", format!("/v1/resources/{resource}"), None),
+        ("GET", format!("/v1/resources?namespace={ws}"), None),
+        (
+            "POST",
+            "/v1/resources".into(),
+            Some(json!({"namespace": ws, "kind": "x", "name": "x"})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let answer = c.api.call(method, &path, o, body.as_ref()).await?;
+        problem(&answer, 404, "not_found").map_err(|e| e.context(format!("{method} {path}")))?;
+    }
+    for list in ["/v1/apps", "/v1/workspaces", "/v1/usergroups", "/v1/grants"] {
+        let answer = c.api.call("GET", list, o, None).await?;
+        ensure!(answer.status == 200, "{list}: {answer:?}");
+        let text = answer.body.to_string();
+        ensure!(
+            ![&app, &ws, &group, &grant]
+                .iter()
+                .any(|id| text.contains(id.as_str())),
+            "{list} leaks: {text}"
+        );
+    }
+    ensure!(
+        c.admin("GET", &format!("/v1/resources/{resource}"), None)
+            .await?
+            .body["name"]
+            == "secret plans",
+        "untouched"
+    );
+    Ok(())
 }
