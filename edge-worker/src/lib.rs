@@ -55,6 +55,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let flusher = Rc::clone(&keygate);
     let response = Router::with_data(keygate)
         .get_async("/healthz", handler!(healthz))
+        .get_async("/openapi.json", handler!(openapi))
         .post_async("/v1/auth/login", handler!(login))
         .post_async("/v1/auth/logout", handler!(logout))
         .get_async("/v1/me", handler!(me))
@@ -646,4 +647,12 @@ async fn key_usage(req: Request, ctx: Ctx) -> ApiResult {
         200,
         &ctx.data.key_usage(&caller, &id(&ctx), query).await?,
     ))
+}
+
+async fn openapi(_: Request, _: Ctx) -> ApiResult {
+    Ok(Reply {
+        status: 200,
+        body: Some(model::OPENAPI_JSON.to_owned()),
+        cookie: None,
+    })
 }

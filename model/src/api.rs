@@ -3,10 +3,13 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::domain::{KeyRole, KeyStatus, PermissionScope, Role, Settings, Timestamp};
+use time::OffsetDateTime;
+
+use crate::domain::{KeyRole, KeyStatus, PermissionScope, Role, Settings};
 
 /// An RFC 7807 problem, `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -26,6 +29,7 @@ pub struct Page<T> {
 
 /// `POST /v1/auth/login`.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -34,6 +38,7 @@ pub struct LoginRequest {
 
 /// A user or member as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -43,6 +48,7 @@ pub struct UserView {
 
 /// The answer to a successful login. The same session is also set as an HttpOnly cookie.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     pub token: String,
     pub csrf_token: String,
@@ -51,6 +57,7 @@ pub struct LoginResponse {
 
 /// An organization as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrganizationView {
     pub id: String,
     pub name: String,
@@ -58,6 +65,7 @@ pub struct OrganizationView {
 
 /// The kind of a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NamespaceKind {
     Organization,
@@ -68,6 +76,7 @@ pub enum NamespaceKind {
 
 /// A namespace the caller holds permissions in, as `GET /v1/me` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeNamespace {
     pub id: String,
     pub kind: NamespaceKind,
@@ -77,6 +86,7 @@ pub struct MeNamespace {
 
 /// `GET /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeResponse {
     pub user: UserView,
     pub organization: OrganizationView,
@@ -89,6 +99,7 @@ pub struct MeResponse {
 
 /// `POST /v1/keys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub name: String,
@@ -100,11 +111,12 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     pub permissions: Option<Vec<PermissionScope>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// The owner of a key, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyOwner {
     pub id: String,
     pub name: String,
@@ -113,6 +125,7 @@ pub struct KeyOwner {
 
 /// A key as the API shows it: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyView {
     pub id: String,
     pub name: String,
@@ -123,20 +136,21 @@ pub struct KeyView {
     pub permissions: Vec<PermissionScope>,
     pub status: KeyStatus,
     #[serde(with = "time::serde::rfc3339")]
-    pub created_at: Timestamp,
+    pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: Timestamp,
+    pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<Timestamp>,
+    pub revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<Timestamp>,
+    pub last_used_at: Option<OffsetDateTime>,
     pub extensive_use: bool,
 }
 
 /// The answer to `POST /v1/keys`: the key record and, this once, its plaintext.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub record: KeyView,
@@ -146,6 +160,7 @@ pub struct CreatedKey {
 
 /// `GET /v1/keys` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyListQuery {
     #[serde(default)]
@@ -170,6 +185,7 @@ pub struct KeyListQuery {
 /// `PATCH /v1/keys/{id}`: only the name and description change after creation; naming any
 /// other field is refused (SPEC §3.5).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +200,7 @@ pub struct KeyPatch {
 
 /// `POST /v1/keys/revoke`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BulkRevokeRequest {
     pub ids: Vec<String>,
@@ -191,6 +208,7 @@ pub struct BulkRevokeRequest {
 
 /// One id's outcome in a bulk revoke.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRevokeResult {
     pub id: String,
     pub ok: bool,
@@ -200,12 +218,14 @@ pub struct BulkRevokeResult {
 
 /// The answer of `POST /v1/keys/revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRevokeResponse {
     pub results: Vec<BulkRevokeResult>,
 }
 
 /// `POST /v1/keys/{id}/roll`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RollRequest {
     /// How long the old secret keeps working: 0 to 86 400 seconds.
@@ -215,6 +235,7 @@ pub struct RollRequest {
 
 /// `DELETE /v1/keys/{id}` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKeyQuery {
     /// A member with `resources.write` in the key's namespace who receives its resources.
@@ -227,6 +248,7 @@ pub struct DeleteKeyQuery {
 
 /// `POST /v1/keys/verify`.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub key: String,
@@ -240,6 +262,7 @@ pub struct VerifyRequest {
 
 /// The outcome of a verification (SPEC §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
     Valid,
@@ -254,6 +277,7 @@ pub enum VerifyCode {
 
 /// The answer of `POST /v1/keys/verify`; the fields after `code` appear once the secret matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyResponse {
     pub valid: bool,
     pub code: VerifyCode,
@@ -272,7 +296,7 @@ pub struct VerifyResponse {
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
-    pub expires_at: Option<Timestamp>,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl VerifyResponse {
@@ -293,6 +317,7 @@ impl VerifyResponse {
 
 /// `POST /v1/invitations`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     pub email: String,
@@ -302,12 +327,14 @@ pub struct InviteRequest {
 
 /// The answer to an invitation: the one-time token for the invitee's link.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvitationResponse {
     pub invitation_token: String,
 }
 
 /// `POST /v1/invitations/{token}/accept`.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     pub name: String,
@@ -316,12 +343,14 @@ pub struct AcceptRequest {
 
 /// The answer to an accepted invitation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptResponse {
     pub user: UserView,
 }
 
 /// `PATCH /v1/members/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RolesPatch {
     pub roles: Vec<Role>,
@@ -329,6 +358,7 @@ pub struct RolesPatch {
 
 /// `POST /v1/organizations`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganizationRequest {
     pub name: String,
@@ -337,6 +367,7 @@ pub struct CreateOrganizationRequest {
 
 /// The answer to `POST /v1/organizations`: the new organization and its admin's invitation.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedOrganization {
     pub organization: OrganizationView,
     pub invitation_token: String,
@@ -344,6 +375,7 @@ pub struct CreatedOrganization {
 
 /// A plain page query (`limit`, `cursor`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     #[serde(default)]
@@ -354,6 +386,7 @@ pub struct PageQuery {
 
 /// A namespace as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceView {
     pub id: String,
     pub kind: NamespaceKind,
@@ -363,6 +396,7 @@ pub struct NamespaceView {
 
 /// `POST /v1/apps`, `POST /v1/workspaces`, `POST /v1/usergroups` (and their PATCH: name only).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceRequest {
     pub name: String,
@@ -376,6 +410,7 @@ pub struct NamespaceRequest {
 
 /// `PATCH /v1/workspaces/{id}`, `PATCH /v1/usergroups/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     pub name: String,
@@ -383,6 +418,7 @@ pub struct RenameRequest {
 
 /// `POST /v1/usergroups/{id}/members`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupMemberRequest {
     pub user: String,
@@ -390,6 +426,7 @@ pub struct GroupMemberRequest {
 
 /// `POST /v1/permissions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PermissionRequest {
     pub name: String,
@@ -399,6 +436,7 @@ pub struct PermissionRequest {
 
 /// A catalogue entry as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionView {
     pub name: String,
     pub description: Option<String>,
@@ -407,6 +445,7 @@ pub struct PermissionView {
 
 /// `POST /v1/grants`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     pub principal: String,
@@ -418,6 +457,7 @@ pub struct GrantRequest {
 
 /// `GET /v1/grants` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantQuery {
     #[serde(default)]
@@ -432,6 +472,7 @@ pub struct GrantQuery {
 
 /// `POST /v1/resources`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequest {
     pub namespace: String,
@@ -441,6 +482,7 @@ pub struct ResourceRequest {
 
 /// `PATCH /v1/resources/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourcePatch {
     pub name: String,
@@ -448,6 +490,7 @@ pub struct ResourcePatch {
 
 /// `GET /v1/resources` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceQuery {
     #[serde(default)]
@@ -460,30 +503,34 @@ pub struct ResourceQuery {
 
 /// `GET /v1/keys/{id}/usage` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
-    pub since: Option<Timestamp>,
+    pub since: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    pub until: Option<Timestamp>,
+    pub until: Option<OffsetDateTime>,
 }
 
 /// One minute of a key's verifications, by outcome code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageItem {
     #[serde(with = "time::serde::rfc3339")]
-    pub minute: Timestamp,
+    pub minute: OffsetDateTime,
     pub counts: std::collections::BTreeMap<VerifyCode, u64>,
 }
 
 /// The answer of `GET /v1/keys/{id}/usage`, oldest minute first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsagePage {
     pub items: Vec<UsageItem>,
 }
 
 /// Who did something: a user or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     #[serde(rename = "type")]
     pub kind: String,
@@ -492,12 +539,13 @@ pub struct Actor {
 
 /// An audit event (SPEC §6). Stored as is, under the organization's event index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(with = "time::serde::rfc3339")]
-    pub at: Timestamp,
+    pub at: OffsetDateTime,
     pub actor: Actor,
     pub target: Option<String>,
     pub details: serde_json::Value,
@@ -505,6 +553,7 @@ pub struct EventView {
 
 /// `GET /v1/events` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// An event type, or a family such as `key.*`.
@@ -516,9 +565,9 @@ pub struct EventQuery {
     #[serde(default)]
     pub actor: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    pub since: Option<Timestamp>,
+    pub since: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
-    pub until: Option<Timestamp>,
+    pub until: Option<OffsetDateTime>,
     #[serde(default)]
     pub limit: Option<u32>,
     #[serde(default)]
@@ -530,6 +579,7 @@ pub type SettingsView = Settings;
 
 /// `PATCH /v1/settings`: absent fields stay as they are; `null` clears an optional one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ pub type Timestamp = OffsetDateTime;
 
 /// An organization role (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The tenant admin: every permission in every namespace of its organization.
@@ -26,6 +27,7 @@ pub enum Role {
 
 /// The organization's API key settings (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settings {
     pub api_keys_enabled: bool,
     pub max_expiry_days: Option<u32>,
@@ -113,6 +115,7 @@ pub struct Session {
 
 /// The role a key may be given instead of an explicit permission list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyRole {
     /// The creator's `*.read` permissions in the namespace.
@@ -123,6 +126,7 @@ pub enum KeyRole {
 
 /// One permission, optionally limited to some resources (`None` = every resource).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionScope {
     pub permission: String,
     #[serde(default)]
@@ -139,6 +143,7 @@ pub enum Access {
 
 /// A key's lifecycle status (SPEC §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     Active,
@@ -225,6 +230,7 @@ pub struct PermissionDef {
 
 /// `(principal, namespace, permission, resources?)` (SPEC §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grant {
     pub id: String,
     pub principal: String,
@@ -235,6 +241,7 @@ pub struct Grant {
 
 /// Who owns a resource: a user or an API key (seed 003).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Owner {
     #[serde(rename = "type")]
     pub kind: OwnerKind,
@@ -243,6 +250,7 @@ pub struct Owner {
 
 /// The kind of a resource owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerKind {
     User,
@@ -251,6 +259,7 @@ pub enum OwnerKind {
 
 /// An object living in a namespace (a dataset, a project…), owned by a user or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resource {
     pub id: String,
     pub namespace: String,

@@ -16,6 +16,8 @@ pub mod domain;
 pub mod error;
 pub mod id;
 pub mod key;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod password;
 pub mod rules;
 pub mod service;
@@ -23,3 +25,7 @@ pub mod store;
 pub mod wire;
 
 pub use error::Error;
+
+/// The OpenAPI document both hosts serve at `GET /openapi.json`, generated from the code by
+/// `cargo xtask openapi` (see `openapi.rs`, behind the `openapi` feature).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");

@@ -106,6 +106,7 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
         .with_state(state);
     let app = match assets {
@@ -722,4 +723,8 @@ pub async fn flush_usage_until(
     if let Err(e) = keygate.flush_usage(now()).await {
         tracing::error!(error = %e, "final usage flush failed");
     }
+}
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, "application/json")], model::OPENAPI_JSON).into_response()
 }

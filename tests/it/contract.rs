@@ -179,6 +179,7 @@ const CASES: &[(&str, CaseFn)] = cases![
     extensive_use_is_flagged_above_the_threshold,
     the_active_key_quota_is_enforced,
     another_organizations_namespaces_grants_and_resources_are_not_found,
+    the_openapi_document_is_served,
 ];
 
 async fn run_all(host: &Host) {
@@ -2233,6 +2234,26 @@ async fn another_organizations_namespaces_grants_and_resources_are_not_found(c: 
             .body["name"]
             == "secret plans",
         "untouched"
+    );
+    Ok(())
+}
+
+async fn the_openapi_document_is_served(c: Ctx) -> Result<()> {
+    let answer = c.api.call("GET", "/openapi.json", As::Nobody, None).await?;
+    ensure!(
+        answer.status == 200 && answer.content_type.starts_with("application/json"),
+        "{answer:?}"
+    );
+    ensure!(
+        answer.body["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        answer.body["openapi"]
+    );
+    ensure!(
+        answer.body["paths"]["/v1/keys/verify"]["post"].is_object(),
+        "verify is documented"
     );
     Ok(())
 }

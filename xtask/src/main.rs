@@ -39,6 +39,8 @@ enum Cmd {
         #[arg(long)]
         no_lint: bool,
     },
+    /// Regenerate `model/openapi.json` from the code.
+    Openapi,
     /// Build the worker and the console and serve both under workerd (`wrangler dev`).
     Edge {
         #[arg(long, default_value_t = 8787)]
@@ -63,6 +65,12 @@ fn main() -> Result<()> {
             persist_to,
             build_only,
         } => edge(&root, port, &persist_to, build_only),
+        Cmd::Openapi => {
+            let path = root.join("model/openapi.json");
+            std::fs::write(&path, model::openapi::json())?;
+            eprintln!("xtask: wrote {}", path.display());
+            Ok(())
+        }
     }
 }
 
