@@ -36,6 +36,37 @@ pub struct AppState {
     pub keygate: Keygate<RedbStore>,
     /// Whether the session cookie carries `Secure` (everywhere but on loopback).
     pub secure_cookies: bool,
+    /// Serializes changes, so a rule checked on reads (the active-key quota, unique emails,
+    /// the last admin) still holds when its write commits. redb serializes write
+    /// transactions anyway, so this costs little; verification never takes it.
+    pub writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    /// State over `keygate`.
+    pub fn new(keygate: Keygate<RedbStore>, secure_cookies: bool) -> Self {
+        Self {
+            keygate,
+            secure_cookies,
+            writes: std::sync::Arc::default(),
+        }
+    }
+}
+
+/// Runs every changing request but verification one at a time.
+async fn one_writer(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes =
+        wire::is_mutating(request.method().as_str()) && request.uri().path() != "/v1/keys/verify";
+    if changes {
+        let _guard = state.writes.lock().await;
+        next.run(request).await
+    } else {
+        next.run(request).await
+    }
 }
 
 /// The whole app: the API under `/v1`, `/healthz`, and the console from `assets` when given.
@@ -108,6 +139,10 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         )
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            one_writer,
+        ))
         .with_state(state);
     let app = match assets {
         Some(dir) => {

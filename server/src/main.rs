@@ -76,10 +76,7 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState {
-        keygate,
-        secure_cookies: !addr.ip().is_loopback(),
-    };
+    let state = AppState::new(keygate, !addr.ip().is_loopback());
     let (stop_flush, flush_stopped) = tokio::sync::oneshot::channel::<()>();
     let flusher = tokio::spawn(server::http::flush_usage_until(
         state.keygate.clone(),

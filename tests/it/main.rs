@@ -3,3 +3,4 @@
 
 mod contract;
 mod e2e;
+mod server;
