@@ -56,6 +56,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let response = Router::with_data(keygate)
         .get_async("/healthz", handler!(healthz))
         .get_async("/openapi.json", handler!(openapi))
+        .on_async("/gateway/*path", |req, ctx| async move {
+            match gateway(req, ctx).await {
+                Ok(response) => Ok(response),
+                Err(e) => respond(Err(e)),
+            }
+        })
         .post_async("/v1/auth/login", handler!(login))
         .post_async("/v1/auth/logout", handler!(logout))
         .get_async("/v1/me", handler!(me))
@@ -187,7 +193,7 @@ fn respond(result: ApiResult) -> worker::Result<Response> {
             Ok(response)
         }
         Err(e) => {
-            if let Error::Store(_) | Error::Internal(_) = &e {
+            if let Error::Store(_) | Error::Internal(_) | Error::Upstream(_) = &e {
                 console_error!("keygate: {e:?}");
             }
             let problem = e.problem();
@@ -655,4 +661,69 @@ async fn openapi(_: Request, _: Ctx) -> ApiResult {
         body: Some(model::OPENAPI_JSON.to_owned()),
         cookie: None,
     })
+}
+
+/// Gateway mode (SPEC §4.4): `/gateway/<path>` is verified at the edge and forwarded to
+/// `KEYGATE_UPSTREAM/<path>` with the identity headers and without the key; a refused key is
+/// answered here and never reaches the upstream.
+async fn gateway(mut req: Request, ctx: Ctx) -> Result<Response, Error> {
+    let upstream = ctx
+        .env
+        .var("KEYGATE_UPSTREAM")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    if upstream.is_empty() {
+        return Err(Error::NotFound(
+            "gateway (KEYGATE_UPSTREAM is not configured)",
+        ));
+    }
+    let (authorization, x_api_key) = (header(&req, "authorization"), header(&req, "x-api-key"));
+    let key = wire::gateway_key(authorization.as_deref(), x_api_key.as_deref())
+        .ok_or(Error::KeyRefused(model::api::VerifyCode::NotFound))?
+        .to_owned();
+    let verify = model::api::VerifyRequest {
+        key,
+        permissions: None,
+        resource: None,
+        namespace: None,
+    };
+    let answer = ctx.data.verify(&verify, now()).await?;
+    let identity = wire::gateway_identity(&answer)?;
+
+    let url = req.url().map_err(|e| Error::BadRequest(e.to_string()))?;
+    let rest = url.path().strip_prefix("/gateway").unwrap_or("/");
+    let mut target = format!(
+        "{}{}",
+        upstream.trim_end_matches('/'),
+        if rest.is_empty() { "/" } else { rest }
+    );
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let headers = worker::Headers::new();
+    for (name, value) in req.headers().entries() {
+        if !wire::gateway_drops(&name) {
+            headers.set(&name, &value).map_err(internal)?;
+        }
+    }
+    for (name, value) in identity {
+        headers.set(name, &value).map_err(internal)?;
+    }
+    let method = req.method();
+    let body = req.bytes().await.unwrap_or_default();
+    let mut init = worker::RequestInit::new();
+    init.with_method(method.clone()).with_headers(headers);
+    if !body.is_empty() && !matches!(method, worker::Method::Get | worker::Method::Head) {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let forwarded = Request::new_with_init(&target, &init).map_err(internal)?;
+    worker::Fetch::Request(forwarded)
+        .send()
+        .await
+        .map_err(|e| Error::Upstream(e.to_string()))
+}
+
+fn internal(e: worker::Error) -> Error {
+    Error::Internal(e.to_string())
 }

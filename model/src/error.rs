@@ -3,7 +3,7 @@
 //! Each host turns an [`Error`] into a response in one place, through [`Error::problem`].
 //! Messages never contain a secret: they are written here, not built from request bodies.
 
-use crate::api::Problem;
+use crate::api::{Problem, VerifyCode};
 use crate::store::StoreError;
 
 /// Why an operation was refused or failed.
@@ -44,6 +44,10 @@ pub enum Error {
     RateLimited,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("{}", refusal_detail(*.0))]
+    KeyRefused(crate::api::VerifyCode),
+    #[error("the upstream did not answer")]
+    Upstream(String),
     #[error("the store is unavailable; nothing was changed")]
     Store(#[from] StoreError),
     #[error("an internal error occurred")]
@@ -75,6 +79,12 @@ impl Error {
             Error::Validation { .. } => 422,
             Error::BadRequest(_) => 400,
             Error::RateLimited => 429,
+            Error::KeyRefused(code) => match code {
+                VerifyCode::WrongNamespace | VerifyCode::InsufficientPermissions => 403,
+                VerifyCode::RateLimited => 429,
+                _ => 401,
+            },
+            Error::Upstream(_) => 502,
             Error::Store(_) => 503,
             Error::Internal(_) => 500,
         }
@@ -98,6 +108,16 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::KeyRefused(code) => match code {
+                VerifyCode::Expired => "key_expired",
+                VerifyCode::Revoked => "key_revoked",
+                VerifyCode::Disabled => "key_disabled",
+                VerifyCode::WrongNamespace => "key_wrong_namespace",
+                VerifyCode::InsufficientPermissions => "key_insufficient_permissions",
+                VerifyCode::RateLimited => "rate_limited",
+                VerifyCode::NotFound | VerifyCode::Valid => "key_not_found",
+            },
+            Error::Upstream(_) => "upstream_unavailable",
             Error::Store(_) => "store_unavailable",
             Error::Internal(_) => "internal",
         }
@@ -113,6 +133,7 @@ impl Error {
             413 => "Payload too large",
             422 => "Invalid input",
             429 => "Too many requests",
+            502 => "Bad gateway",
             503 => "Service unavailable",
             _ => "Internal error",
         }
@@ -127,6 +148,21 @@ impl Error {
             status: self.status(),
             detail: self.to_string(),
             code: code.to_owned(),
+        }
+    }
+}
+
+/// What a refused key is told, by outcome; as little as the verify endpoint tells.
+fn refusal_detail(code: VerifyCode) -> &'static str {
+    match code {
+        VerifyCode::Expired => "the API key has expired",
+        VerifyCode::Revoked => "the API key was revoked",
+        VerifyCode::Disabled => "API keys are disabled for this key",
+        VerifyCode::WrongNamespace => "the API key does not belong to this namespace",
+        VerifyCode::InsufficientPermissions => "the API key lacks a permission this needs",
+        VerifyCode::RateLimited => "the API key is rate limited",
+        VerifyCode::NotFound | VerifyCode::Valid => {
+            "send a valid API key (Authorization: Bearer kg_… or X-API-Key)"
         }
     }
 }

@@ -83,6 +83,64 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
     })
 }
 
+/// Headers the gateway adds to a forwarded request (SPEC §4.4).
+pub const IDENTITY_HEADERS: [&str; 4] = [
+    "x-keygate-key-id",
+    "x-keygate-namespace",
+    "x-keygate-owner",
+    "x-keygate-permissions",
+];
+
+/// The API key a gateway request carries: `Authorization: Bearer kg_…` or `X-API-Key`.
+pub fn gateway_key<'a>(
+    authorization: Option<&'a str>,
+    x_api_key: Option<&'a str>,
+) -> Option<&'a str> {
+    authorization
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| k.starts_with(crate::key::PREFIX))
+        .or_else(|| x_api_key.map(str::trim))
+}
+
+/// The gateway's decision on a verification: the identity headers to forward with, or the
+/// refusal to answer at the edge (never forwarded).
+pub fn gateway_identity(
+    answer: &crate::api::VerifyResponse,
+) -> Result<Vec<(&'static str, String)>> {
+    if !answer.valid {
+        return Err(Error::KeyRefused(answer.code));
+    }
+    let permissions = answer
+        .permissions
+        .iter()
+        .flatten()
+        .map(|p| match &p.resources {
+            None => p.permission.clone(),
+            Some(ids) => format!("{}={}", p.permission, ids.join("|")),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let values = [
+        answer.key_id.clone(),
+        answer.namespace.clone(),
+        answer.owner.clone(),
+        Some(permissions),
+    ];
+    Ok(IDENTITY_HEADERS
+        .iter()
+        .copied()
+        .zip(values.into_iter().map(Option::unwrap_or_default))
+        .collect())
+}
+
+/// Whether a request header is dropped before forwarding: the key itself, and any identity
+/// header a caller tried to forge.
+pub fn gateway_drops(header: &str) -> bool {
+    let h = header.to_ascii_lowercase();
+    h == "authorization" || h == "x-api-key" || h == "cookie" || h.starts_with("x-keygate-")
+}
+
 /// Decodes a query string (without `?`) into `T`; a wrong one is 422 `validation_failed`.
 pub fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T> {
     match raw.filter(|q| !q.is_empty()) {

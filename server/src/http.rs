@@ -179,6 +179,7 @@ impl IntoResponse for ApiError {
         match &self.0 {
             Error::Store(e) => tracing::error!(error = %e, "store failure"),
             Error::Internal(e) => tracing::error!(error = %e, "internal error"),
+            Error::Upstream(e) => tracing::warn!(error = %e, "upstream unavailable"),
             _ => {}
         }
         let problem = self.0.problem();

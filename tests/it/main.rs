@@ -3,4 +3,5 @@
 
 mod contract;
 mod e2e;
+mod gateway;
 mod server;

@@ -118,6 +118,11 @@ impl Host {
 
     /// Starts the built worker under workerd with a fresh local KV.
     pub async fn worker() -> Result<Host> {
+        Self::worker_with(&[]).await
+    }
+
+    /// Starts the worker with extra `wrangler dev --var NAME:VALUE` settings.
+    pub async fn worker_with(vars: &[(&str, &str)]) -> Result<Host> {
         let repo = repo();
         let shim = repo.join("edge-worker/build/worker/shim.mjs");
         if !shim.exists() {
@@ -144,6 +149,10 @@ impl Host {
             .arg(dir.path())
             .args(["--var", &format!("KEYGATE_ADMIN_EMAIL:{ADMIN_EMAIL}")])
             .args(["--var", &format!("KEYGATE_ADMIN_PASSWORD:{ADMIN_PASSWORD}")])
+            .args(
+                vars.iter()
+                    .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
+            )
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("CI", "true")

@@ -1,0 +1,209 @@
+//! Gateway mode at the edge (SPEC §4.4), against a real upstream the test serves on loopback:
+//! verified requests arrive with the identity headers and without the key; refused ones are
+//! answered by the worker and never reach the upstream.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use serde_json::json;
+use tests::{Api, As, Host};
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+async fn upstream() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let app = Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let log = Arc::clone(&log);
+            async move {
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                let entry = Seen {
+                    method: method.to_string(),
+                    uri: uri.to_string(),
+                    headers,
+                    body: body.to_vec(),
+                };
+                log.lock().expect("log").push(entry);
+                axum::Json(json!({"upstream": "hello", "path": uri.path()}))
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("upstream serves") });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_forwards_verified_requests_and_refuses_the_rest_at_the_edge() {
+    let (upstream_url, seen) = upstream().await;
+    let host = Host::worker_with(&[("KEYGATE_UPSTREAM", &upstream_url)])
+        .await
+        .expect("worker starts");
+    let api = Api::new(&host.base);
+    let (token, _) = api.login_admin().await.expect("admin");
+    let admin = As::Bearer(&token);
+    let org = api
+        .call("GET", "/v1/me", admin, None)
+        .await
+        .expect("me")
+        .body["organization"]["id"]
+        .clone();
+    api.call(
+        "PATCH",
+        "/v1/settings",
+        admin,
+        Some(&json!({"api_keys_enabled": true})),
+    )
+    .await
+    .expect("enable");
+    let made = api
+        .call(
+            "POST",
+            "/v1/keys",
+            admin,
+            Some(&json!({"name": "gw", "namespace": org, "role": "viewer"})),
+        )
+        .await
+        .expect("create");
+    let key = made.body["key"].as_str().expect("key").to_owned();
+    let id = made.body["id"].as_str().expect("id").to_owned();
+    let owner = made.body["owner"]["id"].as_str().expect("owner").to_owned();
+
+    let ok = api
+        .call("GET", "/gateway/hello/world?x=1", As::Bearer(&key), None)
+        .await
+        .expect("gateway");
+    assert_eq!(
+        (ok.status, ok.body["upstream"].as_str()),
+        (200, Some("hello")),
+        "{ok:?}"
+    );
+    let client = reqwest::Client::new();
+    let posted = client
+        .post(format!("{}/gateway/items", host.base))
+        .header("x-api-key", &key)
+        .header("x-keygate-owner", "usr_forged000000")
+        .header("cookie", "keygate_session=kgs_nope")
+        .body("payload")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status().as_u16(), 200);
+
+    let log = seen.lock().expect("log").clone();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(
+        (log[0].method.as_str(), log[0].uri.as_str()),
+        ("GET", "/hello/world?x=1")
+    );
+    assert_eq!(
+        (
+            log[1].method.as_str(),
+            log[1].uri.as_str(),
+            log[1].body.as_slice()
+        ),
+        ("POST", "/items", &b"payload"[..])
+    );
+    for request in &log {
+        let h = &request.headers;
+        assert_eq!(h.get("x-keygate-key-id"), Some(&id));
+        assert_eq!(
+            h.get("x-keygate-owner"),
+            Some(&owner),
+            "a forged identity header is replaced"
+        );
+        assert_eq!(
+            h.get("x-keygate-namespace").map(String::as_str),
+            org.as_str()
+        );
+        assert!(
+            h.get("x-keygate-permissions")
+                .is_some_and(|p| p.split(',').all(|p| p.ends_with(".read"))),
+            "{h:?}"
+        );
+        assert!(
+            !h.contains_key("authorization")
+                && !h.contains_key("x-api-key")
+                && !h.contains_key("cookie"),
+            "{h:?}"
+        );
+        assert!(
+            !h.values().any(|v| v.contains(&key[16..48])),
+            "the key never reaches the upstream"
+        );
+    }
+
+    let refused = |answer: &tests::Answer, status: u16, code: &str| {
+        assert_eq!((answer.status, answer.code()), (status, code), "{answer:?}");
+        assert!(answer.content_type.starts_with("application/problem+json"));
+    };
+    refused(
+        &api.call("GET", "/gateway/x", As::Nobody, None)
+            .await
+            .expect("no key"),
+        401,
+        "key_not_found",
+    );
+    refused(
+        &api.call("GET", "/gateway/x", As::Bearer("kg_garbage"), None)
+            .await
+            .expect("garbage"),
+        401,
+        "key_not_found",
+    );
+    api.call(
+        "PATCH",
+        "/v1/settings",
+        admin,
+        Some(&json!({"api_keys_enabled": false})),
+    )
+    .await
+    .expect("off");
+    refused(
+        &api.call("GET", "/gateway/x", As::Bearer(&key), None)
+            .await
+            .expect("disabled"),
+        401,
+        "key_disabled",
+    );
+    api.call(
+        "PATCH",
+        "/v1/settings",
+        admin,
+        Some(&json!({"api_keys_enabled": true})),
+    )
+    .await
+    .expect("on");
+    api.call("POST", &format!("/v1/keys/{id}/revoke"), admin, None)
+        .await
+        .expect("revoke");
+    refused(
+        &api.call("GET", "/gateway/x", As::Bearer(&key), None)
+            .await
+            .expect("revoked"),
+        401,
+        "key_revoked",
+    );
+    assert_eq!(
+        seen.lock().expect("log").len(),
+        2,
+        "refused requests never reach the upstream"
+    );
+}
