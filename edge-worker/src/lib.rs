@@ -53,7 +53,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         BOOTSTRAPPED.set(true);
     }
     let flusher = Rc::clone(&keygate);
-    let response = Router::with_data(keygate)
+    let router = Router::with_data(keygate);
+    #[cfg(feature = "fault-injection")]
+    let router = router.post_async("/__faults", |mut req, _| async move {
+        #[derive(serde::Deserialize)]
+        struct Faults {
+            fail_prefix: Option<String>,
+        }
+        let faults: Faults = req.json().await?;
+        store::faults::set(faults.fail_prefix);
+        Response::empty().map(|r| r.with_status(204))
+    });
+    let response = router
         .get_async("/healthz", handler!(healthz))
         .get_async("/openapi.json", handler!(openapi))
         .on_async("/gateway/*path", |req, ctx| async move {

@@ -27,8 +27,49 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e.to_string())
 }
 
+/// Test-only fault injection: KV calls on keys under a chosen prefix fail.
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    use std::cell::RefCell;
+
+    use model::store::StoreError;
+
+    thread_local! {
+        static FAIL_PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Makes every KV call on a key starting with `prefix` fail (`None`: none do).
+    pub fn set(prefix: Option<String>) {
+        FAIL_PREFIX.with(|p| *p.borrow_mut() = prefix);
+    }
+
+    /// The injected failure for `key`, if any.
+    pub fn check(key: &str) -> Result<(), StoreError> {
+        let fails = FAIL_PREFIX.with(|p| {
+            p.borrow()
+                .as_deref()
+                .is_some_and(|prefix| key.starts_with(prefix))
+        });
+        if fails {
+            Err(StoreError::new("injected KV failure"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Without the test-only feature there is nothing to inject.
+#[cfg(not(feature = "fault-injection"))]
+mod faults {
+    #[inline(always)]
+    pub fn check(_: &str) -> Result<(), model::store::StoreError> {
+        Ok(())
+    }
+}
+
 impl Store for KvBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        faults::check(key)?;
         self.kv.get(key).bytes().await.map_err(err)
     }
 
@@ -58,6 +99,10 @@ impl Store for KvBackend {
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        for op in &batch.ops {
+            let (Op::Put(k, _) | Op::Delete(k)) = op;
+            faults::check(k)?;
+        }
         // Records first (they are the keys without ":ix:"), then index entries, then deletes.
         let (mut puts, deletes): (Vec<_>, Vec<_>) = batch
             .ops

@@ -182,3 +182,100 @@ fn permissions_beyond_the_creator_are_refused_and_nothing_is_written() {
     let listed = block_on(kg.list_keys(&caller, Default::default(), now())).expect("list");
     assert!(listed.items.is_empty());
 }
+
+/// A store that fails every call on keys under a prefix: fault injection, not a host.
+#[derive(Clone, Default)]
+struct Faulty {
+    inner: MemoryStore,
+    fail: std::sync::Arc<std::sync::Mutex<Option<&'static str>>>,
+}
+
+impl Faulty {
+    fn check(&self, key: &str) -> Result<(), model::store::StoreError> {
+        match *self.fail.lock().expect("lock") {
+            Some(prefix) if key.starts_with(prefix) => {
+                Err(model::store::StoreError::new("injected"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl model::store::Store for Faulty {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, model::store::StoreError> {
+        self.check(key)?;
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<model::store::Listing, model::store::StoreError> {
+        self.check(prefix)?;
+        self.inner.list(prefix, cursor, limit).await
+    }
+    async fn commit(&self, batch: model::store::Batch) -> Result<(), model::store::StoreError> {
+        for op in &batch.ops {
+            let (model::store::Op::Put(k, _) | model::store::Op::Delete(k)) = op;
+            self.check(k)?;
+        }
+        self.inner.commit(batch).await
+    }
+}
+
+#[test]
+fn a_failing_store_never_yields_valid_and_leaves_nothing_half_written() {
+    let store = Faulty::default();
+    let kg = Keygate::new(store.clone());
+    block_on(kg.bootstrap(
+        Some("root@example.com".into()),
+        Some("pw-123456".into()),
+        now(),
+    ))
+    .expect("bootstrap");
+    let login = LoginRequest {
+        email: "root@example.com".into(),
+        password: "pw-123456".into(),
+    };
+    let token = block_on(kg.login(login, now())).expect("login").token;
+    let caller = block_on(kg.authenticate(Credential::Bearer(&token), true, now())).expect("auth");
+    block_on(kg.update_settings(
+        &caller,
+        SettingsPatch {
+            api_keys_enabled: Some(true),
+            ..Default::default()
+        },
+        now(),
+    ))
+    .expect("enable");
+    let caller = block_on(kg.authenticate(Credential::Bearer(&token), true, now())).expect("auth");
+    let created = block_on(kg.create_key(&caller, request(&caller), now())).expect("create");
+
+    for prefix in ["v1:key:", "v1:user:", "v1:org:"] {
+        *store.fail.lock().expect("lock") = Some(prefix);
+        assert!(
+            matches!(
+                block_on(kg.verify(&verify(&created.key), now())),
+                Err(Error::Store(_))
+            ),
+            "{prefix}"
+        );
+    }
+    *store.fail.lock().expect("lock") = Some("v1:ix:");
+    let refused = block_on(kg.create_key(&caller, request(&caller), now()));
+    assert!(matches!(refused, Err(Error::Store(_))));
+    *store.fail.lock().expect("lock") = None;
+    let listed = block_on(kg.list_keys(&caller, Default::default(), now())).expect("list");
+    assert_eq!(
+        listed.items.len(),
+        1,
+        "the refused creation left nothing behind"
+    );
+    assert_eq!(
+        block_on(kg.verify(&verify(&created.key), now()))
+            .expect("verify")
+            .code,
+        VerifyCode::Valid
+    );
+}

@@ -3,5 +3,6 @@
 
 mod contract;
 mod e2e;
+mod faults;
 mod gateway;
 mod server;

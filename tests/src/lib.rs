@@ -123,8 +123,17 @@ impl Host {
 
     /// Starts the worker with extra `wrangler dev --var NAME:VALUE` settings.
     pub async fn worker_with(vars: &[(&str, &str)]) -> Result<Host> {
+        Self::worker_from("wrangler.toml", "build", vars).await
+    }
+
+    /// Starts the test-only worker built with fault injection (`POST /__faults`).
+    pub async fn faulty_worker() -> Result<Host> {
+        Self::worker_from("wrangler.faults.toml", "build-faults", &[]).await
+    }
+
+    async fn worker_from(config: &str, build: &str, vars: &[(&str, &str)]) -> Result<Host> {
         let repo = repo();
-        let shim = repo.join("edge-worker/build/worker/shim.mjs");
+        let shim = repo.join(format!("edge-worker/{build}/worker/shim.mjs"));
         if !shim.exists() {
             bail!(
                 "{} is not built: run the tests with `cargo xtask test`",
@@ -137,7 +146,15 @@ impl Host {
         let inspector = free_port()?;
         let child = Command::new(&wrangler)
             .current_dir(repo.join("edge-worker"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "dev",
+                "--config",
+                config,
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
             .args([
                 "--inspector-port",
                 &inspector.to_string(),

@@ -128,16 +128,29 @@ fn build_console(root: &Path) -> Result<()> {
 
 /// Builds the worker into `edge-worker/build/` with worker-build, using only local tools.
 fn build_worker(root: &Path) -> Result<()> {
+    worker_build(root, "build", &[])
+}
+
+/// Builds the test-only worker with fault injection into `edge-worker/build-faults/`.
+fn build_fault_worker(root: &Path) -> Result<()> {
+    worker_build(root, "build-faults", &["--features", "fault-injection"])
+}
+
+fn worker_build(root: &Path, out_dir: &str, cargo_args: &[&str]) -> Result<()> {
     let started = Instant::now();
     let bin = root.join("node_modules/.bin");
     sh(Command::new(tools::cargo_bin().join("worker-build"))
-        .arg("--release")
+        .args(["--release", "--out-dir", out_dir, "."])
+        .args(cargo_args)
         .current_dir(root.join("edge-worker"))
         .env("PATH", tool_path(root))
         .env("WASM_BINDGEN_BIN", tools::cargo_bin().join("wasm-bindgen"))
         .env("WASM_OPT_BIN", bin.join("wasm-opt"))
         .env("ESBUILD_BIN", bin.join("esbuild")))?;
-    eprintln!("xtask: worker built in {:.0?}", started.elapsed());
+    eprintln!(
+        "xtask: worker ({out_dir}) built in {:.0?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -204,6 +217,7 @@ fn test(root: &Path, lint: bool) -> Result<()> {
     }
     build_console(root)?;
     build_worker(root)?;
+    build_fault_worker(root)?;
     sh(cargo().args(["build", "-p", "server"]))?;
     // Native: model unit and property tests, the server's, the contract on both hosts, e2e.
     sh(cargo()
