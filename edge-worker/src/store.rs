@@ -5,13 +5,57 @@
 //! for a moment but never an index entry without its record. ARCHITECTURE.md explains what
 //! KV's eventual consistency means for each operation.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use model::store::{Batch, Listing, Op, Store, StoreError};
 use worker::kv::KvStore;
 
 /// The binding name of the KV namespace in `wrangler.toml`.
 pub const BINDING: &str = "KEYGATE_KV";
 
-/// Workers KV as a [`Store`].
+/// How long this isolate trusts a record it read from KV, positive or negative. A change made
+/// through this isolate invalidates at once; one made elsewhere is seen within this bound plus
+/// KV's own propagation (README, "Revocation at the edge").
+pub const CACHE_TTL_MS: f64 = 5_000.0;
+/// Most records one isolate keeps; past it the cache starts over.
+const CACHE_CAPACITY: usize = 10_000;
+/// The records the verification path reads: cached. Sessions, throttles and indexes are not.
+const CACHED: [&str; 4] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:"];
+
+/// A cached read: the value or its known absence, and its expiry in ms since the epoch.
+type Entry = (Option<Vec<u8>>, f64);
+
+thread_local! {
+    static CACHE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
+}
+
+fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
+    CACHE.with(|c| {
+        c.borrow()
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.clone())
+    })
+}
+
+fn remember(key: &str, value: Option<Vec<u8>>, now: f64) {
+    if CACHED.iter().any(|p| key.starts_with(p)) {
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CACHE_CAPACITY {
+                c.clear();
+            }
+            c.insert(key.to_owned(), (value, now + CACHE_TTL_MS));
+        });
+    }
+}
+
+fn forget(key: &str) {
+    CACHE.with(|c| c.borrow_mut().remove(key));
+}
+
+/// Workers KV as a [`Store`], with a short in-isolate read cache for the verification path.
 pub struct KvBackend {
     kv: KvStore,
 }
@@ -70,7 +114,13 @@ mod faults {
 impl Store for KvBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         faults::check(key)?;
-        self.kv.get(key).bytes().await.map_err(err)
+        let now = js_sys::Date::now();
+        if let Some(hit) = cached(key, now) {
+            return Ok(hit);
+        }
+        let value = self.kv.get(key).bytes().await.map_err(err)?;
+        remember(key, value.clone(), now);
+        Ok(value)
     }
 
     async fn list(
@@ -109,6 +159,10 @@ impl Store for KvBackend {
             .into_iter()
             .partition(|op| matches!(op, Op::Put(..)));
         puts.sort_by_key(|op| matches!(op, Op::Put(k, _) if k.contains(":ix:")));
+        for op in puts.iter().chain(&deletes) {
+            let (Op::Put(k, _) | Op::Delete(k)) = op;
+            forget(k);
+        }
         for op in puts.into_iter().chain(deletes) {
             match op {
                 Op::Put(k, v) => self

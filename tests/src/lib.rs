@@ -106,7 +106,7 @@ impl Host {
             bail!("the server exited before listening")
         })
         .await??;
-        let host = Host {
+        let mut host = Host {
             name: "server",
             base,
             child,
@@ -132,6 +132,19 @@ impl Host {
     }
 
     async fn worker_from(config: &str, build: &str, vars: &[(&str, &str)]) -> Result<Host> {
+        // Free ports are picked before wrangler binds them, so a concurrent test can take one
+        // first; wrangler then exits, and a fresh pair of ports is tried.
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_worker(config, build, vars).await {
+                Ok(host) => return Ok(host),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("worker did not start")))
+    }
+
+    async fn try_worker(config: &str, build: &str, vars: &[(&str, &str)]) -> Result<Host> {
         let repo = repo();
         let shim = repo.join(format!("edge-worker/{build}/worker/shim.mjs"));
         if !shim.exists() {
@@ -177,7 +190,7 @@ impl Host {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", wrangler.display()))?;
-        let host = Host {
+        let mut host = Host {
             name: "worker",
             base: format!("http://127.0.0.1:{port}"),
             child,
@@ -187,10 +200,13 @@ impl Host {
         Ok(host)
     }
 
-    async fn wait_healthy(&self, limit: Duration) -> Result<()> {
+    async fn wait_healthy(&mut self, limit: Duration) -> Result<()> {
         let client = reqwest::Client::new();
         let start = Instant::now();
         while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited before it was healthy: {status}", self.name);
+            }
             let answer = client.get(format!("{}/healthz", self.base)).send().await;
             if answer.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
