@@ -34,6 +34,11 @@ type ApiResult = Result<Reply, Error>;
 thread_local! {
     /// Whether this isolate has already made sure the store is bootstrapped.
     static BOOTSTRAPPED: Cell<bool> = const { Cell::new(false) };
+    /// Verification counts of this isolate, across its requests.
+    static USAGE: std::sync::Arc<model::service::UsageBuffer> = std::sync::Arc::default();
+    /// Whether a usage flush is running: one at a time per isolate, so none loses another's
+    /// read-modify-write.
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Adapts a named handler (`async fn(Request, Ctx) -> ApiResult`) to the router.
@@ -45,7 +50,8 @@ macro_rules! handler {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let keygate = Rc::new(Keygate::new(KvBackend::new(env.kv(BINDING)?)));
+    let usage = USAGE.with(std::sync::Arc::clone);
+    let keygate = Rc::new(Keygate::with_usage(KvBackend::new(env.kv(BINDING)?), usage));
     if !BOOTSTRAPPED.get() {
         if let Err(e) = bootstrap(&keygate, &env).await {
             return respond(Err(e));
@@ -127,11 +133,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         .run(req, env)
         .await;
     // Verification counts are written after the response, off the request path.
-    if flusher.usage_pending() {
+    if flusher.usage_pending() && !FLUSHING.get() {
+        FLUSHING.set(true);
         ctx.wait_until(async move {
-            if let Err(e) = flusher.flush_usage(now()).await {
-                console_error!("keygate: usage flush failed: {e}");
+            // Counts added while this flush runs are taken by its next round.
+            while flusher.usage_pending() {
+                if let Err(e) = flusher.flush_usage(now()).await {
+                    console_error!("keygate: usage flush failed: {e}");
+                    break;
+                }
             }
+            FLUSHING.set(false);
         });
     }
     response

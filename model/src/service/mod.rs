@@ -134,6 +134,12 @@ impl<S: Store> Keygate<S> {
         }
     }
 
+    /// Operations over `store` counting verifications into a shared `usage` buffer (the worker
+    /// keeps one per isolate, across requests).
+    pub fn with_usage(store: S, usage: std::sync::Arc<UsageBuffer>) -> Self {
+        Self { store, usage }
+    }
+
     /// Whether verification counts wait to be flushed with [`Keygate::flush_usage`].
     pub fn usage_pending(&self) -> bool {
         !self.usage.is_empty()
