@@ -11,32 +11,9 @@ async fn verification_fails_closed_when_kv_fails() {
         .await
         .expect("fault-injection worker starts");
     let api = Api::new(&host.base);
-    let (token, _) = api.login_admin().await.expect("admin");
+    let fx = api.admin_with_key("f").await.expect("admin with a key");
+    let (token, org, key) = (fx.token.clone(), fx.org.clone(), fx.key.clone());
     let admin = As::Bearer(&token);
-    let org = api
-        .call("GET", "/v1/me", admin, None)
-        .await
-        .expect("me")
-        .body["organization"]["id"]
-        .clone();
-    api.call(
-        "PATCH",
-        "/v1/settings",
-        admin,
-        Some(&json!({"api_keys_enabled": true})),
-    )
-    .await
-    .expect("enable");
-    let made = api
-        .call(
-            "POST",
-            "/v1/keys",
-            admin,
-            Some(&json!({"name": "f", "namespace": org, "role": "viewer"})),
-        )
-        .await
-        .expect("create");
-    let key = made.body["key"].as_str().expect("key").to_owned();
     let verify = json!({"key": key});
     assert_eq!(
         api.call("POST", "/v1/keys/verify", As::Nobody, Some(&verify))

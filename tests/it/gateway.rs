@@ -57,34 +57,10 @@ async fn the_gateway_forwards_verified_requests_and_refuses_the_rest_at_the_edge
         .await
         .expect("worker starts");
     let api = Api::new(&host.base);
-    let (token, _) = api.login_admin().await.expect("admin");
+    let fx = api.admin_with_key("gw").await.expect("admin with a key");
+    let (token, org, key) = (fx.token.clone(), fx.org.clone(), fx.key.clone());
     let admin = As::Bearer(&token);
-    let org = api
-        .call("GET", "/v1/me", admin, None)
-        .await
-        .expect("me")
-        .body["organization"]["id"]
-        .clone();
-    api.call(
-        "PATCH",
-        "/v1/settings",
-        admin,
-        Some(&json!({"api_keys_enabled": true})),
-    )
-    .await
-    .expect("enable");
-    let made = api
-        .call(
-            "POST",
-            "/v1/keys",
-            admin,
-            Some(&json!({"name": "gw", "namespace": org, "role": "viewer"})),
-        )
-        .await
-        .expect("create");
-    let key = made.body["key"].as_str().expect("key").to_owned();
-    let id = made.body["id"].as_str().expect("id").to_owned();
-    let owner = made.body["owner"]["id"].as_str().expect("owner").to_owned();
+    let (id, owner) = (fx.id.clone(), fx.owner.clone());
 
     let ok = api
         .call("GET", "/gateway/hello/world?x=1", As::Bearer(&key), None)
@@ -131,7 +107,7 @@ async fn the_gateway_forwards_verified_requests_and_refuses_the_rest_at_the_edge
         );
         assert_eq!(
             h.get("x-keygate-namespace").map(String::as_str),
-            org.as_str()
+            Some(org.as_str())
         );
         assert!(
             h.get("x-keygate-permissions")

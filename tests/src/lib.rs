@@ -237,6 +237,16 @@ impl Answer {
     }
 }
 
+/// A signed-in admin with API keys switched on and one viewer key in the organization.
+pub struct Fixture {
+    pub token: String,
+    pub org: String,
+    /// The key's plaintext.
+    pub key: String,
+    pub id: String,
+    pub owner: String,
+}
+
 /// A small HTTP client for one host.
 #[derive(Clone)]
 pub struct Api {
@@ -329,6 +339,40 @@ impl Api {
             content_type,
             set_cookie,
             body,
+        })
+    }
+
+    /// Signs in as the admin, switches API keys on and creates a viewer key named `name`.
+    pub async fn admin_with_key(&self, name: &str) -> Result<Fixture> {
+        let (token, _) = self.login_admin().await?;
+        let admin = As::Bearer(&token);
+        let me = self.call("GET", "/v1/me", admin, None).await?;
+        let org = me.body["organization"]["id"]
+            .as_str()
+            .context("org")?
+            .to_owned();
+        let enable = serde_json::json!({"api_keys_enabled": true});
+        self.call("PATCH", "/v1/settings", admin, Some(&enable))
+            .await?;
+        let create = serde_json::json!({"name": name, "namespace": org, "role": "viewer"});
+        let made = self.call("POST", "/v1/keys", admin, Some(&create)).await?;
+        let field = |f: &str| {
+            made.body[f]
+                .as_str()
+                .map(str::to_owned)
+                .context("created key")
+        };
+        let (key, id) = (field("key")?, field("id")?);
+        let owner = made.body["owner"]["id"]
+            .as_str()
+            .context("owner")?
+            .to_owned();
+        Ok(Fixture {
+            token,
+            org,
+            key,
+            id,
+            owner,
         })
     }
 

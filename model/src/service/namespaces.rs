@@ -175,6 +175,18 @@ impl<S: Store> Keygate<S> {
         Ok(matches!(&caller.via, Via::Key(k) if action == "read" && k.namespace == ns.id))
     }
 
+    /// Refuses a change of `ns` the caller may not make: 403 when it may at least see `ns`,
+    /// 404 when it may not even know it exists.
+    async fn require_write(&self, caller: &Caller, ns: &Namespace) -> Result<()> {
+        if self.may(caller, ns, "write").await? {
+            Ok(())
+        } else if self.may(caller, ns, "read").await? {
+            Err(Error::Forbidden("this needs the write permission"))
+        } else {
+            Err(Error::NotFound("namespace"))
+        }
+    }
+
     async fn get_ns(&self, caller: &Caller, id: &str, kind: NamespaceKind) -> Result<Namespace> {
         match self.namespace_in(&caller.org, id).await {
             Ok(Some(ns)) if ns.kind == kind => Ok(ns),
@@ -342,13 +354,7 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<NamespaceView> {
         let mut ns = self.get_ns(caller, id, kind).await?;
-        if !self.may(caller, &ns, "write").await? {
-            return Err(if self.may(caller, &ns, "read").await? {
-                Error::Forbidden("this needs the write permission")
-            } else {
-                Error::NotFound("namespace")
-            });
-        }
+        self.require_write(caller, &ns).await?;
         ns.name = namespace_name(name)?;
         let mut batch = Batch::default();
         batch.put(schema::namespace(&ns.id), &ns)?;
@@ -374,13 +380,7 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<()> {
         let ns = self.get_ns(caller, id, kind).await?;
-        if !self.may(caller, &ns, "write").await? {
-            return Err(if self.may(caller, &ns, "read").await? {
-                Error::Forbidden("this needs the write permission")
-            } else {
-                Error::NotFound("namespace")
-            });
-        }
+        self.require_write(caller, &ns).await?;
         let mut batch = Batch::default();
         batch.delete(schema::namespace(&ns.id));
         batch.delete(format!("{}{}", schema::org_namespaces(&ns.org), ns.id));
