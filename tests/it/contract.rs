@@ -180,6 +180,7 @@ const CASES: &[(&str, CaseFn)] = cases![
     the_active_key_quota_is_enforced,
     another_organizations_namespaces_grants_and_resources_are_not_found,
     the_openapi_document_is_served,
+    oversized_management_bodies_are_refused,
 ];
 
 async fn run_all(host: &Host) {
@@ -2254,6 +2255,28 @@ async fn the_openapi_document_is_served(c: Ctx) -> Result<()> {
     ensure!(
         answer.body["paths"]["/v1/keys/verify"]["post"].is_object(),
         "verify is documented"
+    );
+    Ok(())
+}
+
+async fn oversized_management_bodies_are_refused(c: Ctx) -> Result<()> {
+    let name = "x".repeat(70 * 1024);
+    let body = serde_json::to_vec(&json!({"name": name, "namespace": c.org, "role": "viewer"}))?;
+    let answer = c
+        .api
+        .raw(
+            "POST",
+            "/v1/keys",
+            As::Bearer(&c.token),
+            "application/json",
+            body,
+        )
+        .await?;
+    problem(&answer, 413, "payload_too_large")?;
+    let listed = c.admin("GET", "/v1/keys?limit=200", None).await?;
+    ensure!(
+        !listed.body.to_string().contains("xxxxxxxxxx"),
+        "nothing was created"
     );
     Ok(())
 }
