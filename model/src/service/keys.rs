@@ -111,6 +111,23 @@ impl<S: Store> Keygate<S> {
 
     /// A key the caller may see: its own, or any of the organization's for an admin. Any
     /// other id, including another organization's, is `NotFound`.
+    /// Writes a changed key (stamping `updated_at`) together with its audit event.
+    async fn save(
+        &self,
+        record: &mut KeyRecord,
+        caller: &Caller,
+        kind: &str,
+        details: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        record.updated_at = now;
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &*record)?;
+        record_event(&mut batch, caller, kind, record, details, now)?;
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+
     pub(crate) async fn visible_key_record(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
         self.visible_key(caller, id).await
     }
@@ -166,18 +183,9 @@ impl<S: Store> Keygate<S> {
         if let Some(description) = patch.description {
             record.description = rules::description(description)?;
         }
-        record.updated_at = now;
-        let mut batch = Batch::default();
-        batch.put(schema::key(&record.id), &record)?;
-        record_event(
-            &mut batch,
-            caller,
-            "key.updated",
-            &record,
-            json!({"name": record.name}),
-            now,
-        )?;
-        self.store.commit(batch).await?;
+        let details = json!({"name": record.name});
+        self.save(&mut record, caller, "key.updated", details, now)
+            .await?;
         self.view(&record, caller, now).await
     }
 
@@ -189,12 +197,9 @@ impl<S: Store> Keygate<S> {
             other => return Err(Error::KeyNotActive(status_name(other))),
         }
         record.revoked_at = Some(now);
-        record.updated_at = now;
         record.previous = None;
-        let mut batch = Batch::default();
-        batch.put(schema::key(&record.id), &record)?;
-        record_event(&mut batch, caller, "key.revoked", &record, json!({}), now)?;
-        self.store.commit(batch).await?;
+        self.save(&mut record, caller, "key.revoked", json!({}), now)
+            .await?;
         self.view(&record, caller, now).await
     }
 
@@ -255,18 +260,9 @@ impl<S: Store> Keygate<S> {
             hash: old,
             until: now + Duration::seconds(i64::from(req.grace_seconds)),
         });
-        record.updated_at = now;
-        let mut batch = Batch::default();
-        batch.put(schema::key(&record.id), &record)?;
-        record_event(
-            &mut batch,
-            caller,
-            "key.rolled",
-            &record,
-            json!({"grace_seconds": req.grace_seconds}),
-            now,
-        )?;
-        self.store.commit(batch).await?;
+        let details = json!({"grace_seconds": req.grace_seconds});
+        self.save(&mut record, caller, "key.rolled", details, now)
+            .await?;
         Ok(CreatedKey {
             record: self.view(&record, caller, now).await?,
             key: key.into_plaintext(),

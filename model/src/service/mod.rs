@@ -702,6 +702,15 @@ pub(crate) fn normalize_email(raw: &str) -> Result<String> {
     }
 }
 
+/// A page of at most `limit` items, sorted by id; the cursor is the last id shown. For lists
+/// gathered whole (namespaces, grants, resources) and filtered by what the caller may see.
+fn page_by_id<T>(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> crate::api::Page<T> {
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    let next_cursor = (items.len() > limit).then(|| id(&items[limit - 1]).to_owned());
+    items.truncate(limit);
+    crate::api::Page { items, next_cursor }
+}
+
 fn page_limit(limit: Option<u32>) -> Result<u32> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         n @ 1..=MAX_LIMIT => Ok(n),

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::events::record;
-use super::{Caller, Keygate, Via, page_limit};
+use super::{Caller, Keygate, Via, page_by_id, page_limit};
 use crate::api::{
     GrantQuery, GrantRequest, NamespaceKind, NamespaceRequest, NamespaceView, Page, PageQuery,
     PermissionRequest, PermissionView,
@@ -234,10 +234,7 @@ impl<S: Store> Keygate<S> {
                 items.push(ns);
             }
         }
-        items.sort_by(|a, b| a.id.cmp(&b.id));
-        let next_cursor = (items.len() > limit).then(|| items[limit - 1].id.clone());
-        items.truncate(limit);
-        Ok(Page { items, next_cursor })
+        Ok(page_by_id(items, limit, |i| i.id.as_str()))
     }
 
     async fn parent_app(&self, org: &Organization, namespace: &str) -> Result<Option<String>> {
@@ -540,10 +537,7 @@ impl<S: Store> Keygate<S> {
                 items.push(g);
             }
         }
-        items.sort_by(|a, b| a.id.cmp(&b.id));
-        let next_cursor = (items.len() > limit).then(|| items[limit - 1].id.clone());
-        items.truncate(limit);
-        Ok(Page { items, next_cursor })
+        Ok(page_by_id(items, limit, |i| i.id.as_str()))
     }
 
     /// `POST /v1/grants` (admins).

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::events::record;
-use super::{Caller, Keygate, Via, page_limit};
+use super::{Caller, Keygate, Via, page_by_id, page_limit};
 use crate::api::{Page, ResourcePatch, ResourceQuery, ResourceRequest};
 use crate::domain::{Owner, OwnerKind, Resource, Timestamp};
 use crate::error::{Error, Result};
@@ -146,10 +146,7 @@ impl<S: Store> Keygate<S> {
                 items.push(r);
             }
         }
-        items.sort_by(|a, b| a.id.cmp(&b.id));
-        let next_cursor = (items.len() > limit).then(|| items[limit - 1].id.clone());
-        items.truncate(limit);
-        Ok(Page { items, next_cursor })
+        Ok(page_by_id(items, limit, |i| i.id.as_str()))
     }
 
     /// `GET /v1/resources/{id}`.
