@@ -31,6 +31,9 @@ type Kg = Rc<Keygate<KvBackend>>;
 type Ctx = RouteContext<Kg>;
 type ApiResult = Result<Reply, Error>;
 
+/// How long a usage flush gathers counts before writing them.
+const USAGE_GATHER: std::time::Duration = std::time::Duration::from_millis(1_000);
+
 thread_local! {
     /// Whether this isolate has already made sure the store is bootstrapped.
     static BOOTSTRAPPED: Cell<bool> = const { Cell::new(false) };
@@ -65,9 +68,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         #[derive(serde::Deserialize)]
         struct Faults {
             fail_prefix: Option<String>,
+            #[serde(default)]
+            detach_writes: bool,
+            #[serde(default)]
+            clear_cache: bool,
         }
         let faults: Faults = req.json().await?;
         store::faults::set(faults.fail_prefix);
+        store::faults::detach(faults.detach_writes);
+        if faults.clear_cache {
+            store::clear_cache();
+        }
         Response::empty().map(|r| r.with_status(204))
     });
     let response = router
@@ -132,12 +143,24 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
         .run(req, env)
         .await;
+    // The test build reports the KV calls this request made (its cache misses).
+    #[cfg(feature = "fault-injection")]
+    let response = response.map(|mut r| {
+        let (gets, lists) = flusher.store().calls();
+        let _ = r
+            .headers_mut()
+            .set("x-keygate-kv-calls", &format!("gets={gets}, lists={lists}"));
+        r
+    });
     // Verification counts are written after the response, off the request path.
     if flusher.usage_pending() && !FLUSHING.get() {
         FLUSHING.set(true);
         ctx.wait_until(async move {
-            // Counts added while this flush runs are taken by its next round.
+            // Counts added while this flush runs are taken by its next round. Each round
+            // first gathers for a moment, so a busy key is written about once per
+            // USAGE_GATHER per isolate: within KV's one write per second per key.
             while flusher.usage_pending() {
+                worker::Delay::from(USAGE_GATHER).await;
                 if let Err(e) = flusher.flush_usage(now()).await {
                     console_error!("keygate: usage flush failed: {e}");
                     break;

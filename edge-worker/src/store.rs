@@ -5,7 +5,7 @@
 //! for a moment but never an index entry without its record. ARCHITECTURE.md explains what
 //! KV's eventual consistency means for each operation.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use model::store::{Batch, Listing, Op, Store, StoreError};
@@ -20,14 +20,25 @@ pub const BINDING: &str = "KEYGATE_KV";
 pub const CACHE_TTL_MS: f64 = 5_000.0;
 /// Most records one isolate keeps; past it the cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
-/// The records the verification path reads: cached. Sessions, throttles and indexes are not.
-const CACHED: [&str; 4] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:"];
+/// The records the verification path reads: the key, its creator, the organization, the
+/// namespace and the grants. Sessions, throttles, events and usage are never cached.
+const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
+/// The index listings the verification path reads (the creator's groups, the grants naming a
+/// user or group): cached like records, so a warm isolate computes the creator's rights
+/// without a KV call.
+const CACHED_LISTS: [&str; 2] = ["v1:ix:user-groups:", "v1:ix:principal-grants:"];
 
 /// A cached read: the value or its known absence, and its expiry in ms since the epoch.
 type Entry = (Option<Vec<u8>>, f64);
+/// A listing page: (prefix, cursor, limit).
+type Page = (String, Option<String>, usize);
+/// A cached listing page and its expiry.
+type ListEntry = (Listing, f64);
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
+    static LISTS: RefCell<HashMap<Page, ListEntry>> =
+        RefCell::new(HashMap::new());
 }
 
 fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
@@ -42,28 +53,83 @@ fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
 fn remember(key: &str, value: Option<Vec<u8>>, now: f64) {
     if CACHED.iter().any(|p| key.starts_with(p)) {
         CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() >= CACHE_CAPACITY {
-                c.clear();
-            }
-            c.insert(key.to_owned(), (value, now + CACHE_TTL_MS));
+            bounded_insert(
+                &mut c.borrow_mut(),
+                key.to_owned(),
+                (value, now + CACHE_TTL_MS),
+            )
         });
     }
 }
 
+fn cached_list(page: &Page, now: f64) -> Option<Listing> {
+    LISTS.with(|l| {
+        l.borrow()
+            .get(page)
+            .filter(|(_, until)| *until > now)
+            .map(|(listing, _)| listing.clone())
+    })
+}
+
+fn remember_list(page: Page, listing: &Listing, now: f64) {
+    if CACHED_LISTS.iter().any(|p| page.0.starts_with(p)) {
+        LISTS.with(|l| {
+            bounded_insert(
+                &mut l.borrow_mut(),
+                page,
+                (listing.clone(), now + CACHE_TTL_MS),
+            )
+        });
+    }
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= CACHE_CAPACITY {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+/// Empties this isolate's cache, as in a fresh isolate (the test build's `/__faults`).
+#[cfg(feature = "fault-injection")]
+pub fn clear_cache() {
+    CACHE.with(|c| c.borrow_mut().clear());
+    LISTS.with(|l| l.borrow_mut().clear());
+}
+
+/// Drops what this isolate cached about `key`: the record and every listing it belongs to.
 fn forget(key: &str) {
+    if faults::detached() {
+        return;
+    }
     CACHE.with(|c| c.borrow_mut().remove(key));
+    LISTS.with(|l| {
+        l.borrow_mut()
+            .retain(|(prefix, _, _), _| !key.starts_with(prefix.as_str()))
+    });
 }
 
 /// Workers KV as a [`Store`], with a short in-isolate read cache for the verification path.
 pub struct KvBackend {
     kv: KvStore,
+    gets: Cell<u32>,
+    lists: Cell<u32>,
 }
 
 impl KvBackend {
     /// Wraps the bound namespace.
     pub fn new(kv: KvStore) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            gets: Cell::new(0),
+            lists: Cell::new(0),
+        }
+    }
+
+    /// The KV reads this backend made (gets, lists): the calls its cache did not answer.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub fn calls(&self) -> (u32, u32) {
+        (self.gets.get(), self.lists.get())
     }
 }
 
@@ -71,20 +137,33 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e.to_string())
 }
 
-/// Test-only fault injection: KV calls on keys under a chosen prefix fail.
+/// Test-only instrumentation: KV calls on keys under a chosen prefix fail, writes can be made
+/// to look as if another isolate made them (this isolate's cache is not told), and the KV
+/// calls a request actually made (its cache misses) are reported ([`KvBackend::calls`]).
 #[cfg(feature = "fault-injection")]
 pub mod faults {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use model::store::StoreError;
 
     thread_local! {
         static FAIL_PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
+        static DETACHED: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Makes every KV call on a key starting with `prefix` fail (`None`: none do).
     pub fn set(prefix: Option<String>) {
         FAIL_PREFIX.with(|p| *p.borrow_mut() = prefix);
+    }
+
+    /// While set, this isolate's writes leave its cache alone, as a write made through
+    /// another isolate would.
+    pub fn detach(on: bool) {
+        DETACHED.set(on);
+    }
+
+    pub fn detached() -> bool {
+        DETACHED.get()
     }
 
     /// The injected failure for `key`, if any.
@@ -109,6 +188,10 @@ mod faults {
     pub fn check(_: &str) -> Result<(), model::store::StoreError> {
         Ok(())
     }
+    #[inline(always)]
+    pub fn detached() -> bool {
+        false
+    }
 }
 
 impl Store for KvBackend {
@@ -118,6 +201,7 @@ impl Store for KvBackend {
         if let Some(hit) = cached(key, now) {
             return Ok(hit);
         }
+        self.gets.set(self.gets.get() + 1);
         let value = self.kv.get(key).bytes().await.map_err(err)?;
         remember(key, value.clone(), now);
         Ok(value)
@@ -129,6 +213,13 @@ impl Store for KvBackend {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Listing, StoreError> {
+        faults::check(prefix)?;
+        let now = js_sys::Date::now();
+        let page = (prefix.to_owned(), cursor.map(str::to_owned), limit);
+        if let Some(hit) = cached_list(&page, now) {
+            return Ok(hit);
+        }
+        self.lists.set(self.lists.get() + 1);
         let mut builder = self
             .kv
             .list()
@@ -137,15 +228,17 @@ impl Store for KvBackend {
         if let Some(c) = cursor {
             builder = builder.cursor(c.to_owned());
         }
-        let page = builder.execute().await.map_err(err)?;
-        Ok(Listing {
-            keys: page.keys.into_iter().map(|k| k.name).collect(),
-            cursor: if page.list_complete {
+        let listed = builder.execute().await.map_err(err)?;
+        let listing = Listing {
+            keys: listed.keys.into_iter().map(|k| k.name).collect(),
+            cursor: if listed.list_complete {
                 None
             } else {
-                page.cursor
+                listed.cursor
             },
-        })
+        };
+        remember_list(page, &listing, now);
+        Ok(listing)
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
@@ -159,8 +252,12 @@ impl Store for KvBackend {
             .into_iter()
             .partition(|op| matches!(op, Op::Put(..)));
         puts.sort_by_key(|op| matches!(op, Op::Put(k, _) if k.contains(":ix:")));
-        for op in puts.iter().chain(&deletes) {
-            let (Op::Put(k, _) | Op::Delete(k)) = op;
+        let written: Vec<String> = puts
+            .iter()
+            .chain(&deletes)
+            .map(|(Op::Put(k, _) | Op::Delete(k))| k.clone())
+            .collect();
+        for k in &written {
             forget(k);
         }
         for op in puts.into_iter().chain(deletes) {
@@ -174,6 +271,10 @@ impl Store for KvBackend {
                     .map_err(err)?,
                 Op::Delete(k) => self.kv.delete(&k).await.map_err(err)?,
             }
+        }
+        // Again after the writes: a read this isolate made meanwhile may have cached the old.
+        for k in &written {
+            forget(k);
         }
         Ok(())
     }

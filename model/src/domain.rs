@@ -173,6 +173,10 @@ pub struct KeyRecord {
     /// After a roll: the previous secret, still accepted until `until` (SPEC §3.8).
     #[serde(default)]
     pub previous: Option<PreviousSecret>,
+    /// The grants naming this key (SPEC §5), kept by create/delete grant so verification
+    /// reads them by id instead of listing an index on every call.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub grants: BTreeSet<String>,
 }
 
 /// A rolled-over secret and the end of its grace period.

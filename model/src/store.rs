@@ -166,9 +166,14 @@ pub mod schema {
     pub fn owned_resources(owner: &str) -> String {
         format!("v1:ix:owner-res:{owner}:")
     }
-    /// A key's verification counts in one minute (minutes since the epoch, zero-padded).
-    pub fn usage(key: &str, minute: i64) -> String {
-        format!("v1:usage:{key}:{minute:012}")
+    /// A key's verification counts in one minute (minutes since the epoch, zero-padded) as
+    /// written by one `writer` (a server process or a Worker isolate).
+    pub fn usage(key: &str, minute: i64, writer: &str) -> String {
+        format!("v1:usage:{key}:{minute:012}:{writer}")
+    }
+    /// The minute of a [`usage`] entry.
+    pub fn usage_minute(entry: &str) -> Option<i64> {
+        entry.rsplit(':').nth(1)?.parse().ok()
     }
     pub fn usage_prefix(key: &str) -> String {
         format!("v1:usage:{key}:")

@@ -8,7 +8,7 @@ use model::api::{
 use model::domain::{KeyRole, PermissionScope};
 use model::key::ApiKey;
 use model::service::{Caller, Credential, Keygate};
-use model::store::MemoryStore;
+use model::store::{MemoryStore, Store};
 use time::{Duration, OffsetDateTime};
 
 fn now() -> OffsetDateTime {
@@ -278,4 +278,36 @@ fn a_failing_store_never_yields_valid_and_leaves_nothing_half_written() {
             .code,
         VerifyCode::Valid
     );
+}
+
+/// Two writers (isolates) counting the same key in the same minute: neither overwrites the
+/// other, and the usage read sums them.
+#[test]
+fn usage_from_two_writers_adds_up() {
+    let store = MemoryStore::default();
+    let one = Keygate::new(store.clone());
+    let caller = enable(&one, &signed_in(&one));
+    let created = block_on(one.create_key(&caller, request(&caller), now())).expect("create");
+    let other = Keygate::new(store);
+    let at = now();
+    for (kg, times) in [(&one, 3), (&other, 4)] {
+        for _ in 0..times {
+            let answer = block_on(kg.verify(&verify(&created.key), at)).expect("verify");
+            assert_eq!(answer.code, VerifyCode::Valid);
+        }
+    }
+    block_on(one.flush_usage(at)).expect("flush one");
+    block_on(other.flush_usage(at)).expect("flush other");
+    let usage =
+        block_on(one.key_usage(&caller, &created.record.id, Default::default())).expect("usage");
+    assert_eq!(usage.items.len(), 1, "{usage:?}");
+    assert_eq!(usage.items[0].counts.get(&VerifyCode::Valid), Some(&7));
+    // Each wrote its own record, so concurrent flushes cannot lose each other's counts.
+    let slots = block_on(one.store().list(
+        &model::store::schema::usage_prefix(&created.record.id),
+        None,
+        100,
+    ))
+    .expect("list");
+    assert_eq!(slots.keys.len(), 2, "{slots:?}");
 }

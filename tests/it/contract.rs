@@ -22,45 +22,7 @@ struct Ctx {
 impl Ctx {
     /// Invites `email` with `roles`, accepts, signs in; returns (user id, token).
     async fn join(&self, email: &str, roles: Value) -> Result<(String, String)> {
-        let invited = self
-            .admin(
-                "POST",
-                "/v1/invitations",
-                Some(&json!({"email": email, "roles": roles})),
-            )
-            .await?;
-        ensure!(invited.status == 201, "{invited:?}");
-        let token = invited.body["invitation_token"]
-            .as_str()
-            .unwrap_or_default();
-        let body = json!({"name": "Dee Veloper", "password": "long-enough-pw"});
-        let accepted = self
-            .api
-            .call(
-                "POST",
-                &format!("/v1/invitations/{token}/accept"),
-                As::Nobody,
-                Some(&body),
-            )
-            .await?;
-        ensure!(accepted.status == 201, "{accepted:?}");
-        let id = accepted.body["user"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let login = json!({"email": email, "password": "long-enough-pw"});
-        let session = self
-            .api
-            .call("POST", "/v1/auth/login", As::Nobody, Some(&login))
-            .await?;
-        ensure!(session.status == 200, "{session:?}");
-        Ok((
-            id,
-            session.body["token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        self.api.join(&self.token, email, roles).await
     }
 
     async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
@@ -1307,30 +1269,8 @@ async fn new_organizations_are_isolated(c: Ctx) -> Result<()> {
     let token = created.body["invitation_token"]
         .as_str()
         .unwrap_or_default();
-    let body = json!({"name": "Boss", "password": "long-enough-pw"});
-    let joined = c
-        .api
-        .call(
-            "POST",
-            &format!("/v1/invitations/{token}/accept"),
-            As::Nobody,
-            Some(&body),
-        )
-        .await?;
-    ensure!(
-        joined.body["user"]["roles"] == json!(["admin", "developer"]),
-        "{}",
-        joined.body
-    );
-    let login = json!({"email": "boss@other.example", "password": "long-enough-pw"});
-    let session = c
-        .api
-        .call("POST", "/v1/auth/login", As::Nobody, Some(&login))
-        .await?;
-    let other = session.body["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (user, other) = c.api.accept(token, "boss@other.example").await?;
+    ensure!(user["roles"] == json!(["admin", "developer"]), "{user}");
     let me = c
         .api
         .call("GET", "/v1/me", As::Bearer(&other), None)
@@ -2154,24 +2094,7 @@ async fn another_organizations_namespaces_grants_and_resources_are_not_found(c: 
     let token = created.body["invitation_token"]
         .as_str()
         .unwrap_or_default();
-    let body = json!({"name": "Intruder", "password": "long-enough-pw"});
-    c.api
-        .call(
-            "POST",
-            &format!("/v1/invitations/{token}/accept"),
-            As::Nobody,
-            Some(&body),
-        )
-        .await?;
-    let login = json!({"email": "intruder@other.example", "password": "long-enough-pw"});
-    let session = c
-        .api
-        .call("POST", "/v1/auth/login", As::Nobody, Some(&login))
-        .await?;
-    let other = session.body["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, other) = c.api.accept(token, "intruder@other.example").await?;
     let o = As::Bearer(&other);
 
     let attempts: Vec<(&str, String, Option<Value>)> = vec![

@@ -3,7 +3,7 @@
 //! nothing is half-written; garbage is still refused without a store read.
 
 use serde_json::json;
-use tests::{Api, As, Host};
+use tests::{Answer, Api, As, Host};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verification_fails_closed_when_kv_fails() {
@@ -116,4 +116,240 @@ fn the_deployed_worker_carries_no_fault_injection() {
         !has_route(&wasm("build")),
         "the build wrangler.toml deploys has none"
     );
+}
+
+/// The KV calls (gets, lists) the instrumented worker says a request made: its cache misses.
+fn kv_calls(answer: &Answer) -> (u32, u32) {
+    let header = answer
+        .headers
+        .get("x-keygate-kv-calls")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let count = |name: &str| {
+        header
+            .split(", ")
+            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u32::MAX)
+    };
+    (count("gets"), count("lists"))
+}
+
+/// The hot path: once an isolate has verified one key of a creator, verifying another key of
+/// that creator costs exactly one KV read (the key record), and a repeat costs none — for a
+/// developer whose rights come from a direct grant and a group's grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_isolate_verifies_a_new_key_with_one_kv_read() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("warm").await.expect("admin with a key");
+    let admin = As::Bearer(&fx.token);
+    let made = |path: &'static str, body: serde_json::Value| {
+        let api = api.clone();
+        let token = fx.token.clone();
+        async move {
+            let answer = api
+                .call("POST", path, As::Bearer(&token), Some(&body))
+                .await
+                .expect("call");
+            assert_eq!(answer.status, 201, "{path}: {answer:?}");
+            answer.body["id"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let app = made("/v1/apps", json!({"name": "Shop"})).await;
+    let group = made("/v1/usergroups", json!({"name": "Ops", "parent": app})).await;
+    let (dev, dev_token) = api
+        .join(&fx.token, "hot@example.com", json!(["developer"]))
+        .await
+        .expect("developer joins");
+    let added = api
+        .call(
+            "POST",
+            &format!("/v1/usergroups/{group}/members"),
+            admin,
+            Some(&json!({"user": dev})),
+        )
+        .await
+        .expect("add");
+    assert_eq!(added.status, 204, "{added:?}");
+    made(
+        "/v1/grants",
+        json!({"principal": group, "namespace": app, "permission": "workspaces.read"}),
+    )
+    .await;
+    made(
+        "/v1/grants",
+        json!({"principal": dev, "namespace": app, "permission": "resources.read"}),
+    )
+    .await;
+    let new_key = |name: &'static str| {
+        let api = api.clone();
+        let token = dev_token.clone();
+        let app = app.clone();
+        async move {
+            let body = json!({"name": name, "namespace": app,
+                "permissions": [{"permission": "workspaces.read"}, {"permission": "resources.read"}]});
+            let answer = api
+                .call("POST", "/v1/keys", As::Bearer(&token), Some(&body))
+                .await
+                .expect("create");
+            assert_eq!(answer.status, 201, "{answer:?}");
+            answer.body["key"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let verify = |key: String| {
+        let api = api.clone();
+        async move {
+            let body = json!({"key": key, "permissions": ["workspaces.read", "resources.read"]});
+            let answer = api
+                .call("POST", "/v1/keys/verify", As::Nobody, Some(&body))
+                .await
+                .expect("verify");
+            assert_eq!(answer.body["code"], "VALID", "{answer:?}");
+            kv_calls(&answer)
+        }
+    };
+
+    let first = new_key("first").await;
+    let cleared = api
+        .call(
+            "POST",
+            "/__faults",
+            As::Nobody,
+            Some(&json!({"fail_prefix": null, "clear_cache": true})),
+        )
+        .await
+        .expect("clear");
+    assert_eq!(cleared.status, 204);
+    let cold = verify(first.clone()).await;
+    assert!(
+        cold.0 > 1 || cold.1 > 0,
+        "a cold isolate reads the creator's records too: {cold:?}"
+    );
+    let second = new_key("second").await;
+    assert_eq!(
+        verify(second.clone()).await,
+        (1, 0),
+        "a new key of a known creator: one KV read"
+    );
+    assert_eq!(
+        verify(second).await,
+        (0, 0),
+        "a repeat: answered from the cache"
+    );
+    assert_eq!(verify(first).await, (0, 0));
+    eprintln!(
+        "edge: cold isolate verify {cold:?} (gets, lists); warm new key (1, 0); repeat (0, 0)"
+    );
+}
+
+/// A change made through another isolate (simulated: this isolate's writes stop dropping its
+/// cache) is seen here within the cache's bound, `CACHE_TTL_MS` = 5 s. Measures and prints it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_made_elsewhere_is_seen_within_the_cache_bound() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api
+        .admin_with_key("elsewhere")
+        .await
+        .expect("admin with a key");
+    let admin = As::Bearer(&fx.token);
+    let code = |key: String| {
+        let api = api.clone();
+        async move {
+            api.call(
+                "POST",
+                "/v1/keys/verify",
+                As::Nobody,
+                Some(&json!({"key": key})),
+            )
+            .await
+            .expect("verify")
+            .body["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let detach = |on: bool| {
+        let api = api.clone();
+        async move {
+            let body = json!({"fail_prefix": null, "detach_writes": on});
+            let answer = api
+                .call("POST", "/__faults", As::Nobody, Some(&body))
+                .await
+                .expect("faults");
+            assert_eq!(answer.status, 204);
+        }
+    };
+    // Each change: warm the cache with VALID, make the change "elsewhere", poll until seen.
+    let mut bounds = Vec::new();
+    for change in ["revoke", "switch off"] {
+        let created = api
+            .call(
+                "POST",
+                "/v1/keys",
+                admin,
+                Some(&json!({"name": change, "namespace": fx.org, "role": "viewer"})),
+            )
+            .await
+            .expect("create");
+        let key = created.body["key"].as_str().unwrap_or_default().to_owned();
+        let id = created.body["id"].as_str().unwrap_or_default().to_owned();
+        let warmed = std::time::Instant::now();
+        assert_eq!(code(key.clone()).await, "VALID");
+        detach(true).await;
+        let (path, body, expected) = match change {
+            "revoke" => (format!("/v1/keys/{id}/revoke"), json!({}), "REVOKED"),
+            _ => (
+                "/v1/settings".to_owned(),
+                json!({"api_keys_enabled": false}),
+                "DISABLED",
+            ),
+        };
+        let method = if change == "revoke" { "POST" } else { "PATCH" };
+        let done = api
+            .call(method, &path, admin, Some(&body))
+            .await
+            .expect("change");
+        assert!(done.status < 300, "{done:?}");
+        let changed = std::time::Instant::now();
+        let first = code(key.clone()).await;
+        if warmed.elapsed() < std::time::Duration::from_secs(4) {
+            assert_eq!(
+                first, "VALID",
+                "the isolate still trusts its cached records: the write was not its own"
+            );
+        }
+        let mut seen = first;
+        while seen != expected {
+            assert!(
+                changed.elapsed() < std::time::Duration::from_millis(6_000),
+                "{change}: still {seen} after {:?}",
+                changed.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            seen = code(key.clone()).await;
+        }
+        let bound = changed.elapsed();
+        detach(false).await;
+        if change == "switch off" {
+            let on = api
+                .call(
+                    "PATCH",
+                    "/v1/settings",
+                    admin,
+                    Some(&json!({"api_keys_enabled": true})),
+                )
+                .await
+                .expect("switch on");
+            assert_eq!(on.status, 200);
+        }
+        bounds.push(format!("{change} seen after {} ms", bound.as_millis()));
+    }
+    eprintln!("edge: a change made elsewhere: {}", bounds.join(", "));
 }

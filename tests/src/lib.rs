@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 /// The first admin every test host is bootstrapped with.
@@ -227,6 +227,7 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub set_cookie: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -332,12 +333,14 @@ impl Api {
         };
         let content_type = header("content-type").unwrap_or_default();
         let set_cookie = header("set-cookie");
+        let headers = response.headers().clone();
         let bytes = response.bytes().await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(Answer {
             status,
             content_type,
             set_cookie,
+            headers,
             body,
         })
     }
@@ -374,6 +377,54 @@ impl Api {
             id,
             owner,
         })
+    }
+
+    /// As the admin holding `admin_token`: invites `email` with `roles`; then accepts as the
+    /// invitee and signs in. Returns (user id, session token).
+    pub async fn join(
+        &self,
+        admin_token: &str,
+        email: &str,
+        roles: Value,
+    ) -> Result<(String, String)> {
+        let invite = serde_json::json!({"email": email, "roles": roles});
+        let invited = self
+            .call(
+                "POST",
+                "/v1/invitations",
+                As::Bearer(admin_token),
+                Some(&invite),
+            )
+            .await?;
+        ensure!(invited.status == 201, "invite: {invited:?}");
+        let token = invited.body["invitation_token"]
+            .as_str()
+            .context("invitation_token")?;
+        let (user, session) = self.accept(token, email).await?;
+        let id = user["id"].as_str().context("user id")?.to_owned();
+        Ok((id, session))
+    }
+
+    /// Accepts the invitation `token` sent to `email` (a fixed name and password), then signs
+    /// in. Returns (the new user as answered, session token).
+    pub async fn accept(&self, token: &str, email: &str) -> Result<(Value, String)> {
+        let body = serde_json::json!({"name": "Dee Veloper", "password": "long-enough-pw"});
+        let accepted = self
+            .call(
+                "POST",
+                &format!("/v1/invitations/{token}/accept"),
+                As::Nobody,
+                Some(&body),
+            )
+            .await?;
+        ensure!(accepted.status == 201, "accept: {accepted:?}");
+        let login = serde_json::json!({"email": email, "password": "long-enough-pw"});
+        let session = self
+            .call("POST", "/v1/auth/login", As::Nobody, Some(&login))
+            .await?;
+        ensure!(session.status == 200, "login: {session:?}");
+        let token = session.body["token"].as_str().context("token")?.to_owned();
+        Ok((accepted.body["user"].clone(), token))
     }
 
     /// Signs in as the bootstrap admin; returns (token, csrf_token).

@@ -214,6 +214,19 @@ fn test(root: &Path, lint: bool) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
+        // The test-only instrumented worker too: it compiles code the deployable one does not.
+        sh(cargo().args([
+            "clippy",
+            "-p",
+            "edge-worker",
+            "--features",
+            "fault-injection",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     build_console(root)?;
     build_worker(root)?;

@@ -11,8 +11,8 @@ use crate::api::{
     VerifyResponse,
 };
 use crate::domain::{
-    Access, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings, Timestamp,
-    User,
+    Access, Grant, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings,
+    Timestamp, User,
 };
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
@@ -443,6 +443,7 @@ impl<S: Store> Keygate<S> {
             expires_at: req.expires_at,
             revoked_at: None,
             previous: None,
+            grants: Default::default(),
         };
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &record)?;
@@ -625,8 +626,11 @@ impl<S: Store> Keygate<S> {
     ) -> Result<Rights> {
         let creator = self.rights_in(owner, org, &record.namespace).await?;
         let mut effective = rules::effective(&record.access, &creator);
-        for grant in self.grants_of(&record.id).await? {
-            if grant.namespace == record.namespace {
+        for id in &record.grants {
+            let Some(grant) = get_json::<S, Grant>(&self.store, &schema::grant(id)).await? else {
+                continue;
+            };
+            if grant.principal == record.id && grant.namespace == record.namespace {
                 let extra =
                     crate::domain::Access::Permissions(vec![crate::domain::PermissionScope {
                         permission: grant.permission,

@@ -14,7 +14,9 @@ use crate::api::{
     GrantQuery, GrantRequest, NamespaceKind, NamespaceRequest, NamespaceView, Page, PageQuery,
     PermissionRequest, PermissionView,
 };
-use crate::domain::{Grant, Namespace, Organization, PermissionDef, Role, Timestamp, User};
+use crate::domain::{
+    Grant, KeyRecord, Namespace, Organization, PermissionDef, Role, Timestamp, User,
+};
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
 use crate::rules::{self, BUILTIN_PERMISSIONS, Rights};
@@ -549,6 +551,7 @@ impl<S: Store> Keygate<S> {
     ) -> Result<Grant> {
         caller.require_admin()?;
         self.namespace_in(&caller.org, &req.namespace).await?;
+        let mut key = None;
         let principal_ok = if Kind::User.matches(&req.principal) {
             get_json::<S, User>(&self.store, &schema::user(&req.principal))
                 .await?
@@ -559,9 +562,10 @@ impl<S: Store> Keygate<S> {
                 Ok(Some(_))
             )
         } else if Kind::Key.matches(&req.principal) {
-            get_json::<S, crate::domain::KeyRecord>(&self.store, &schema::key(&req.principal))
+            key = get_json::<S, KeyRecord>(&self.store, &schema::key(&req.principal))
                 .await?
-                .is_some_and(|k| k.org == caller.org.id)
+                .filter(|k| k.org == caller.org.id);
+            key.is_some()
         } else {
             false
         };
@@ -591,6 +595,10 @@ impl<S: Store> Keygate<S> {
         };
         let mut batch = Batch::default();
         batch.put(schema::grant(&grant.id), &grant)?;
+        if let Some(mut key) = key {
+            key.grants.insert(grant.id.clone());
+            batch.put(schema::key(&key.id), &key)?;
+        }
         batch.mark(format!(
             "{}{}",
             schema::principal_grants(&grant.principal),
@@ -634,6 +642,15 @@ impl<S: Store> Keygate<S> {
         }
         let mut batch = Batch::default();
         delete_grant_into(&mut batch, &caller.org.id, &grant);
+        let key = if Kind::Key.matches(&grant.principal) {
+            get_json::<S, KeyRecord>(&self.store, &schema::key(&grant.principal)).await?
+        } else {
+            None
+        };
+        if let Some(mut key) = key {
+            key.grants.remove(&grant.id);
+            batch.put(schema::key(&key.id), &key)?;
+        }
         record(
             &mut batch,
             &caller.org.id,

@@ -37,9 +37,25 @@ type Counts = BTreeMap<VerifyCode, u64>;
 type Pending = BTreeMap<(String, String, i64), Counts>;
 
 /// Counts waiting to be flushed, keyed by (organization, key, minute).
-#[derive(Debug, Default)]
+///
+/// Each buffer writes its counts under its own `writer` id (one per server process, one per
+/// Worker isolate), so two isolates flushing the same key and minute write different records
+/// and never overwrite each other's read-modify-write; a read sums the writers.
+#[derive(Debug)]
 pub struct UsageBuffer {
+    writer: String,
     counts: Mutex<Pending>,
+}
+
+impl Default for UsageBuffer {
+    fn default() -> Self {
+        // Without the CSPRNG a fixed writer still counts; it only loses the isolation.
+        let writer = crate::key::random_base62(8).unwrap_or_else(|_| "w".into());
+        Self {
+            writer,
+            counts: Mutex::default(),
+        }
+    }
 }
 
 impl UsageBuffer {
@@ -150,7 +166,7 @@ impl<S: Store> Keygate<S> {
                 .await?
                 .unwrap_or_default();
             for (minute, codes) in minutes {
-                let slot = schema::usage(key, minute);
+                let slot = schema::usage(key, minute, &self.usage.writer);
                 let mut stored: Counts = get_json(&self.store, &slot).await?.unwrap_or_default();
                 let mut total = 0;
                 for (code, n) in codes {
@@ -209,15 +225,23 @@ impl<S: Store> Keygate<S> {
         self.visible_key_record(caller, id).await?;
         let since = query.since.map(minute_of);
         let until = query.until.map(minute_of);
-        let mut items = Vec::new();
+        // Entries sort by minute, then writer: sum each minute's writers.
+        let mut by_minute: BTreeMap<i64, Counts> = BTreeMap::new();
         for entry in self.list_all(&schema::usage_prefix(id)).await? {
-            let Some(minute) = entry.rsplit(':').next().and_then(|m| m.parse::<i64>().ok()) else {
+            let Some(minute) = schema::usage_minute(&entry) else {
                 continue;
             };
             if since.is_some_and(|s| minute < s) || until.is_some_and(|u| minute >= u) {
                 continue;
             }
             let counts: Counts = get_json(&self.store, &entry).await?.unwrap_or_default();
+            let slot = by_minute.entry(minute).or_default();
+            for (code, n) in counts {
+                *slot.entry(code).or_default() += n;
+            }
+        }
+        let mut items = Vec::with_capacity(by_minute.len());
+        for (minute, counts) in by_minute {
             let at = time::OffsetDateTime::from_unix_timestamp(minute * 60)
                 .map_err(|e| Error::Internal(e.to_string()))?;
             items.push(UsageItem { minute: at, counts });
