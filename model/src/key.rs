@@ -62,41 +62,29 @@ impl ApiKey {
 
     /// Parses `text`, checking shape, alphabet and checksum; no store is consulted.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        if text.len() != KEY_LEN {
-            return Err(ParseError::Length);
-        }
-        let bytes = text.as_bytes();
-        if !text.starts_with(PREFIX) || bytes[PREFIX.len() + ID_LEN] != b'_' {
-            return Err(ParseError::Shape);
-        }
-        let body = &bytes[PREFIX.len()..];
-        let alnum = |b: &u8| b.is_ascii_alphanumeric();
-        if !body[..ID_LEN].iter().all(alnum) || !body[ID_LEN + 1..].iter().all(alnum) {
-            return Err(ParseError::Alphabet);
-        }
-        let (head, sum) = text.split_at(KEY_LEN - CHECKSUM_LEN);
-        if checksum(head) != sum {
-            return Err(ParseError::Checksum);
-        }
-        Ok(Self {
-            text: text.to_owned(),
+        KeyRef::parse(text).map(|k| Self {
+            text: k.text.to_owned(),
         })
+    }
+
+    /// The key as borrowed text, for what [`KeyRef`] answers.
+    fn borrowed(&self) -> KeyRef<'_> {
+        KeyRef { text: &self.text }
     }
 
     /// The id part: the key's public id without its `key_` prefix.
     pub fn id_part(&self) -> &str {
-        &self.text[PREFIX.len()..PREFIX.len() + ID_LEN]
+        self.borrowed().id_part()
     }
 
     /// The public key id, `key_…`.
     pub fn key_id(&self) -> String {
-        format!("key_{}", self.id_part())
+        self.borrowed().key_id()
     }
 
     /// SHA-256 of the secret part, the only form in which a store holds it.
     pub fn secret_hash(&self) -> SecretHash {
-        let start = PREFIX.len() + ID_LEN + 1;
-        SecretHash::of(&self.text[start..start + SECRET_LEN])
+        self.borrowed().secret_hash()
     }
 
     /// The plaintext. Call it only to return the key once, in the response that creates it.
@@ -116,20 +104,100 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// SHA-256 of a key's secret, compared in constant time.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct SecretHash(String);
+/// A well-formed plaintext key borrowed from a request: [`ApiKey::parse`] without the copy,
+/// for the verification path. `Debug` never prints the secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef<'a> {
+    text: &'a str,
+}
+
+impl<'a> KeyRef<'a> {
+    /// Checks shape, alphabet and checksum; no store is consulted, nothing is allocated.
+    pub fn parse(text: &'a str) -> Result<Self, ParseError> {
+        if text.len() != KEY_LEN {
+            return Err(ParseError::Length);
+        }
+        let bytes = text.as_bytes();
+        if !text.starts_with(PREFIX) || bytes[PREFIX.len() + ID_LEN] != b'_' {
+            return Err(ParseError::Shape);
+        }
+        let body = &bytes[PREFIX.len()..];
+        let alnum = |b: &u8| b.is_ascii_alphanumeric();
+        if !body[..ID_LEN].iter().all(alnum) || !body[ID_LEN + 1..].iter().all(alnum) {
+            return Err(ParseError::Alphabet);
+        }
+        let (head, sum) = text.split_at(KEY_LEN - CHECKSUM_LEN);
+        if checksum_bytes(head) != sum.as_bytes() {
+            return Err(ParseError::Checksum);
+        }
+        Ok(Self { text })
+    }
+
+    /// The id part: the key's public id without its `key_` prefix.
+    pub fn id_part(&self) -> &'a str {
+        &self.text[PREFIX.len()..PREFIX.len() + ID_LEN]
+    }
+
+    /// The public key id, `key_…`.
+    pub fn key_id(&self) -> String {
+        format!("key_{}", self.id_part())
+    }
+
+    /// SHA-256 of the secret part.
+    pub fn secret_hash(&self) -> SecretHash {
+        let start = PREFIX.len() + ID_LEN + 1;
+        SecretHash::of(&self.text[start..start + SECRET_LEN])
+    }
+}
+
+impl fmt::Debug for KeyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRef({PREFIX}{}_…)", self.id_part())
+    }
+}
+
+/// SHA-256 of a key's secret, compared in constant time. Stored as lower-case hex.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
 
 impl SecretHash {
     /// Hashes a secret.
     pub fn of(secret: &str) -> Self {
-        Self(hex(&Sha256::digest(secret.as_bytes())))
+        Self(Sha256::digest(secret.as_bytes()).into())
     }
 
     /// Constant-time equality, so timing does not reveal how much of a hash matched.
     pub fn matches(&self, other: &SecretHash) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl serde::Serialize for SecretHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return Err(serde::de::Error::custom("a secret hash is 64 hex digits"));
+        }
+        for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(hi), Some(lo)) => *slot = hi << 4 | lo,
+                _ => return Err(serde::de::Error::custom("a secret hash is lower-case hex")),
+            }
+        }
+        Ok(Self(out))
     }
 }
 
@@ -141,13 +209,18 @@ impl fmt::Debug for SecretHash {
 
 /// CRC32 of `head` in base62, left-padded with `0` to [`CHECKSUM_LEN`] chars.
 pub fn checksum(head: &str) -> String {
+    checksum_bytes(head).iter().map(|&b| b as char).collect()
+}
+
+/// [`checksum`] without an allocation, for the verification path.
+fn checksum_bytes(head: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(head.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 /// `len` uniformly random base62 chars from the CSPRNG (rejection sampling, no modulo bias).
@@ -185,6 +258,21 @@ mod tests {
 
     fn id() -> String {
         random_base62(ID_LEN).expect("csprng")
+    }
+
+    #[test]
+    fn a_secret_hash_is_stored_as_the_hex_sha256_of_the_secret() {
+        let hash = SecretHash::of("abc");
+        let stored = serde_json::to_string(&hash).expect("serialize");
+        assert_eq!(
+            stored,
+            "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""
+        );
+        let back: SecretHash = serde_json::from_str(&stored).expect("deserialize");
+        assert!(back.matches(&hash));
+        for bad in ["\"BA7816BF\"", "\"zz\"", &stored.to_uppercase()] {
+            assert!(serde_json::from_str::<SecretHash>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

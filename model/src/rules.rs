@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::Duration;
 
-use crate::domain::{Access, KeyRole, PermissionScope, Timestamp};
+use crate::api::VerifyCode;
+use crate::domain::{Access, KeyRecord, KeyRole, KeyStatus, PermissionScope, Timestamp};
 use crate::error::{Error, Result};
+use crate::key::SecretHash;
 
 /// The permissions Keygate's own API checks; every organization's catalogue starts with them.
 pub const BUILTIN_PERMISSIONS: [&str; 6] = [
@@ -211,7 +213,7 @@ impl Rights {
 
 /// Whether `permission` is a read permission (`….read`), the only kind a viewer key gets.
 pub fn is_read(permission: &str) -> bool {
-    permission.rsplit('.').next() == Some("read")
+    permission == "read" || permission.ends_with(".read")
 }
 
 /// Checks that a key may declare `access` given what its creator holds in the namespace now:
@@ -243,6 +245,64 @@ pub fn check_declared(access: &Access, creator: &Rights) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a key's own record says of a presented secret now (SPEC §4.1), before its creator
+/// is consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// Neither the current secret nor a rolled one still in its grace period: answered like
+    /// an unknown key.
+    Unknown,
+    /// The secret is the key's, but the key is revoked or expired.
+    Refused(VerifyCode),
+    /// The secret is the key's and the key is active.
+    Active,
+}
+
+/// Checks `presented` (the SHA-256 of a parsed key's secret) against `record` at `now`: the
+/// current secret or, after a roll, the previous one until its grace period ends; then the
+/// status, revocation before expiry. Hashes are compared in constant time.
+pub fn check_secret(record: &KeyRecord, presented: &SecretHash, now: Timestamp) -> SecretCheck {
+    let current = record.secret_hash.matches(presented);
+    let in_grace = record
+        .previous
+        .as_ref()
+        .is_some_and(|p| p.until > now && p.hash.matches(presented));
+    if !(current || in_grace) {
+        return SecretCheck::Unknown;
+    }
+    match record.status(now) {
+        KeyStatus::Revoked => SecretCheck::Refused(VerifyCode::Revoked),
+        KeyStatus::Expired => SecretCheck::Refused(VerifyCode::Expired),
+        KeyStatus::Active => SecretCheck::Active,
+    }
+}
+
+/// Whether a key declaring `access` may do `permission` (to `resource`, when named) given what
+/// its creator holds now: exactly `effective(access, creator).allows(permission, resource)`
+/// (a property test holds them equal), without building the rights. The verification hot
+/// path's ceiling check.
+pub fn permits(
+    access: &Access,
+    creator: &Rights,
+    permission: &str,
+    resource: Option<&str>,
+) -> bool {
+    let Some(held) = creator.0.get(permission) else {
+        return false;
+    };
+    match access {
+        Access::Role(KeyRole::Editor) => held.covers(resource),
+        Access::Role(KeyRole::Viewer) => is_read(permission) && held.covers(resource),
+        Access::Permissions(list) => list.iter().filter(|d| d.permission == permission).any(|d| {
+            match (d.resources.as_deref(), resource) {
+                (None, r) => held.covers(r),
+                (Some(ids), Some(r)) => ids.iter().any(|id| id == r) && held.covers(Some(r)),
+                (Some(ids), None) => ids.iter().any(|id| held.covers(Some(id))),
+            }
+        }),
+    }
 }
 
 /// The ceiling (SPEC §3.2): what a key may do is what it declares ∩ what its creator holds
@@ -399,6 +459,14 @@ mod tests {
             if eff.allows(p, r) {
                 prop_assert!(creator.allows(p, r));
             }
+        }
+
+        /// The hot path's check answers exactly what the full ceiling answers.
+        #[test]
+        fn permits_is_the_ceiling_without_building_it(creator in arb_rights(), access in arb_access(),
+                                                      p in prop::sample::select(vec!["a.read", "a.write", "b.read", "b.edit", "c.read"]),
+                                                      r in prop::option::of(prop::sample::select(vec!["r1", "r2", "r3", "r4"]))) {
+            prop_assert_eq!(permits(&access, &creator, p, r), effective(&access, &creator).allows(p, r));
         }
     }
 }

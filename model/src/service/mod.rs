@@ -16,9 +16,9 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
-use crate::key::{ApiKey, ID_LEN, hex, random_base62};
+use crate::key::{ApiKey, ID_LEN, KeyRef, hex, random_base62};
 use crate::password;
-use crate::rules::{self, KeyName, Rights};
+use crate::rules::{self, KeyName, Rights, SecretCheck};
 use crate::store::{Batch, Store, get_json, schema};
 
 mod events;
@@ -579,7 +579,7 @@ impl<S: Store> Keygate<S> {
     /// Looks a plaintext key up: checksum first (no store read on garbage), then the record,
     /// the secret, the status, the organization switch and the creator's membership.
     async fn check_key(&self, text: &str, now: Timestamp) -> Result<Checked> {
-        let Ok(key) = ApiKey::parse(text) else {
+        let Ok(key) = KeyRef::parse(text) else {
             return Ok(Checked::NotFound);
         };
         let Some(record) =
@@ -587,20 +587,11 @@ impl<S: Store> Keygate<S> {
         else {
             return Ok(Checked::NotFound);
         };
-        let hash = key.secret_hash();
-        let current = record.secret_hash.matches(&hash);
-        let in_grace = record
-            .previous
-            .as_ref()
-            .is_some_and(|p| p.until > now && p.hash.matches(&hash));
-        if !(current || in_grace) {
-            return Ok(Checked::NotFound);
-        }
         let refused = |record, code| Ok(Checked::Refused { record, code });
-        match record.status(now) {
-            KeyStatus::Revoked => return refused(record, VerifyCode::Revoked),
-            KeyStatus::Expired => return refused(record, VerifyCode::Expired),
-            KeyStatus::Active => {}
+        match rules::check_secret(&record, &key.secret_hash(), now) {
+            SecretCheck::Unknown => return Ok(Checked::NotFound),
+            SecretCheck::Refused(code) => return refused(record, code),
+            SecretCheck::Active => {}
         }
         let Some((owner, org)) = self.member(&record.owner).await? else {
             // The creator left the organization: its keys stop working (SPEC §3.2).
