@@ -7,6 +7,8 @@
 //! `cargo xtask test` builds what these need first (the server binary, the worker, the
 //! console's `dist/`); run alone, a host that is not built fails with a message saying so.
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -32,7 +34,7 @@ pub struct Host {
     pub name: &'static str,
     pub base: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Host {
@@ -62,6 +64,18 @@ fn target_dir() -> Result<PathBuf> {
 impl Host {
     /// Starts `keygate-server` on a free port with a fresh store; `assets` serves a console.
     pub async fn server(assets: Option<&Path>) -> Result<Host> {
+        let dir = tempfile::tempdir()?;
+        let store = dir.path().join("store");
+        Self::server_on(&store, assets, Some(dir)).await
+    }
+
+    /// Starts `keygate-server` on the store in `store` (kept after the host stops unless `owned`
+    /// is the temporary directory holding it).
+    pub async fn server_on(
+        store: &Path,
+        assets: Option<&Path>,
+        owned: Option<tempfile::TempDir>,
+    ) -> Result<Host> {
         let bin = match std::env::var_os("KEYGATE_SERVER_BIN") {
             Some(path) => PathBuf::from(path),
             None => target_dir()?.join("keygate-server"),
@@ -72,11 +86,10 @@ impl Host {
                 bin.display()
             );
         }
-        let dir = tempfile::tempdir()?;
         let mut command = Command::new(&bin);
         command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("store"))
+            .arg(store)
             .env("KEYGATE_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("KEYGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env(
@@ -110,7 +123,7 @@ impl Host {
             name: "server",
             base,
             child,
-            _dir: dir,
+            _dir: owned,
         };
         host.wait_healthy(Duration::from_secs(20)).await?;
         Ok(host)
@@ -194,7 +207,7 @@ impl Host {
             name: "worker",
             base: format!("http://127.0.0.1:{port}"),
             child,
-            _dir: dir,
+            _dir: Some(dir),
         };
         host.wait_healthy(Duration::from_secs(90)).await?;
         Ok(host)

@@ -5,6 +5,8 @@
 //! - `test`: lints, builds every part and runs every test (native, the contract against the
 //!   server and the worker under workerd, wasm in headless Chromium, the browser end to end).
 //! - `edge`: builds the worker and the console and serves both under workerd.
+//! - `bench`: the criterion benchmark of `model`, then `keygate-bench` (server, edge,
+//!   console, writes) against release builds; prints the report table.
 //!
 //! Every command first checks the pinned tools ([`tools`]) and installs only what is missing.
 
@@ -41,6 +43,21 @@ enum Cmd {
     },
     /// Regenerate `model/openapi.json` from the code.
     Openapi,
+    /// Measure verification against its floor on every host; writes target/bench/report.md.
+    Bench {
+        /// Seconds each load run lasts.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections of each load run.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Keys in the large server store.
+        #[arg(long, default_value_t = 1_000_000)]
+        large: usize,
+        /// Only these sections (comma-separated: core, server, edge, console).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Build the worker and the console and serve both under workerd (`wrangler dev`).
     Edge {
         #[arg(long, default_value_t = 8787)]
@@ -65,6 +82,12 @@ fn main() -> Result<()> {
             persist_to,
             build_only,
         } => edge(&root, port, &persist_to, build_only),
+        Cmd::Bench {
+            seconds,
+            connections,
+            large,
+            only,
+        } => bench(&root, seconds, connections, large, only.as_deref()),
         Cmd::Openapi => {
             let path = root.join("model/openapi.json");
             std::fs::write(&path, model::openapi::json())?;
@@ -260,6 +283,55 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
     eprintln!("xtask: every test passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+fn bench(
+    root: &Path,
+    seconds: u64,
+    connections: usize,
+    large: usize,
+    only: Option<&str>,
+) -> Result<()> {
+    tools::ensure(root, tools::Need::Everything)?;
+    let wants = |section: &str| only.is_none_or(|o| o.split(',').any(|s| s == section));
+    if wants("console") {
+        build_console(root)?;
+    }
+    if wants("edge") {
+        build_worker(root)?;
+        build_fault_worker(root)?;
+    }
+    if wants("core") {
+        sh(cargo().args([
+            "bench",
+            "-p",
+            "model",
+            "--bench",
+            "verify",
+            "--",
+            "--warm-up-time",
+            "2",
+            "--measurement-time",
+            "5",
+        ]))?;
+    }
+    sh(cargo().args(["build", "--release", "-p", "server", "-p", "bench"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let release = target.join("release");
+    let mut cmd = Command::new(release.join("keygate-bench"));
+    cmd.args(["--seconds", &seconds.to_string()])
+        .args(["--connections", &connections.to_string()])
+        .args(["--large", &large.to_string()])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("KEYGATE_SERVER_BIN", release.join("keygate-server"))
+        .env("PATH", tool_path(root))
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER);
+    if let Some(only) = only {
+        cmd.args(["--only", only]);
+    }
+    sh(&mut cmd)
 }
 
 fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<()> {

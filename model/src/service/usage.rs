@@ -160,8 +160,9 @@ impl<S: Store> Keygate<S> {
             by_key.entry((org, key)).or_default().push((*minute, codes));
         }
         let current = minute_of(now);
+        // One batch for the whole flush: one durable commit on the server however many keys.
+        let mut batch = Batch::default();
         for ((org, key), minutes) in by_key {
-            let mut batch = Batch::default();
             let mut summary: UsageSummary = get_json(&self.store, &schema::usage_summary(key))
                 .await?
                 .unwrap_or_default();
@@ -205,8 +206,8 @@ impl<S: Store> Keygate<S> {
                 )?;
             }
             batch.put(schema::usage_summary(key), &summary)?;
-            self.store.commit(batch).await?;
         }
+        self.store.commit(batch).await?;
         Ok(())
     }
 

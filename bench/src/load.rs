@@ -1,0 +1,123 @@
+//! A closed-loop HTTP/1.1 load generator: `connections` keep-alive connections, each sending
+//! its next request as soon as the last answer is read, for a fixed time. Latencies go into an
+//! HDR histogram (µs); any answer that is not 2xx counts as an error.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+/// Makes the `n`-th request of a connection.
+pub type MakeRequest = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// What one run measured.
+pub struct Outcome {
+    pub requests: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+}
+
+impl Outcome {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn p50_ms(&self) -> f64 {
+        self.latency_us.value_at_quantile(0.50) as f64 / 1000.0
+    }
+    pub fn p99_ms(&self) -> f64 {
+        self.latency_us.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+/// A request for `path` on `base` (`http://host:port`), JSON `body` when given.
+pub fn request(base: &str, method: &str, path: &str, body: Option<Bytes>) -> Request<Full<Bytes>> {
+    let authority = base.trim_start_matches("http://");
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", authority);
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    builder
+        .body(Full::new(body.unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+/// Runs `make` over `connections` connections to `base` for `duration`.
+pub async fn run(
+    base: &str,
+    connections: usize,
+    duration: Duration,
+    make: MakeRequest,
+) -> Result<Outcome> {
+    let addr: SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .context("base is http://ip:port")?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let make = Arc::clone(&make);
+        tasks.push(tokio::spawn(async move {
+            connection(addr, deadline, c as u64, make).await
+        }));
+    }
+    let mut total = Outcome {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency_us: histogram()?,
+    };
+    for task in tasks {
+        let (requests, errors, hist) = task.await??;
+        total.requests += requests;
+        total.errors += errors;
+        total.latency_us.add(&hist)?;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+fn histogram() -> Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+async fn connection(
+    addr: SocketAddr,
+    deadline: Instant,
+    seed: u64,
+    make: MakeRequest,
+) -> Result<(u64, u64, Histogram<u64>)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut hist = histogram()?;
+    let (mut requests, mut errors) = (0u64, 0u64);
+    // Connections start at different points of the request sequence.
+    let mut n = seed.wrapping_mul(7919);
+    while Instant::now() < deadline {
+        let req = make(n);
+        n = n.wrapping_add(1);
+        sender.ready().await?;
+        let start = Instant::now();
+        let response = sender.send_request(req).await?;
+        let ok = response.status().is_success();
+        response.into_body().collect().await?;
+        hist.saturating_record(start.elapsed().as_micros() as u64);
+        requests += 1;
+        if !ok {
+            errors += 1;
+        }
+    }
+    Ok((requests, errors, hist))
+}

@@ -1,0 +1,507 @@
+//! The report's sections (issue #6): core, server, writes, edge, console.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use bytes::Bytes;
+use model::domain::{Access, KeyRecord, KeyRole};
+use model::id::{Kind, new_id};
+use model::key::ApiKey;
+use model::store::{Batch, Store, schema};
+use serde_json::{Value, json};
+use tests::{Api, As, Fixture, Host};
+
+use crate::Settings;
+use crate::load::{self, MakeRequest, Outcome};
+use crate::report::Report;
+
+/// Section 1, core: criterion's medians for `model`'s verification and its floor (`model/benches`).
+pub fn core(settings: &Settings, report: &mut Report) -> Result<()> {
+    for n in ["1000", "1000000"] {
+        let median = |which: &str| -> Result<f64> {
+            let path = settings
+                .target
+                .join(format!("criterion/verify/{which}/{n}/new/estimates.json"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: run `cargo bench -p model`", path.display()))?;
+            let v: Value = serde_json::from_str(&text)?;
+            v["median"]["point_estimate"]
+                .as_f64()
+                .context("criterion median")
+        };
+        let (model, floor) = (median("model")?, median("floor")?);
+        let ratio = model / floor;
+        report.target(
+            "core",
+            format!("verify vs floor, {n} keys"),
+            format!("{model:.0} ns vs {floor:.0} ns = {ratio:.2}×"),
+            "≤ 1.5×",
+            ratio <= 1.5,
+        );
+    }
+    Ok(())
+}
+
+fn verify_request(base: &str, keys: Arc<Vec<Bytes>>) -> MakeRequest {
+    let base = base.to_owned();
+    Arc::new(move |n| {
+        let body = keys[(n as usize) % keys.len()].clone();
+        load::request(&base, "POST", "/v1/keys/verify", Some(body))
+    })
+}
+
+fn bare_request(base: &str) -> MakeRequest {
+    let base = base.to_owned();
+    Arc::new(move |_| load::request(&base, "GET", "/healthz", None))
+}
+
+fn bodies(keys: &[String]) -> Arc<Vec<Bytes>> {
+    Arc::new(
+        keys.iter()
+            .map(|k| Bytes::from(json!({"key": k}).to_string()))
+            .collect(),
+    )
+}
+
+/// Runs `make` briefly to warm up, then for the configured time.
+async fn measure(settings: &Settings, base: &str, make: MakeRequest) -> Result<Outcome> {
+    load::run(
+        base,
+        settings.connections,
+        Duration::from_secs(2),
+        make.clone(),
+    )
+    .await?;
+    let outcome = load::run(
+        base,
+        settings.connections,
+        Duration::from_secs(settings.seconds),
+        make,
+    )
+    .await?;
+    ensure!(
+        outcome.errors == 0,
+        "{} of {} requests failed",
+        outcome.errors,
+        outcome.requests
+    );
+    Ok(outcome)
+}
+
+fn describe(o: &Outcome) -> String {
+    format!(
+        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        o.rps(),
+        o.p50_ms(),
+        o.p99_ms(),
+        o.requests
+    )
+}
+
+/// Lets the fixture's admin hold up to 1000 active keys.
+async fn allow_many_keys(api: &Api, fx: &Fixture) -> Result<()> {
+    let patch = json!({"max_active_keys_per_user": 1000});
+    let answer = api
+        .call("PATCH", "/v1/settings", As::Bearer(&fx.token), Some(&patch))
+        .await?;
+    ensure!(answer.status == 200, "{answer:?}");
+    Ok(())
+}
+
+/// Creates `count` viewer keys with `clients` concurrent clients; returns the plaintexts and
+/// the time taken.
+async fn create_keys(
+    api: &Api,
+    fx: &Fixture,
+    count: usize,
+    clients: usize,
+) -> Result<(Vec<String>, Duration)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (api, token, org) = (api.clone(), fx.token.clone(), fx.org.clone());
+        let share = count / clients + usize::from(c < count % clients);
+        tasks.push(tokio::spawn(async move {
+            let mut keys = Vec::with_capacity(share);
+            for i in 0..share {
+                let body =
+                    json!({"name": format!("bench {c}-{i}"), "namespace": org, "role": "viewer"});
+                let made = api
+                    .call("POST", "/v1/keys", As::Bearer(&token), Some(&body))
+                    .await?;
+                ensure!(made.status == 201, "{made:?}");
+                keys.push(made.body["key"].as_str().context("key")?.to_owned());
+            }
+            anyhow::Ok(keys)
+        }));
+    }
+    let mut keys = Vec::with_capacity(count);
+    for task in tasks {
+        keys.extend(task.await??);
+    }
+    Ok((keys, started.elapsed()))
+}
+
+/// Sections 2 and 5, server and writes: verify vs a bare endpoint at 1 k and `large` keys; durable writes.
+pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Result<()> {
+    ensure!(bin.exists(), "{} is not built", bin.display());
+    // `Host` spawns `$KEYGATE_SERVER_BIN`, which `cargo xtask bench` points at `bin`.
+    let dir = tempfile_dir()?;
+    let store = dir.join("store");
+    let host = Host::server_on(&store, None, None).await?;
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("bench").await?;
+    allow_many_keys(&api, &fx).await?;
+
+    // Writes: durable key creations, one client and sixteen.
+    let (mut keys, one) = create_keys(&api, &fx, 100, 1).await?;
+    report.figure(
+        "writes",
+        "key creations/s, 1 client (fsync per commit)",
+        format!("{:.0}/s", 100.0 / one.as_secs_f64()),
+    );
+    let (more, many) = create_keys(&api, &fx, 899, 16).await?;
+    keys.extend(more);
+    report.figure(
+        "writes",
+        "key creations/s, 16 clients",
+        format!("{:.0}/s", 899.0 / many.as_secs_f64()),
+    );
+
+    let bare = measure(settings, &host.base, bare_request(&host.base)).await?;
+    let small = measure(
+        settings,
+        &host.base,
+        verify_request(&host.base, bodies(&keys)),
+    )
+    .await?;
+    let c = settings.connections;
+    report.figure(
+        "server",
+        format!("bare GET /healthz, {c} connections"),
+        describe(&bare),
+    );
+    report.figure(
+        "server",
+        format!("verify, 1 000 keys, {c} connections"),
+        describe(&small),
+    );
+    let ratio = small.rps() / bare.rps();
+    report.target(
+        "server",
+        "verify throughput / bare throughput",
+        format!("{:.0} %", ratio * 100.0),
+        "≥ 85 %",
+        ratio >= 0.85,
+    );
+    report.target(
+        "server",
+        "verify p99 on loopback",
+        format!("{:.2} ms", small.p99_ms()),
+        "≤ 2 ms",
+        small.p99_ms() <= 2.0,
+    );
+    let light = load::run(
+        &host.base,
+        4,
+        Duration::from_secs(settings.seconds.min(5)),
+        verify_request(&host.base, bodies(&keys)),
+    )
+    .await?;
+    report.figure(
+        "server",
+        "verify, 1 000 keys, 4 connections",
+        describe(&light),
+    );
+
+    // The large store: the bootstrap's organization and admin own `large` seeded keys.
+    let me = api
+        .call("GET", "/v1/me", As::Bearer(&fx.token), None)
+        .await?;
+    let owner = me.body["user"]["id"].as_str().context("user")?.to_owned();
+    drop(host);
+    let seeded = Instant::now();
+    let sample = seed(&store, &fx.org, &owner, settings.large).await?;
+    report.figure(
+        "server",
+        format!("seeding {} keys straight into redb", settings.large),
+        format!("{:.1} s", seeded.elapsed().as_secs_f64()),
+    );
+    let host = Host::server_on(&store, None, None).await?;
+    let large = measure(
+        settings,
+        &host.base,
+        verify_request(&host.base, bodies(&sample)),
+    )
+    .await?;
+    report.figure(
+        "server",
+        format!("verify, {} keys, {c} connections", settings.large),
+        describe(&large),
+    );
+    let kept = large.rps() / small.rps();
+    report.target(
+        "server",
+        format!("throughput at {} keys / at 1 000", settings.large),
+        format!("{:.0} %", kept * 100.0),
+        "≥ 80 %",
+        kept >= 0.8,
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("keygate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `count` active viewer keys of `owner` straight into the server's store (only the
+/// key records: verification reads nothing else of them); returns 10 000 of their plaintexts.
+async fn seed(store: &Path, org: &str, owner: &str, count: usize) -> Result<Vec<String>> {
+    let db = server::RedbStore::open(store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut sample = Vec::new();
+    let mut done = 0;
+    while done < count {
+        let mut batch = Batch::default();
+        for _ in 0..(count - done).min(20_000) {
+            let csprng = |e: getrandom::Error| anyhow::anyhow!("CSPRNG: {e}");
+            let id = new_id(Kind::Key).map_err(csprng)?;
+            let key = ApiKey::generate(&id["key_".len()..]).map_err(csprng)?;
+            let record = KeyRecord {
+                id: id.clone(),
+                org: org.to_owned(),
+                namespace: org.to_owned(),
+                owner: owner.to_owned(),
+                name: "seeded".into(),
+                description: None,
+                access: Access::Role(KeyRole::Viewer),
+                secret_hash: key.secret_hash(),
+                created_at: now,
+                updated_at: now,
+                expires_at: None,
+                revoked_at: None,
+                previous: None,
+                grants: Default::default(),
+            };
+            batch.put(schema::key(&id), &record)?;
+            if sample.len() < 10_000 && done % (count / 10_000).max(1) == 0 {
+                sample.push(key.into_plaintext());
+            }
+            done += 1;
+        }
+        db.commit(batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(sample)
+}
+
+/// Section 3, edge: verify vs a bare route of the worker under workerd, warm and cold, and the KV
+/// reads a cold verification costs (counted by the instrumented build).
+pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
+    let host = Host::worker().await?;
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("bench").await?;
+    allow_many_keys(&api, &fx).await?;
+    let (keys, _) = create_keys(&api, &fx, 300, 8).await?;
+    let (warm, cold) = keys.split_at(100);
+    let verify_once = |key: &str| {
+        let (api, body) = (api.clone(), json!({"key": key}));
+        async move {
+            let started = Instant::now();
+            let answer = api
+                .call("POST", "/v1/keys/verify", As::Nobody, Some(&body))
+                .await?;
+            ensure!(answer.body["code"] == "VALID", "{answer:?}");
+            anyhow::Ok(started.elapsed())
+        }
+    };
+    for key in warm {
+        verify_once(key).await?;
+    }
+    // Single requests, one at a time: a cold key, the same key again, the bare route.
+    let (mut first, mut again, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for key in cold {
+        first.push(verify_once(key).await?);
+        again.push(verify_once(key).await?);
+        let started = Instant::now();
+        let health = api.call("GET", "/healthz", As::Nobody, None).await?;
+        ensure!(health.status == 200);
+        bare.push(started.elapsed());
+    }
+    let (first, again, bare) = (median(first), median(again), median(bare));
+    report.figure(
+        "edge",
+        format!(
+            "single requests, median of {}: bare / warm verify / cold verify",
+            cold.len()
+        ),
+        format!("{bare:.2} / {again:.2} / {first:.2} ms"),
+    );
+    let ratio = again / bare;
+    report.target(
+        "edge",
+        "warm verify latency / bare route latency (single requests)",
+        format!("{ratio:.2}×"),
+        "≤ 1.1×",
+        ratio <= 1.1,
+    );
+    let c = settings.connections;
+    let bare_load = measure(settings, &host.base, bare_request(&host.base)).await?;
+    let warm_load = measure(
+        settings,
+        &host.base,
+        verify_request(&host.base, bodies(warm)),
+    )
+    .await?;
+    report.figure(
+        "edge",
+        format!("bare GET /healthz, {c} connections"),
+        describe(&bare_load),
+    );
+    report.figure(
+        "edge",
+        format!("warm verify, {c} connections"),
+        describe(&warm_load),
+    );
+    report.figure(
+        "edge",
+        "warm verify p50 / bare p50 under load",
+        format!("{:.2}×", warm_load.p50_ms() / bare_load.p50_ms()),
+    );
+    drop(host);
+
+    // KV reads, counted by the instrumented build: a cold key of a creator the isolate knows.
+    let host = Host::faulty_worker().await?;
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("count").await?;
+    let (keys, _) = create_keys(&api, &fx, 20, 1).await?;
+    let mut reads = Vec::new();
+    for key in &keys {
+        let answer = api
+            .call(
+                "POST",
+                "/v1/keys/verify",
+                As::Nobody,
+                Some(&json!({"key": key})),
+            )
+            .await?;
+        ensure!(answer.body["code"] == "VALID", "{answer:?}");
+        let header = answer
+            .headers
+            .get("x-keygate-kv-calls")
+            .and_then(|v| v.to_str().ok())
+            .context("the instrumented build reports KV calls")?
+            .to_owned();
+        reads.push(header);
+    }
+    let exact = reads.iter().all(|h| h == "gets=1, lists=0");
+    report.target(
+        "edge",
+        format!("KV calls of a cold verification ({} keys)", reads.len()),
+        reads.first().cloned().unwrap_or_default(),
+        "exactly one read",
+        exact,
+    );
+    Ok(())
+}
+
+fn median(mut times: Vec<Duration>) -> f64 {
+    times.sort();
+    times
+        .get(times.len() / 2)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Section 4, console: release build sizes and time from navigation to the keys table.
+pub async fn console(settings: &Settings, report: &mut Report) -> Result<()> {
+    let dist = settings.repo.join("dist");
+    let mut gzip_code = 0;
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(&dist)? {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "wasm" | "js" | "css") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let gz = gzip(&bytes)?;
+        if ext != "css" {
+            gzip_code += gz;
+        }
+        sizes.push(format!("{ext} {} B ({gz} B gzip)", bytes.len()));
+    }
+    sizes.sort();
+    report.figure("console", "release build", sizes.join(", "));
+    report.target(
+        "console",
+        "wasm + JS, gzip",
+        format!("{gzip_code} B"),
+        "≤ 250 KB",
+        gzip_code <= 250_000,
+    );
+    let ms = time_to_keys_table(&dist).await?;
+    report.target(
+        "console",
+        "navigation → keys table rendered (median of 5, headless Chromium)",
+        format!("{ms:.0} ms"),
+        "≤ 500 ms",
+        ms <= 500.0,
+    );
+    Ok(())
+}
+
+fn gzip(bytes: &[u8]) -> Result<usize> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+async fn time_to_keys_table(dist: &Path) -> Result<f64> {
+    let host = Host::server(Some(dist)).await?;
+    let api = Api::new(&host.base);
+    api.admin_with_key("console").await?;
+    let (driver, client) = tests::browser::start().await?;
+    // Sign in from the page itself, so the browser holds the session cookie as after a login.
+    client.goto(&format!("{}/healthz", host.base)).await?;
+    let signed_in = client
+        .execute_async(
+            r#"const [email, password, done] = arguments;
+               fetch('/v1/auth/login', {method: 'POST', headers: {'content-type': 'application/json'},
+                   body: JSON.stringify({email, password})}).then(r => done(r.status));"#,
+            vec![json!(tests::ADMIN_EMAIL), json!(tests::ADMIN_PASSWORD)],
+        )
+        .await?;
+    ensure!(
+        signed_in == json!(200),
+        "sign-in from the page: {signed_in}"
+    );
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        client.goto(&format!("{}/", host.base)).await?;
+        // The time, from navigation start, at which the table is first seen (an upper bound:
+        // the page may have drawn it a frame earlier).
+        let seen = client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                   const look = () => document.querySelector('[data-testid="keys-table"]')
+                       ? done(performance.now()) : requestAnimationFrame(look);
+                   look();"#,
+                vec![],
+            )
+            .await?;
+        times.push(seen.as_f64().context("a time")?);
+    }
+    client.close().await?;
+    drop(driver);
+    times.sort_by(f64::total_cmp);
+    if times.is_empty() {
+        bail!("no timing");
+    }
+    Ok(times[times.len() / 2])
+}
