@@ -417,11 +417,7 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<()> {
         let ns = self.get_ns(caller, group, NamespaceKind::Usergroup).await?;
-        if !self.may(caller, &ns, "write").await? {
-            return Err(Error::Forbidden(
-                "this needs usergroups.write in the group's parent",
-            ));
-        }
+        self.require_write(caller, &ns).await?;
         let target = get_json::<S, User>(&self.store, &schema::user(user)).await?;
         if target.is_none_or(|u| u.org != caller.org.id) {
             return Err(Error::NotFound("user"));
