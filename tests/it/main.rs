@@ -1,6 +1,7 @@
 //! Keygate's one integration-test binary: the HTTP contract against both hosts, and the
 //! console end to end in a real browser.
 
+mod authz;
 mod contract;
 mod e2e;
 mod faults;
