@@ -77,10 +77,23 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
             "send the body as JSON with Content-Type: application/json".into(),
         ));
     }
+    let malformed = |e: serde_json::Error| Error::BadRequest(format!("malformed JSON: {e}"));
+    if !is_object(body) {
+        // serde would read a struct from an array by position (`[true]` as the first field):
+        // every body of this API is an object, so anything else is refused as JSON of the
+        // wrong shape, once it is known to be JSON at all.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(malformed)?;
+        return Err(Error::invalid("body", "expected a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
-        _ => Error::BadRequest(format!("malformed JSON: {e}")),
+        _ => malformed(e),
     })
+}
+
+/// Whether a body's JSON text starts as an object (the first byte that is not whitespace).
+fn is_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// Headers the gateway adds to a forwarded request (SPEC §4.4).
@@ -157,7 +170,12 @@ pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
     if body.len() > BODY_LIMIT {
         return Err(Error::PayloadTooLarge(BODY_LIMIT));
     }
-    serde_json::from_slice(body).map_err(|_| {
+    let decoded = if is_object(body) {
+        serde_json::from_slice(body).ok()
+    } else {
+        None
+    };
+    decoded.ok_or_else(|| {
         Error::BadRequest(
             "expected {\"key\": string, \"permissions\"?: [string], \"resource\"?: string, \"namespace\"?: string}".into(),
         )
@@ -207,6 +225,18 @@ mod tests {
             decode::<crate::api::LoginRequest>(Some("text/plain"), b"{}"),
             Err(Error::BadRequest(_))
         ));
+        assert!(matches!(
+            decode::<crate::api::SettingsPatch>(ct, b"[true]"),
+            Err(Error::Validation { .. })
+        ));
+        assert!(matches!(
+            decode::<crate::api::SettingsPatch>(ct, b"[tru"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(
+            decode_verify(br#"["kg_x"]"#).is_err(),
+            "a verify body is an object"
+        );
         let secret = "kg_secretsecret";
         let err = decode_verify(format!("{{\"key\": \"{secret}\", \"x\": 1}}").as_bytes())
             .err()

@@ -105,9 +105,13 @@ impl<S: Store> Keygate<S> {
         Ok(grants)
     }
 
-    /// Every key under `prefix` (index scans of bounded size per page).
+    /// Every key under `prefix` (index scans of bounded size per page); nothing under a prefix
+    /// longer than any store key.
     pub(crate) async fn list_all(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
+        if prefix.len() > crate::store::MAX_KEY_BYTES {
+            return Ok(out);
+        }
         let mut cursor = None;
         loop {
             let page = self.store.list(prefix, cursor.as_deref(), 1000).await?;
