@@ -782,12 +782,14 @@ async fn run_matrix(host: &Host) {
             }
         }
     }
-    println!(
-        "{}: authorization matrix, {} routes × {} callers = {cells} cells, {} failed",
-        host.name,
-        rows.len(),
-        WHO.len(),
-        failures.len()
+    tests::figure(
+        &format!("authorization matrix ({})", host.name),
+        &format!(
+            "{} rows × {} callers = {cells} cells, {} failed",
+            rows.len(),
+            WHO.len(),
+            failures.len()
+        ),
     );
     assert!(
         failures.is_empty(),

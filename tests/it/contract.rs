@@ -186,14 +186,7 @@ const CASES: &[(&str, CaseFn)] = cases![
 async fn run_all(host: &Host) {
     let api = Api::new(&host.base);
     let (token, csrf) = api.login_admin().await.expect("admin signs in");
-    let me = api
-        .call("GET", "/v1/me", As::Bearer(&token), None)
-        .await
-        .expect("me");
-    let org = me.body["organization"]["id"]
-        .as_str()
-        .expect("org id")
-        .to_owned();
+    let org = api.org_of(&token).await.expect("organization");
     let ctx = Ctx {
         api,
         token,

@@ -2,7 +2,9 @@
 //! console end to end in a real browser.
 
 mod authz;
+mod badinput;
 mod contract;
+mod crash;
 mod e2e;
 mod faults;
 mod gateway;
