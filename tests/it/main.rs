@@ -8,4 +8,5 @@ mod crash;
 mod e2e;
 mod faults;
 mod gateway;
+mod load;
 mod server;
