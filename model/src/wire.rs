@@ -96,6 +96,51 @@ fn is_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// The console's Content-Security-Policy, for the `index.html` Trunk built: scripts only from
+/// this origin plus the inline module script Trunk injects (allowed by its SHA-256, never by
+/// `'unsafe-inline'`), `'wasm-unsafe-eval'` to instantiate the wasm, no plugins, no framing,
+/// no base or form targets elsewhere. Both hosts send it: the server computes it from its
+/// `--assets`, `cargo xtask` writes it into `dist/_headers` for Workers static assets.
+pub fn content_security_policy(index_html: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut hashes = String::new();
+    let mut rest = index_html;
+    while let Some(start) = rest.find("<script") {
+        let tag = &rest[start..];
+        let Some(open_end) = tag.find('>') else { break };
+        let Some(close) = tag.find("</script>") else {
+            break;
+        };
+        let inline = !tag[..open_end].contains("src=");
+        if inline && close > open_end {
+            let digest = sha2::Sha256::digest(&tag.as_bytes()[open_end + 1..close]);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+            hashes.push_str(&format!(" 'sha256-{b64}'"));
+        }
+        rest = &tag[close + "</script>".len()..];
+    }
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Every security header both hosts send with the console (and the server with every
+/// answer): the policy above, no MIME sniffing, no referrer, no framing.
+pub fn security_headers(index_html: &str) -> [(&'static str, String); 4] {
+    [
+        (
+            "content-security-policy",
+            content_security_policy(index_html),
+        ),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-frame-options", "DENY".into()),
+    ]
+}
+
 /// Headers the gateway adds to a forwarded request (SPEC §4.4).
 pub const IDENTITY_HEADERS: [&str; 4] = [
     "x-keygate-key-id",
@@ -254,6 +299,19 @@ mod tests {
         );
         assert!(query::<crate::api::KeyListQuery>(Some("limit=-1")).is_err());
         assert!(query::<crate::api::KeyListQuery>(Some("bogus=1")).is_err());
+    }
+
+    #[test]
+    fn the_policy_allows_inline_scripts_by_hash_only() {
+        let html = "<script type=\"module\">init()</script><script src=\"/a.js\"></script>";
+        let csp = content_security_policy(html);
+        // echo -n 'init()' | openssl dgst -sha256 -binary | base64
+        assert!(
+            csp.contains("'sha256-w4ujnOpjBoH2vcasx+reJRUwYivG8Q3afx/XevGJod8='"),
+            "{csp}"
+        );
+        assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
+        assert!(!csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"));
     }
 
     #[test]

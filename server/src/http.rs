@@ -145,25 +145,34 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
             one_writer,
         ))
         .with_state(state);
-    let app = match assets {
+    // The console's index.html decides the policy (its inline script's hash); without a
+    // console nothing is allowed to run at all.
+    let index_html = assets
+        .as_ref()
+        .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
+        .unwrap_or_default();
+    let mut app = match assets {
         Some(dir) => {
             let index = dir.join("index.html");
             api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
         }
         None => api,
     };
-    app.layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ))
-    .layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    ))
-    .layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("DENY"),
-    ))
+    for (name, value) in wire::security_headers(&index_html) {
+        let value = if index_html.is_empty() && name == "content-security-policy" {
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+        } else {
+            match HeaderValue::from_str(&value) {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        };
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::HeaderName::from_static(name),
+            value,
+        ));
+    }
+    app
 }
 
 /// A model error on its way out as problem JSON.

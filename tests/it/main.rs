@@ -8,5 +8,6 @@ mod crash;
 mod e2e;
 mod faults;
 mod gateway;
+mod headers;
 mod load;
 mod server;
