@@ -28,6 +28,13 @@ type Entry = (Option<Vec<u8>>, f64);
 
 thread_local! {
     static CACHE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
+    /// Bumped by every invalidation. A read that a write overtook (the write invalidated
+    /// while the read awaited KV) must not put its older value back in the cache.
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn generation() -> u64 {
+    GENERATION.with(std::cell::Cell::get)
 }
 
 fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
@@ -52,6 +59,7 @@ fn remember(key: &str, value: Option<Vec<u8>>, now: f64) {
 }
 
 fn forget(key: &str) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     CACHE.with(|c| c.borrow_mut().remove(key));
 }
 
@@ -118,8 +126,11 @@ impl Store for KvBackend {
         if let Some(hit) = cached(key, now) {
             return Ok(hit);
         }
+        let before = generation();
         let value = self.kv.get(key).bytes().await.map_err(err)?;
-        remember(key, value.clone(), now);
+        if generation() == before {
+            remember(key, value.clone(), now);
+        }
         Ok(value)
     }
 
@@ -164,16 +175,19 @@ impl Store for KvBackend {
             forget(k);
         }
         for op in puts.into_iter().chain(deletes) {
-            match op {
+            match &op {
                 Op::Put(k, v) => self
                     .kv
-                    .put_bytes(&k, &v)
+                    .put_bytes(k, v)
                     .map_err(err)?
                     .execute()
                     .await
                     .map_err(err)?,
-                Op::Delete(k) => self.kv.delete(&k).await.map_err(err)?,
+                Op::Delete(k) => self.kv.delete(k).await.map_err(err)?,
             }
+            // A read that ran while this write was in flight may have cached the old value.
+            let (Op::Put(k, _) | Op::Delete(k)) = &op;
+            forget(k);
         }
         Ok(())
     }
