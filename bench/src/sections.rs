@@ -150,7 +150,7 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     // `Host` spawns `$KEYGATE_SERVER_BIN`, which `cargo xtask bench` points at `bin`.
     let dir = tempfile_dir()?;
     let store = dir.join("store");
-    let host = Host::server_on(&store, None, None).await?;
+    let host = Host::server_with(&store, None, &[]).await?;
     let api = Api::new(&host.base);
     let fx = api.admin_with_key("bench").await?;
     allow_many_keys(&api, &fx).await?;
@@ -229,7 +229,7 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         format!("seeding {} keys straight into redb", settings.large),
         format!("{:.1} s", seeded.elapsed().as_secs_f64()),
     );
-    let host = Host::server_on(&store, None, None).await?;
+    let host = Host::server_with(&store, None, &[]).await?;
     let large = measure(
         settings,
         &host.base,

@@ -39,6 +39,13 @@ thread_local! {
     static CACHE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
     static LISTS: RefCell<HashMap<Page, ListEntry>> =
         RefCell::new(HashMap::new());
+    /// Bumped by every invalidation. A read that a write overtook (the write invalidated
+    /// while the read awaited KV) must not put its older value back in the cache.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+}
+
+fn generation() -> u64 {
+    GENERATION.with(Cell::get)
 }
 
 fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
@@ -102,6 +109,7 @@ fn forget(key: &str) {
     if faults::detached() {
         return;
     }
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     CACHE.with(|c| c.borrow_mut().remove(key));
     LISTS.with(|l| {
         l.borrow_mut()
@@ -202,8 +210,11 @@ impl Store for KvBackend {
             return Ok(hit);
         }
         self.gets.set(self.gets.get() + 1);
+        let before = generation();
         let value = self.kv.get(key).bytes().await.map_err(err)?;
-        remember(key, value.clone(), now);
+        if generation() == before {
+            remember(key, value.clone(), now);
+        }
         Ok(value)
     }
 
@@ -220,6 +231,7 @@ impl Store for KvBackend {
             return Ok(hit);
         }
         self.lists.set(self.lists.get() + 1);
+        let before = generation();
         let mut builder = self
             .kv
             .list()
@@ -237,7 +249,9 @@ impl Store for KvBackend {
                 listed.cursor
             },
         };
-        remember_list(page, &listing, now);
+        if generation() == before {
+            remember_list(page, &listing, now);
+        }
         Ok(listing)
     }
 
@@ -252,28 +266,23 @@ impl Store for KvBackend {
             .into_iter()
             .partition(|op| matches!(op, Op::Put(..)));
         puts.sort_by_key(|op| matches!(op, Op::Put(k, _) if k.contains(":ix:")));
-        let written: Vec<String> = puts
-            .iter()
-            .chain(&deletes)
-            .map(|(Op::Put(k, _) | Op::Delete(k))| k.clone())
-            .collect();
-        for k in &written {
+        for op in puts.iter().chain(&deletes) {
+            let (Op::Put(k, _) | Op::Delete(k)) = op;
             forget(k);
         }
         for op in puts.into_iter().chain(deletes) {
-            match op {
+            match &op {
                 Op::Put(k, v) => self
                     .kv
-                    .put_bytes(&k, &v)
+                    .put_bytes(k, v)
                     .map_err(err)?
                     .execute()
                     .await
                     .map_err(err)?,
-                Op::Delete(k) => self.kv.delete(&k).await.map_err(err)?,
+                Op::Delete(k) => self.kv.delete(k).await.map_err(err)?,
             }
-        }
-        // Again after the writes: a read this isolate made meanwhile may have cached the old.
-        for k in &written {
+            // A read that ran while this write was in flight may have cached the old value.
+            let (Op::Put(k, _) | Op::Delete(k)) = &op;
             forget(k);
         }
         Ok(())

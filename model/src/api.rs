@@ -528,7 +528,8 @@ pub struct UsagePage {
     pub items: Vec<UsageItem>,
 }
 
-/// Who did something: a user or a key.
+/// Who did something: a user, a key, or (`instance`) the instance's first admin acting on
+/// another organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {

@@ -19,6 +19,8 @@ pub enum Error {
     CsrfRequired,
     #[error("no such {0}")]
     NotFound(&'static str),
+    #[error("this endpoint does not take this method; see /openapi.json")]
+    MethodNotAllowed,
     #[error("{field}: {message}")]
     Validation {
         field: &'static str,
@@ -74,6 +76,7 @@ impl Error {
             | Error::NamespaceNotHeld(_)
             | Error::PermissionNotHeld(_) => 403,
             Error::NotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
             Error::KeyQuotaExceeded(_) | Error::KeyNotActive(_) | Error::Conflict(_) => 409,
             Error::PayloadTooLarge(_) => 413,
             Error::Validation { .. } => 422,
@@ -97,6 +100,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::CsrfRequired => "csrf_required",
             Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
             Error::Validation { .. } => "validation_failed",
             Error::BadRequest(_) => "bad_request",
             Error::ApiKeysDisabled => "api_keys_disabled",
@@ -129,6 +133,7 @@ impl Error {
             401 => "Not signed in",
             403 => "Not allowed",
             404 => "Not found",
+            405 => "Method not allowed",
             409 => "Conflict",
             413 => "Payload too large",
             422 => "Invalid input",

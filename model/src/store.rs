@@ -83,8 +83,17 @@ pub trait Store {
     fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>>;
 }
 
-/// Reads and decodes the JSON record at `key`.
+/// The longest store key Keygate ever writes or reads (Workers KV's limit is 512 bytes). Keys
+/// are built from ids, which are short; a longer one can only come from a hostile id, names
+/// nothing, and is never sent to the store (where KV would fail with a 5xx).
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// Reads and decodes the JSON record at `key`; a key longer than [`MAX_KEY_BYTES`] holds
+/// nothing.
 pub async fn get_json<S: Store, T: DeserializeOwned>(store: &S, key: &str) -> Result<Option<T>> {
+    if key.len() > MAX_KEY_BYTES {
+        return Ok(None);
+    }
     match store.get(key).await? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),

@@ -77,10 +77,68 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
             "send the body as JSON with Content-Type: application/json".into(),
         ));
     }
+    let malformed = |e: serde_json::Error| Error::BadRequest(format!("malformed JSON: {e}"));
+    if !is_object(body) {
+        // serde would read a struct from an array by position (`[true]` as the first field):
+        // every body of this API is an object, so anything else is refused as JSON of the
+        // wrong shape, once it is known to be JSON at all.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(malformed)?;
+        return Err(Error::invalid("body", "expected a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
-        _ => Error::BadRequest(format!("malformed JSON: {e}")),
+        _ => malformed(e),
     })
+}
+
+/// Whether a body's JSON text starts as an object (the first byte that is not whitespace).
+fn is_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The console's Content-Security-Policy, for the `index.html` Trunk built: scripts only from
+/// this origin plus the inline module script Trunk injects (allowed by its SHA-256, never by
+/// `'unsafe-inline'`), `'wasm-unsafe-eval'` to instantiate the wasm, no plugins, no framing,
+/// no base or form targets elsewhere. Both hosts send it: the server computes it from its
+/// `--assets`, `cargo xtask` writes it into `dist/_headers` for Workers static assets.
+pub fn content_security_policy(index_html: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut hashes = String::new();
+    let mut rest = index_html;
+    while let Some(start) = rest.find("<script") {
+        let tag = &rest[start..];
+        let Some(open_end) = tag.find('>') else { break };
+        let Some(close) = tag.find("</script>") else {
+            break;
+        };
+        let inline = !tag[..open_end].contains("src=");
+        if inline && close > open_end {
+            let digest = sha2::Sha256::digest(&tag.as_bytes()[open_end + 1..close]);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+            hashes.push_str(&format!(" 'sha256-{b64}'"));
+        }
+        rest = &tag[close + "</script>".len()..];
+    }
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Every security header both hosts send with the console (and the server with every
+/// answer): the policy above, no MIME sniffing, no referrer, no framing.
+pub fn security_headers(index_html: &str) -> [(&'static str, String); 4] {
+    [
+        (
+            "content-security-policy",
+            content_security_policy(index_html),
+        ),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-frame-options", "DENY".into()),
+    ]
 }
 
 /// Headers the gateway adds to a forwarded request (SPEC §4.4).
@@ -157,7 +215,12 @@ pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
     if body.len() > BODY_LIMIT {
         return Err(Error::PayloadTooLarge(BODY_LIMIT));
     }
-    serde_json::from_slice(body).map_err(|_| {
+    let decoded = if is_object(body) {
+        serde_json::from_slice(body).ok()
+    } else {
+        None
+    };
+    decoded.ok_or_else(|| {
         Error::BadRequest(
             "expected {\"key\": string, \"permissions\"?: [string], \"resource\"?: string, \"namespace\"?: string}".into(),
         )
@@ -207,6 +270,18 @@ mod tests {
             decode::<crate::api::LoginRequest>(Some("text/plain"), b"{}"),
             Err(Error::BadRequest(_))
         ));
+        assert!(matches!(
+            decode::<crate::api::SettingsPatch>(ct, b"[true]"),
+            Err(Error::Validation { .. })
+        ));
+        assert!(matches!(
+            decode::<crate::api::SettingsPatch>(ct, b"[tru"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(
+            decode_verify(br#"["kg_x"]"#).is_err(),
+            "a verify body is an object"
+        );
         let secret = "kg_secretsecret";
         let err = decode_verify(format!("{{\"key\": \"{secret}\", \"x\": 1}}").as_bytes())
             .err()
@@ -224,6 +299,19 @@ mod tests {
         );
         assert!(query::<crate::api::KeyListQuery>(Some("limit=-1")).is_err());
         assert!(query::<crate::api::KeyListQuery>(Some("bogus=1")).is_err());
+    }
+
+    #[test]
+    fn the_policy_allows_inline_scripts_by_hash_only() {
+        let html = "<script type=\"module\">init()</script><script src=\"/a.js\"></script>";
+        let csp = content_security_policy(html);
+        // echo -n 'init()' | openssl dgst -sha256 -binary | base64
+        assert!(
+            csp.contains("'sha256-w4ujnOpjBoH2vcasx+reJRUwYivG8Q3afx/XevGJod8='"),
+            "{csp}"
+        );
+        assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
+        assert!(!csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"));
     }
 
     #[test]

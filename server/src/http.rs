@@ -138,31 +138,41 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(|| async { ApiError(Error::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             one_writer,
         ))
         .with_state(state);
-    let app = match assets {
+    // The console's index.html decides the policy (its inline script's hash); without a
+    // console nothing is allowed to run at all.
+    let index_html = assets
+        .as_ref()
+        .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
+        .unwrap_or_default();
+    let mut app = match assets {
         Some(dir) => {
             let index = dir.join("index.html");
             api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
         }
         None => api,
     };
-    app.layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ))
-    .layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    ))
-    .layer(SetResponseHeaderLayer::if_not_present(
-        axum::http::header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("DENY"),
-    ))
+    for (name, value) in wire::security_headers(&index_html) {
+        let value = if index_html.is_empty() && name == "content-security-policy" {
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+        } else {
+            match HeaderValue::from_str(&value) {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        };
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::HeaderName::from_static(name),
+            value,
+        ));
+    }
+    app
 }
 
 /// A model error on its way out as problem JSON.
@@ -208,6 +218,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .await
             .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
         Ok(Body(wire::decode(content_type.as_deref(), &bytes)?))
+    }
+}
+
+/// Path parameters. One that does not decode (not UTF-8) names nothing that exists, so it
+/// answers 404 like any unknown id, as problem JSON (axum's own rejection is plain text).
+pub struct Ids<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Ids(value)),
+            Err(_) => Err(ApiError(Error::NotFound("id"))),
+        }
     }
 }
 
@@ -331,7 +356,7 @@ async fn update_settings(
 async fn get_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
@@ -342,7 +367,7 @@ async fn get_key(
 async fn update_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     Body(patch): Body<KeyPatch>,
 ) -> ApiResult<Response> {
     Ok(json(
@@ -354,7 +379,7 @@ async fn update_key(
 async fn revoke_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
@@ -376,7 +401,7 @@ async fn bulk_revoke(
 async fn roll_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     Body(req): Body<RollRequest>,
 ) -> ApiResult<Response> {
     Ok(json(
@@ -388,7 +413,7 @@ async fn roll_key(
 async fn delete_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let query: DeleteKeyQuery = wire::query(query.as_deref())?;
@@ -423,7 +448,7 @@ async fn members(
 async fn set_roles(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     Body(req): Body<RolesPatch>,
 ) -> ApiResult<Response> {
     Ok(json(
@@ -435,7 +460,7 @@ async fn set_roles(
 async fn remove_member(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     state.keygate.remove_member(&caller, &id, now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -454,7 +479,7 @@ async fn invite(
 
 async fn accept(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Ids(token): Ids<String>,
     Body(req): Body<AcceptRequest>,
 ) -> ApiResult<Response> {
     Ok(json(
@@ -519,7 +544,7 @@ macro_rules! namespace_handlers {
         async fn $get(
             State(state): State<AppState>,
             Auth(caller): Auth,
-            Path(id): Path<String>,
+            Ids(id): Ids<String>,
         ) -> ApiResult<Response> {
             Ok(json(
                 StatusCode::OK,
@@ -534,7 +559,7 @@ macro_rules! namespace_handlers {
         async fn $rename(
             State(state): State<AppState>,
             Auth(caller): Auth,
-            Path(id): Path<String>,
+            Ids(id): Ids<String>,
             Body(req): Body<RenameRequest>,
         ) -> ApiResult<Response> {
             Ok(json(
@@ -553,7 +578,7 @@ macro_rules! namespace_handlers {
         async fn $delete(
             State(state): State<AppState>,
             Auth(caller): Auth,
-            Path(id): Path<String>,
+            Ids(id): Ids<String>,
         ) -> ApiResult<Response> {
             state
                 .keygate
@@ -592,7 +617,7 @@ namespace_handlers!(
 async fn add_group_member(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     Body(req): Body<GroupMemberRequest>,
 ) -> ApiResult<Response> {
     state
@@ -605,7 +630,7 @@ async fn add_group_member(
 async fn remove_group_member(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path((id, user)): Path<(String, String)>,
+    Ids((id, user)): Ids<(String, String)>,
 ) -> ApiResult<Response> {
     state
         .keygate
@@ -658,7 +683,7 @@ async fn create_grant(
 async fn delete_grant(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     state.keygate.delete_grant(&caller, &id, now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -690,7 +715,7 @@ async fn create_resource(
 async fn get_resource(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
@@ -701,7 +726,7 @@ async fn get_resource(
 async fn rename_resource(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     Body(req): Body<ResourcePatch>,
 ) -> ApiResult<Response> {
     Ok(json(
@@ -716,7 +741,7 @@ async fn rename_resource(
 async fn delete_resource(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Response> {
     state.keygate.delete_resource(&caller, &id, now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -725,7 +750,7 @@ async fn delete_resource(
 async fn key_usage(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let query: UsageQuery = wire::query(query.as_deref())?;

@@ -148,14 +148,7 @@ const CASES: &[(&str, CaseFn)] = cases![
 async fn run_all(host: &Host) {
     let api = Api::new(&host.base);
     let (token, csrf) = api.login_admin().await.expect("admin signs in");
-    let me = api
-        .call("GET", "/v1/me", As::Bearer(&token), None)
-        .await
-        .expect("me");
-    let org = me.body["organization"]["id"]
-        .as_str()
-        .expect("org id")
-        .to_owned();
+    let org = api.org_of(&token).await.expect("organization");
     let ctx = Ctx {
         api,
         token,
@@ -183,10 +176,69 @@ async fn run_all(host: &Host) {
     );
 }
 
+/// The contract against the server logging at its most verbose level; afterwards neither its
+/// log nor its events nor any listing holds a key, session or invitation token, or a password
+/// (SPEC §2, NIST SP 800-63B: secrets are never logged).
 #[tokio::test(flavor = "multi_thread")]
 async fn contract_against_the_server() {
-    let host = Host::server(None).await.expect("server starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::server_with(&dir.path().join("store"), None, &[("KEYGATE_LOG", "trace")])
+        .await
+        .expect("server starts");
     run_all(&host).await;
+    let api = Api::new(&host.base);
+    let (token, _) = api.login_admin().await.expect("admin signs in");
+    let mut seen = host.output.text();
+    let lines = seen.lines().count();
+    assert!(
+        seen.contains("TRACE") || seen.contains("key created"),
+        "the server logged: {seen}"
+    );
+    for path in [
+        "/v1/events?limit=200",
+        "/v1/keys?all=true&limit=200",
+        "/v1/members?limit=200",
+    ] {
+        let answer = api
+            .call("GET", path, As::Bearer(&token), None)
+            .await
+            .expect(path);
+        seen.push_str(&answer.body.to_string());
+    }
+    let found = secrets_in(&seen);
+    assert!(
+        found.is_empty(),
+        "secrets in the log, events or listings: {found:?}"
+    );
+    tests::figure(
+        "secrets",
+        &format!(
+            "the contract at log level trace: {lines} log lines, the events and listings scanned, 0 keys, tokens or passwords found"
+        ),
+    );
+}
+
+/// Every key, session or invitation token (by its prefix) or contract password in `text`.
+fn secrets_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for prefix in [model::key::PREFIX, "kgs_", "kgi_"] {
+        for (at, _) in text.match_indices(prefix) {
+            let tail: String = text[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            // Short tails are the contract's own garbage (`kg_`, `kgs_not-a-session`).
+            if tail.len() >= 20 {
+                found.push(format!("{prefix}{tail}"));
+            }
+        }
+    }
+    for password in [ADMIN_PASSWORD, "long-enough-pw"] {
+        if text.contains(password) {
+            found.push(password.to_owned());
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2202,4 +2254,16 @@ async fn oversized_management_bodies_are_refused(c: Ctx) -> Result<()> {
         "nothing was created"
     );
     Ok(())
+}
+
+#[test]
+fn the_secret_scanner_finds_what_it_looks_for() {
+    let key = model::key::ApiKey::generate("7Hq2mX9pLa3B").expect("csprng");
+    let text = format!(
+        "ok kg_ kgs_not-a-session; {} token=kgs_{} {ADMIN_PASSWORD}",
+        key.expose(),
+        "A".repeat(40)
+    );
+    assert_eq!(secrets_in(&text).len(), 3, "{text}");
+    assert!(secrets_in("kg_ kgs_not-a-session key_7Hq2mX9pLa3B").is_empty());
 }

@@ -1,8 +1,13 @@
 //! Keygate's one integration-test binary: the HTTP contract against both hosts, and the
 //! console end to end in a real browser.
 
+mod authz;
+mod badinput;
 mod contract;
+mod crash;
 mod e2e;
 mod faults;
 mod gateway;
+mod headers;
+mod load;
 mod server;

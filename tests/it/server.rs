@@ -10,14 +10,7 @@ async fn the_active_key_quota_holds_under_concurrent_creation() {
     let host = Host::server(None).await.expect("server starts");
     let api = Api::new(&host.base);
     let (token, _) = api.login_admin().await.expect("admin signs in");
-    let me = api
-        .call("GET", "/v1/me", As::Bearer(&token), None)
-        .await
-        .expect("me");
-    let org = me.body["organization"]["id"]
-        .as_str()
-        .expect("org")
-        .to_owned();
+    let org = api.org_of(&token).await.expect("organization");
     let settings = json!({"api_keys_enabled": true, "max_active_keys_per_user": 5});
     let set = api
         .call("PATCH", "/v1/settings", As::Bearer(&token), Some(&settings))

@@ -34,7 +34,28 @@ pub struct Host {
     pub name: &'static str,
     pub base: String,
     child: Child,
+    /// The temporary directory of the host's store, when the host owns it.
     _dir: Option<tempfile::TempDir>,
+    /// Everything the server wrote to stdout and stderr (its logs), line by line.
+    pub output: Output,
+}
+
+/// A host's captured output, shared with the threads that drain its pipes.
+#[derive(Clone, Default)]
+pub struct Output(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Output {
+    fn push(&self, line: &str) {
+        if let Ok(mut text) = self.0.lock() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 }
 
 impl Drop for Host {
@@ -45,6 +66,30 @@ impl Drop for Host {
             .arg(format!("-{}", self.child.id()))
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// The file the reliability figures of a run are appended to; `cargo xtask test` empties it
+/// first and prints it at the end.
+pub fn figures_file() -> Result<PathBuf> {
+    Ok(target_dir()?.join("reliability-figures.txt"))
+}
+
+/// Records a measured figure (requests under load, faults injected, crash rounds…): printed,
+/// and appended to [`figures_file`].
+pub fn figure(name: &str, line: &str) {
+    use std::io::Write;
+    eprintln!("figure: {name}: {line}");
+    let appended = figures_file().and_then(|path| {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{name}: {line}")?;
+        Ok(())
+    });
+    if let Err(e) = appended {
+        eprintln!("figure: not recorded: {e:#}");
     }
 }
 
@@ -65,16 +110,17 @@ impl Host {
     /// Starts `keygate-server` on a free port with a fresh store; `assets` serves a console.
     pub async fn server(assets: Option<&Path>) -> Result<Host> {
         let dir = tempfile::tempdir()?;
-        let store = dir.path().join("store");
-        Self::server_on(&store, assets, Some(dir)).await
+        let mut host = Self::server_with(&dir.path().join("store"), assets, &[]).await?;
+        host._dir = Some(dir);
+        Ok(host)
     }
 
-    /// Starts `keygate-server` on the store in `store` (kept after the host stops unless `owned`
-    /// is the temporary directory holding it).
-    pub async fn server_on(
+    /// Starts `keygate-server` on the store in `store` (kept when the host stops), with extra
+    /// environment variables.
+    pub async fn server_with(
         store: &Path,
         assets: Option<&Path>,
-        owned: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
     ) -> Result<Host> {
         let bin = match std::env::var_os("KEYGATE_SERVER_BIN") {
             Some(path) => PathBuf::from(path),
@@ -96,7 +142,9 @@ impl Host {
                 "KEYGATE_LOG",
                 std::env::var("KEYGATE_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0);
         if let Some(assets) = assets {
             command.arg("--assets").arg(assets);
@@ -105,14 +153,30 @@ impl Host {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
+        let stderr = child.stderr.take().context("server stderr")?;
+        let output = Output::default();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.push(&line);
+                eprintln!("{line}");
+            }
+        });
         // The server prints its bound address; read lines until it does.
+        let sink = output.clone();
         let base = tokio::task::spawn_blocking(move || -> Result<String> {
             let mut lines = BufReader::new(stdout).lines();
             for line in lines.by_ref() {
-                if let Some(url) = line?.strip_prefix("Keygate: listening on ") {
+                let line = line?;
+                sink.push(&line);
+                if let Some(url) = line.strip_prefix("Keygate: listening on ") {
                     let url = url.trim().to_owned();
                     // Keep draining stdout so the server never blocks on a full pipe.
-                    std::thread::spawn(move || for _ in lines {});
+                    std::thread::spawn(move || {
+                        for line in lines.map_while(Result::ok) {
+                            sink.push(&line);
+                        }
+                    });
                     return Ok(url);
                 }
             }
@@ -123,7 +187,8 @@ impl Host {
             name: "server",
             base,
             child,
-            _dir: owned,
+            _dir: None,
+            output,
         };
         host.wait_healthy(Duration::from_secs(20)).await?;
         Ok(host)
@@ -208,9 +273,17 @@ impl Host {
             base: format!("http://127.0.0.1:{port}"),
             child,
             _dir: Some(dir),
+            output: Output::default(),
         };
         host.wait_healthy(Duration::from_secs(90)).await?;
         Ok(host)
+    }
+
+    /// Kills the host with SIGKILL, as a crash would: no shutdown, no flush, no cleanup.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     async fn wait_healthy(&mut self, limit: Duration) -> Result<()> {
@@ -334,6 +407,25 @@ impl Api {
         self.send(req).await
     }
 
+    /// Sends exactly what it is given: any headers, any bytes (`None` sends no body at all).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        self.send(req).await
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer> {
         let response = req.send().await?;
         let status = response.status().as_u16();
@@ -358,15 +450,20 @@ impl Api {
         })
     }
 
+    /// The id of the organization of the caller signed in with `token`.
+    pub async fn org_of(&self, token: &str) -> Result<String> {
+        let me = self.call("GET", "/v1/me", As::Bearer(token), None).await?;
+        me.body["organization"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no organization in {me:?}"))
+    }
+
     /// Signs in as the admin, switches API keys on and creates a viewer key named `name`.
     pub async fn admin_with_key(&self, name: &str) -> Result<Fixture> {
         let (token, _) = self.login_admin().await?;
         let admin = As::Bearer(&token);
-        let me = self.call("GET", "/v1/me", admin, None).await?;
-        let org = me.body["organization"]["id"]
-            .as_str()
-            .context("org")?
-            .to_owned();
+        let org = self.org_of(&token).await?;
         let enable = serde_json::json!({"api_keys_enabled": true});
         self.call("PATCH", "/v1/settings", admin, Some(&enable))
             .await?;

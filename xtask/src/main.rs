@@ -145,6 +145,14 @@ fn build_console(root: &Path) -> Result<()> {
         .args(["build", "--release", "--offline"])
         .env("PATH", tool_path(root))
         .env("NO_COLOR", "true"))?;
+    // Workers static assets read their headers from `_headers`: the same ones the server
+    // sends, computed once from the index.html just built.
+    let index = std::fs::read_to_string(root.join("dist/index.html"))?;
+    let mut headers = String::from("/*\n");
+    for (name, value) in model::wire::security_headers(&index) {
+        headers.push_str(&format!("  {name}: {value}\n"));
+    }
+    std::fs::write(root.join("dist/_headers"), headers)?;
     eprintln!("xtask: console built in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -255,7 +263,11 @@ fn test(root: &Path, lint: bool) -> Result<()> {
     build_worker(root)?;
     build_fault_worker(root)?;
     sh(cargo().args(["build", "-p", "server"]))?;
-    // Native: model unit and property tests, the server's, the contract on both hosts, e2e.
+    // The reliability tests append their measured figures here; printed at the end.
+    let figures = target_dir(root).join("debug/reliability-figures.txt");
+    let _ = std::fs::remove_file(&figures);
+    // Native: model unit and property tests, the server's, the contract on both hosts, e2e,
+    // and the reliability suite (authorization matrix, bad input, crash, load, secrets).
     sh(cargo()
         .args([
             "test",
@@ -281,6 +293,12 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         .env("PATH", tool_path(root))
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
+    if let Ok(text) = std::fs::read_to_string(&figures) {
+        eprintln!("xtask: reliability figures of this run:");
+        for line in text.lines() {
+            eprintln!("  {line}");
+        }
+    }
     eprintln!("xtask: every test passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -316,9 +334,7 @@ fn bench(
         ]))?;
     }
     sh(cargo().args(["build", "--release", "-p", "server", "-p", "bench"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = target_dir(root);
     let release = target.join("release");
     let mut cmd = Command::new(release.join("keygate-bench"));
     cmd.args(["--seconds", &seconds.to_string()])
@@ -332,6 +348,20 @@ fn bench(
         cmd.args(["--only", only]);
     }
     sh(&mut cmd)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_relative() {
+                root.join(dir)
+            } else {
+                dir
+            }
+        })
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<()> {

@@ -311,13 +311,28 @@ impl<S: Store> Keygate<S> {
                 now,
             )
             .await?;
+        // The new organization's log names the instance, not a user of another organization:
+        // nothing crosses from one organization to another. The creator's own log keeps who.
+        let instance = crate::api::Actor {
+            kind: "instance".into(),
+            id: "instance".into(),
+        };
         record(
             &mut batch,
             &org.id,
-            caller.actor(),
+            instance,
             "member.invited",
             None,
             json!({"email": email, "roles": ["admin", "developer"]}),
+            now,
+        )?;
+        record(
+            &mut batch,
+            &caller.org.id,
+            caller.actor(),
+            "organization.created",
+            Some(&org.id),
+            json!({"name": org.name, "admin_email": email}),
             now,
         )?;
         self.store.commit(batch).await?;

@@ -107,9 +107,13 @@ impl<S: Store> Keygate<S> {
         Ok(grants)
     }
 
-    /// Every key under `prefix` (index scans of bounded size per page).
+    /// Every key under `prefix` (index scans of bounded size per page); nothing under a prefix
+    /// longer than any store key.
     pub(crate) async fn list_all(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
+        if prefix.len() > crate::store::MAX_KEY_BYTES {
+            return Ok(out);
+        }
         let mut cursor = None;
         loop {
             let page = self.store.list(prefix, cursor.as_deref(), 1000).await?;
@@ -419,11 +423,7 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<()> {
         let ns = self.get_ns(caller, group, NamespaceKind::Usergroup).await?;
-        if !self.may(caller, &ns, "write").await? {
-            return Err(Error::Forbidden(
-                "this needs usergroups.write in the group's parent",
-            ));
-        }
+        self.require_write(caller, &ns).await?;
         let target = get_json::<S, User>(&self.store, &schema::user(user)).await?;
         if target.is_none_or(|u| u.org != caller.org.id) {
             return Err(Error::NotFound("user"));
