@@ -177,9 +177,10 @@ fn KeyUsage(
         let since = until - Duration::minutes(minutes);
         let key = key.clone();
         async move {
+            // The host excludes the minute `until` falls in; the chart wants the current one.
             let query = UsageQuery {
                 since: Some(since),
-                until: Some(until),
+                until: Some(until + Duration::minutes(1)),
             };
             api::key_usage(&key, &query)
                 .await
