@@ -409,6 +409,16 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
 
     // The same page at a phone's width.
     client.set_window_size(360, 800).await?;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        overflow.as_i64() == Some(0),
+        "at 360 px only the table scrolls sideways, not the page: {overflow}"
+    );
     screenshot(client, "server-admin-keys-360px").await?;
     client.set_window_size(1280, 900).await?;
 
@@ -438,6 +448,16 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         css(client, &format!("[data-testid={ready}]")).await?;
         screenshot(client, shot).await?;
     }
+
+    // The session ends elsewhere: the next call sends the admin back to sign in, with a word.
+    let session = client.get_named_cookie("keygate_session").await?;
+    let ended = api
+        .call("POST", "/v1/auth/logout", As::Bearer(session.value()), None)
+        .await?;
+    ensure!(ended.status == 204, "logout: {ended:?}");
+    click(client, "[data-testid=nav-members]").await?;
+    text_contains(client, "[data-testid=login-notice]", "session has ended").await?;
+    screenshot(client, "server-session-ended").await?;
     Ok(())
 }
 
