@@ -1,19 +1,29 @@
-//! The console's typed HTTP client. Request and response types are `model::api`'s, so no JSON
-//! field name is written here. The session lives in the HttpOnly cookie; the CSRF token is kept
-//! in memory only, never in browser storage.
+//! The console's typed HTTP client. Request, query and response types are `model::api`'s, so no
+//! JSON field or query parameter name is written here. The session lives in the HttpOnly
+//! cookie; the CSRF token is kept in memory only, never in browser storage.
+//!
+//! A 401 from any call made on the session runs the hook set by [`on_session_lost`], so an
+//! expired session sends the person back to sign in wherever the call was made.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use model::api::{
-    CreateKeyRequest, CreatedKey, KeyView, LoginRequest, LoginResponse, MeResponse, Page, Problem,
-    SettingsPatch, SettingsView,
+    AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
+    CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest,
+    InvitationResponse, InviteRequest, KeyListQuery, KeyPatch, KeyView, LoginRequest,
+    LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page, PageQuery, PermissionRequest,
+    PermissionView, Problem, ResourceQuery, RolesPatch, RollRequest, SettingsPatch, SettingsView,
+    UsagePage, UsageQuery, UserView,
 };
+use model::domain::{Grant, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 thread_local! {
     static CSRF: RefCell<Option<String>> = const { RefCell::new(None) };
+    static SESSION_LOST: RefCell<Option<Rc<dyn Fn()>>> = const { RefCell::new(None) };
 }
 
 /// Why a call failed, as the console shows it.
@@ -35,6 +45,37 @@ impl ApiError {
     pub fn is_unauthenticated(&self) -> bool {
         matches!(self, ApiError::Problem(p) if p.status == 401)
     }
+
+    /// The problem's stable code, when the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Problem(p) => Some(p.code.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// A namespace collection of SPEC §7 (`/v1/apps`, `/v1/workspaces`, `/v1/usergroups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespaces {
+    Apps,
+    Workspaces,
+    Usergroups,
+}
+
+impl Namespaces {
+    fn path(self) -> &'static str {
+        match self {
+            Namespaces::Apps => "/v1/apps",
+            Namespaces::Workspaces => "/v1/workspaces",
+            Namespaces::Usergroups => "/v1/usergroups",
+        }
+    }
+}
+
+/// Sets what happens when a call finds the session gone (a 401 on a session call).
+pub fn on_session_lost(hook: impl Fn() + 'static) {
+    SESSION_LOST.with(|h| *h.borrow_mut() = Some(Rc::new(hook)));
 }
 
 fn remember_csrf(token: Option<String>) {
@@ -48,76 +89,274 @@ fn with_csrf(builder: RequestBuilder) -> RequestBuilder {
     }
 }
 
-async fn read<T: DeserializeOwned>(
-    response: Result<Response, gloo_net::Error>,
-) -> Result<T, ApiError> {
-    let response = response.map_err(|e| ApiError::Network(e.to_string()))?;
-    if response.ok() {
-        response
-            .json::<T>()
-            .await
-            .map_err(|e| ApiError::Decode(e.to_string()))
-    } else {
-        match response.json::<Problem>().await {
-            Ok(problem) => Err(ApiError::Problem(problem)),
-            Err(_) => Err(ApiError::Decode(format!("status {}", response.status()))),
-        }
+/// `path?query`, the query serialized from a `model::api` query type.
+fn with_query<Q: Serialize>(path: &str, query: &Q) -> String {
+    match serde_urlencoded::to_string(query) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
     }
 }
 
-async fn send_json<B: Serialize, T: DeserializeOwned>(
+/// Whether a 401 means "the session ended" (every call but signing in and resuming).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Session {
+    Required,
+    Optional,
+}
+
+/// Sends a request, turning a failure status into its problem.
+async fn send(
     builder: RequestBuilder,
-    body: &B,
-) -> Result<T, ApiError> {
-    let request = with_csrf(builder)
-        .json(body)
-        .map_err(|e| ApiError::Decode(e.to_string()))?;
-    read(request.send().await).await
+    body: Option<String>,
+    session: Session,
+) -> Result<Response, ApiError> {
+    let builder = with_csrf(builder);
+    let request = match body {
+        Some(json) => builder
+            .header("content-type", "application/json")
+            .body(json),
+        None => builder.build(),
+    }
+    .map_err(|e| ApiError::Decode(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    if response.ok() {
+        return Ok(response);
+    }
+    let error = match response.json::<Problem>().await {
+        Ok(problem) => ApiError::Problem(problem),
+        Err(_) => ApiError::Decode(format!("status {}", response.status())),
+    };
+    if session == Session::Required && error.is_unauthenticated() {
+        remember_csrf(None);
+        if let Some(hook) = SESSION_LOST.with(|h| h.borrow().clone()) {
+            hook();
+        }
+    }
+    Err(error)
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    response
+        .json::<T>()
+        .await
+        .map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+fn json<B: Serialize>(body: &B) -> Result<Option<String>, ApiError> {
+    serde_json::to_string(body)
+        .map(Some)
+        .map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+    decode(send(Request::get(path), None, Session::Required).await?).await
+}
+
+async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+    decode(send(Request::post(path), json(body)?, Session::Required).await?).await
+}
+
+async fn post_empty<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+    decode(send(Request::post(path), None, Session::Required).await?).await
+}
+
+async fn patch<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+    decode(send(Request::patch(path), json(body)?, Session::Required).await?).await
+}
+
+async fn delete(path: &str) -> Result<(), ApiError> {
+    send(Request::delete(path), None, Session::Required)
+        .await
+        .map(|_| ())
 }
 
 /// Signs in; the server also sets the session cookie.
 pub async fn login(email: String, password: String) -> Result<LoginResponse, ApiError> {
-    let answer: LoginResponse = send_json(
-        Request::post("/v1/auth/login"),
-        &LoginRequest { email, password },
-    )
-    .await?;
+    let body = json(&LoginRequest { email, password })?;
+    let answer: LoginResponse =
+        decode(send(Request::post("/v1/auth/login"), body, Session::Optional).await?).await?;
     remember_csrf(Some(answer.csrf_token.clone()));
     Ok(answer)
 }
 
 /// Ends the session.
 pub async fn logout() -> Result<(), ApiError> {
-    let response = with_csrf(Request::post("/v1/auth/logout")).send().await;
+    let answer = send(Request::post("/v1/auth/logout"), None, Session::Optional).await;
     remember_csrf(None);
-    response
-        .map(|_| ())
-        .map_err(|e| ApiError::Network(e.to_string()))
+    answer.map(|_| ())
 }
 
-/// Who is signed in (from the cookie), remembering the session's CSRF token.
+/// Who is signed in (from the cookie), remembering the session's CSRF token. A 401 here only
+/// means nobody is signed in yet.
 pub async fn me() -> Result<MeResponse, ApiError> {
-    let me: MeResponse = read(Request::get("/v1/me").send().await).await?;
+    let me: MeResponse =
+        decode(send(Request::get("/v1/me"), None, Session::Optional).await?).await?;
     remember_csrf(me.csrf_token.clone());
     Ok(me)
 }
 
+/// Accepts an invitation, creating the member (no session needed).
+pub async fn accept_invitation(
+    token: &str,
+    request: AcceptRequest,
+) -> Result<AcceptResponse, ApiError> {
+    let path = format!("/v1/invitations/{}/accept", encode(token));
+    decode(send(Request::post(&path), json(&request)?, Session::Optional).await?).await
+}
+
+/// Keys: the caller's own, or with `all` every key of the organization (admins).
+pub async fn keys(query: &KeyListQuery) -> Result<Page<KeyView>, ApiError> {
+    get(&with_query("/v1/keys", query)).await
+}
+
 /// The signed-in person's keys.
 pub async fn my_keys() -> Result<Page<KeyView>, ApiError> {
-    read(Request::get("/v1/keys?limit=200").send().await).await
+    keys(&KeyListQuery {
+        limit: Some(model::service::MAX_LIMIT),
+        ..Default::default()
+    })
+    .await
 }
 
 /// Generates a key; the answer holds its plaintext, once.
 pub async fn create_key(request: CreateKeyRequest) -> Result<CreatedKey, ApiError> {
-    send_json(Request::post("/v1/keys"), &request).await
+    post("/v1/keys", &request).await
+}
+
+/// A key's display information.
+pub async fn key(id: &str) -> Result<KeyView, ApiError> {
+    get(&format!("/v1/keys/{}", encode(id))).await
+}
+
+/// Renames a key or changes its description.
+pub async fn update_key(id: &str, patch_body: KeyPatch) -> Result<KeyView, ApiError> {
+    patch(&format!("/v1/keys/{}", encode(id)), &patch_body).await
+}
+
+/// Revokes one key.
+pub async fn revoke_key(id: &str) -> Result<KeyView, ApiError> {
+    post_empty(&format!("/v1/keys/{}/revoke", encode(id))).await
+}
+
+/// Revokes many keys (admins), with a result per id.
+pub async fn bulk_revoke(ids: Vec<String>) -> Result<BulkRevokeResponse, ApiError> {
+    post("/v1/keys/revoke", &BulkRevokeRequest { ids }).await
+}
+
+/// Gives a key a new secret; the old one keeps working for the grace period.
+pub async fn roll_key(id: &str, grace_seconds: u32) -> Result<CreatedKey, ApiError> {
+    post(
+        &format!("/v1/keys/{}/roll", encode(id)),
+        &RollRequest { grace_seconds },
+    )
+    .await
+}
+
+/// Deletes a key, handing its resources over or deleting them as `query` says.
+pub async fn delete_key(id: &str, query: &DeleteKeyQuery) -> Result<(), ApiError> {
+    delete(&with_query(&format!("/v1/keys/{}", encode(id)), query)).await
+}
+
+/// A key's verifications per minute.
+pub async fn key_usage(id: &str, query: &UsageQuery) -> Result<UsagePage, ApiError> {
+    get(&with_query(
+        &format!("/v1/keys/{}/usage", encode(id)),
+        query,
+    ))
+    .await
 }
 
 /// The organization's settings (admins).
 pub async fn settings() -> Result<SettingsView, ApiError> {
-    read(Request::get("/v1/settings").send().await).await
+    get("/v1/settings").await
 }
 
 /// Changes the organization's settings (admins).
-pub async fn update_settings(patch: SettingsPatch) -> Result<SettingsView, ApiError> {
-    send_json(Request::patch("/v1/settings"), &patch).await
+pub async fn update_settings(patch_body: SettingsPatch) -> Result<SettingsView, ApiError> {
+    patch("/v1/settings", &patch_body).await
+}
+
+/// The audit log, newest first.
+pub async fn events(query: &EventQuery) -> Result<Page<EventView>, ApiError> {
+    get(&with_query("/v1/events", query)).await
+}
+
+/// The organization's members.
+pub async fn members(query: &PageQuery) -> Result<Page<UserView>, ApiError> {
+    get(&with_query("/v1/members", query)).await
+}
+
+/// Invites someone; the answer's token makes the invitation link.
+pub async fn invite(request: InviteRequest) -> Result<InvitationResponse, ApiError> {
+    post("/v1/invitations", &request).await
+}
+
+/// Sets a member's organization roles.
+pub async fn set_roles(id: &str, roles: RolesPatch) -> Result<UserView, ApiError> {
+    patch(&format!("/v1/members/{}", encode(id)), &roles).await
+}
+
+/// Removes a member from the organization.
+pub async fn remove_member(id: &str) -> Result<(), ApiError> {
+    delete(&format!("/v1/members/{}", encode(id))).await
+}
+
+/// Applications, workspaces or user groups.
+pub async fn namespaces(kind: Namespaces) -> Result<Page<NamespaceView>, ApiError> {
+    let query = PageQuery {
+        limit: Some(model::service::MAX_LIMIT),
+        cursor: None,
+    };
+    get(&with_query(kind.path(), &query)).await
+}
+
+/// Creates an application, workspace or user group.
+pub async fn create_namespace(
+    kind: Namespaces,
+    request: NamespaceRequest,
+) -> Result<NamespaceView, ApiError> {
+    post(kind.path(), &request).await
+}
+
+/// Deletes a workspace or user group.
+pub async fn delete_namespace(kind: Namespaces, id: &str) -> Result<(), ApiError> {
+    delete(&format!("{}/{}", kind.path(), encode(id))).await
+}
+
+/// The permission catalogue.
+pub async fn permissions() -> Result<Page<PermissionView>, ApiError> {
+    get("/v1/permissions").await
+}
+
+/// Adds a permission to the catalogue.
+pub async fn define_permission(request: PermissionRequest) -> Result<PermissionView, ApiError> {
+    post("/v1/permissions", &request).await
+}
+
+/// Grants, filtered by principal and namespace.
+pub async fn grants(query: &GrantQuery) -> Result<Page<Grant>, ApiError> {
+    get(&with_query("/v1/grants", query)).await
+}
+
+/// Grants a permission.
+pub async fn create_grant(request: GrantRequest) -> Result<Grant, ApiError> {
+    post("/v1/grants", &request).await
+}
+
+/// Removes a grant.
+pub async fn delete_grant(id: &str) -> Result<(), ApiError> {
+    delete(&format!("/v1/grants/{}", encode(id))).await
+}
+
+/// Resources of a namespace the caller may read.
+pub async fn resources(query: &ResourceQuery) -> Result<Page<Resource>, ApiError> {
+    get(&with_query("/v1/resources", query)).await
+}
+
+/// An id or token as one path segment.
+fn encode(segment: &str) -> String {
+    js_sys::encode_uri_component(segment).into()
 }

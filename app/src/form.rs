@@ -3,8 +3,8 @@
 
 use model::api::CreateKeyRequest;
 use model::domain::{KeyRole, PermissionScope};
-use model::rules::KeyName;
-use time::{Date, OffsetDateTime, Time};
+use model::rules::{KeyName, check_expiry, description};
+use time::{Date, Duration, OffsetDateTime, Time};
 
 /// What the person chose for the key's rights.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +37,15 @@ impl NewKeyForm {
         }
     }
 
-    /// The request to send, or the message to show by the field at fault.
-    pub fn to_request(&self) -> Result<CreateKeyRequest, String> {
+    /// The request to send, or the message to show by the field at fault. `now` and the
+    /// organization's `max_expiry_days` bound the expiry exactly as the hosts will.
+    pub fn to_request(
+        &self,
+        now: OffsetDateTime,
+        max_expiry_days: Option<u32>,
+    ) -> Result<CreateKeyRequest, String> {
         let name = KeyName::try_from(self.name.clone()).map_err(|e| e.to_string())?;
+        let description = description(Some(self.description.clone())).map_err(|e| e.to_string())?;
         let (role, permissions) = match &self.rights {
             RightsChoice::Role(role) => (Some(*role), None),
             RightsChoice::Permissions(list) if list.is_empty() => {
@@ -59,17 +65,45 @@ impl NewKeyForm {
         };
         let expires_at = match self.expiry.trim() {
             "" => None,
-            day => Some(end_of_day(day).ok_or_else(|| "expiry: pick a date".to_string())?),
+            day => {
+                let end = end_of_day(day).ok_or_else(|| "expiry: pick a date".to_string())?;
+                // The last allowed day ends at the maximum itself, not at its midnight; a later
+                // day stays as picked, for the rule to refuse.
+                let limit = max_expiry_days.map(|days| now + Duration::days(i64::from(days)));
+                Some(match limit {
+                    Some(limit) if end > limit && end.date() == limit.date() => limit,
+                    _ => end,
+                })
+            }
         };
+        check_expiry(expires_at, now, max_expiry_days).map_err(|e| e.to_string())?;
         Ok(CreateKeyRequest {
             name: name.into_inner(),
-            description: Some(self.description.clone()).filter(|d| !d.trim().is_empty()),
+            description,
             namespace: self.namespace.clone(),
             role,
             permissions,
             expires_at,
         })
     }
+}
+
+/// The first and last day the expiry picker offers (`YYYY-MM-DD`): from today, and up to the
+/// organization's maximum when there is one.
+pub fn expiry_bounds(
+    now: OffsetDateTime,
+    max_expiry_days: Option<u32>,
+) -> (String, Option<String>) {
+    let last =
+        max_expiry_days.map(|days| (now + Duration::days(i64::from(days))).date().to_string());
+    (now.date().to_string(), last)
+}
+
+/// Now, from the browser's clock.
+pub fn now() -> OffsetDateTime {
+    let millis = js_sys::Date::now() as i128;
+    OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The last second of `day` (`YYYY-MM-DD`) in UTC.
@@ -88,5 +122,63 @@ pub fn least_privilege_hint(selected: usize, held: usize) -> String {
         0 => "Pick only what the script needs: a key can do no more than you can.".into(),
         n if n == held => "This key gets every permission you hold here; fewer is safer.".into(),
         n => format!("{n} of the {held} permissions you hold here."),
+    }
+}
+
+/// The management console's settings form: text fields as typed, turned into a patch of only
+/// what changed. The hosts check the ranges; their answer is shown next to the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsForm {
+    pub api_keys_enabled: bool,
+    /// Days, or empty for no maximum.
+    pub max_expiry_days: String,
+    pub max_active_keys_per_user: String,
+    /// Verifications per hour, or empty for no threshold.
+    pub extensive_use_per_hour: String,
+}
+
+impl SettingsForm {
+    /// The form showing `settings`.
+    pub fn from_settings(settings: &model::api::SettingsView) -> Self {
+        let text = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        Self {
+            api_keys_enabled: settings.api_keys_enabled,
+            max_expiry_days: text(settings.max_expiry_days.map(u64::from)),
+            max_active_keys_per_user: settings.max_active_keys_per_user.to_string(),
+            extensive_use_per_hour: text(settings.extensive_use_per_hour),
+        }
+    }
+
+    /// The changes from `current`, or which field is not a number.
+    pub fn to_patch(
+        &self,
+        current: &model::api::SettingsView,
+    ) -> Result<model::api::SettingsPatch, String> {
+        fn optional<T: std::str::FromStr>(field: &str, raw: &str) -> Result<Option<T>, String> {
+            match raw.trim() {
+                "" => Ok(None),
+                n => n
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{field}: a whole number, or empty for none")),
+            }
+        }
+        let max_expiry_days = optional::<u32>("max_expiry_days", &self.max_expiry_days)?;
+        let extensive = optional::<u64>("extensive_use_per_hour", &self.extensive_use_per_hour)?;
+        let max_active: u32 = self
+            .max_active_keys_per_user
+            .trim()
+            .parse()
+            .map_err(|_| "max_active_keys_per_user: a whole number".to_string())?;
+        Ok(model::api::SettingsPatch {
+            api_keys_enabled: (self.api_keys_enabled != current.api_keys_enabled)
+                .then_some(self.api_keys_enabled),
+            max_expiry_days: (max_expiry_days != current.max_expiry_days)
+                .then_some(max_expiry_days),
+            max_active_keys_per_user: (max_active != current.max_active_keys_per_user)
+                .then_some(max_active),
+            extensive_use_per_hour: (extensive != current.extensive_use_per_hour)
+                .then_some(extensive),
+        })
     }
 }

@@ -1,25 +1,44 @@
 //! Keygate's console: a Leptos 0.8 client-side app (Rust → wasm).
 //!
-//! Views are thin: they read signals and call plain types ([`form::NewKeyForm`]) and the typed
-//! client ([`api`]). Secrets live only in signals: the new key's plaintext is dropped when its
-//! panel closes, and nothing is written to browser storage.
+//! Views are thin: they read signals and call plain types ([`form`], [`filter`], [`route`],
+//! the chart's buckets) and the typed client ([`api`]). Secrets live only in signals: a new
+//! key's plaintext is dropped when its dialog closes, and nothing is written to browser storage.
 
 pub mod api;
 pub mod components;
+pub mod filter;
 pub mod form;
 pub mod pages;
+pub mod route;
 
 use leptos::prelude::*;
 use model::api::MeResponse;
+use model::domain::Role;
 
+use crate::pages::admin::Admin;
+use crate::pages::invitation::InvitationPage;
 use crate::pages::keys::KeysPage;
 use crate::pages::login::LoginPage;
+use crate::route::{AdminPage, Route};
 
-/// The whole console: sign-in until a session exists, then the signed-in pages.
+/// What the sign-in page says when a call found the session gone.
+pub const SESSION_ENDED: &str = "Your session has ended. Sign in again to continue.";
+
+/// The whole console: sign-in (or accepting an invitation) until a session exists, then the
+/// signed-in pages.
 #[component]
 pub fn App() -> impl IntoView {
     let me: RwSignal<Option<MeResponse>> = RwSignal::new(None);
     let notice: RwSignal<Option<String>> = RwSignal::new(None);
+    let route = RwSignal::new(Route::current());
+    let _listener =
+        window_event_listener(leptos::ev::hashchange, move |_| route.set(Route::current()));
+    api::on_session_lost(move || {
+        if me.get_untracked().is_some() {
+            notice.set(Some(SESSION_ENDED.into()));
+            me.set(None);
+        }
+    });
     // A console reloaded on a live cookie resumes its session.
     let resumed = LocalResource::new(move || async move {
         if let Ok(answer) = api::me().await {
@@ -29,31 +48,89 @@ pub fn App() -> impl IntoView {
     let on_signed_in = Callback::new(move |answer: MeResponse| {
         notice.set(None);
         me.set(Some(answer));
+        if matches!(route.get_untracked(), Route::Invitation(_)) {
+            Route::MyKeys.go();
+        }
     });
-    let on_signed_out = Callback::new(move |message: Option<String>| {
-        notice.set(message);
-        me.set(None);
-    });
+    let sign_out = move |_| {
+        leptos::task::spawn_local(async move {
+            let _ = api::logout().await;
+            notice.set(None);
+            me.set(None);
+        });
+    };
     view! {
-        <main class="shell">
-            <header class="topbar">
-                <span class="brand">"Keygate"</span>
-                {move || me.get().map(|m| view! {
-                    <span class="who" data-testid="signed-in-as">{m.user.email.clone()}</span>
-                    <button class="link" data-testid="sign-out" on:click=move |_| {
-                        leptos::task::spawn_local(async move {
-                            let _ = api::logout().await;
-                            on_signed_out.run(None);
-                        });
-                    }>"Sign out"</button>
-                })}
-            </header>
+        <a class="skip" href="#content">"Skip to content"</a>
+        <header class="topbar">
+            <span class="brand">"Keygate"</span>
+            {move || me.get().map(|m| view! {
+                <span class="who" data-testid="signed-in-as">{m.user.email.clone()}</span>
+                <button class="link" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
+            })}
+        </header>
+        {move || me.get().map(|m| view! { <Nav me=m route/> })}
+        <main class="shell" id="content">
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || resumed.get().map(|_| match me.get() {
-                    Some(m) => view! { <KeysPage me=m on_session_lost=on_signed_out/> }.into_any(),
-                    None => view! { <LoginPage notice=notice on_signed_in=on_signed_in/> }.into_any(),
+                {move || resumed.get().map(|_| match (me.get(), route.get()) {
+                    (None, Route::Invitation(token)) => view! { <InvitationPage token on_signed_in/> }.into_any(),
+                    (None, _) => view! { <LoginPage notice on_signed_in/> }.into_any(),
+                    (Some(m), Route::Admin(page)) if m.roles.contains(&Role::Admin) => {
+                        view! { <Admin page me=m/> }.into_any()
+                    }
+                    (Some(m), _) => view! { <KeysPage me=m/> }.into_any(),
                 })}
             </Suspense>
         </main>
+    }
+}
+
+/// The signed-in navigation; the management console's links only for admins.
+#[component]
+fn Nav(me: MeResponse, route: RwSignal<Route>) -> impl IntoView {
+    let mut links = vec![(Route::MyKeys, "My API keys", "nav-my-keys")];
+    if me.roles.contains(&Role::Admin) {
+        links.extend([
+            (Route::Admin(AdminPage::Keys), "All keys", "nav-admin-keys"),
+            (
+                Route::Admin(AdminPage::Settings),
+                "Settings",
+                "nav-settings",
+            ),
+            (
+                Route::Admin(AdminPage::Events(None)),
+                "Events",
+                "nav-events",
+            ),
+            (Route::Admin(AdminPage::Members), "Members", "nav-members"),
+            (
+                Route::Admin(AdminPage::Namespaces),
+                "Namespaces",
+                "nav-namespaces",
+            ),
+            (
+                Route::Admin(AdminPage::Permissions),
+                "Permissions",
+                "nav-permissions",
+            ),
+        ]);
+    }
+    view! {
+        <nav class="nav" aria-label="Console" data-testid="nav">
+            {links.into_iter().map(|(to, label, testid)| {
+                let href = to.href();
+                let current = move || route.with(|r| same_page(r, &to)).then_some("page");
+                view! { <a href=href data-testid=testid aria-current=current>{label}</a> }
+            }).collect_view()}
+        </nav>
+    }
+}
+
+/// Whether `shown` is the page a link to `link` leads to (an events page for a key counts as
+/// the events page).
+fn same_page(shown: &Route, link: &Route) -> bool {
+    match (shown, link) {
+        (Route::Admin(AdminPage::Events(_)), Route::Admin(AdminPage::Events(_))) => true,
+        (Route::Invitation(_), Route::MyKeys) => true,
+        _ => shown == link,
     }
 }

@@ -1,12 +1,20 @@
 //! The console's components in headless Chromium: each test mounts into a fresh element,
 //! lets the reactive system run, and asserts what a person would see.
 
+use std::collections::BTreeSet;
+
+use app::components::dialog::Dialog;
 use app::components::new_key::NewKeyPanel;
-use app::form::{NewKeyForm, RightsChoice, least_privilege_hint};
-use app::pages::keys::{GenerateKeyDialog, KeyTable};
+use app::components::usage_chart::{UsageChart, buckets};
+use app::filter::KeyFilter;
+use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
+use app::pages::admin::keys::AdminKeyTable;
+use app::pages::key_actions::KeyAction;
+use app::pages::keys::{FilterBar, GenerateKeyDialog, KeyTable};
+use app::route::{AdminPage, Route};
 use leptos::prelude::*;
-use model::api::{KeyOwner, KeyView, MeNamespace, NamespaceKind};
-use model::domain::{KeyRole, KeyStatus};
+use model::api::{KeyOwner, KeyView, MeNamespace, NamespaceKind, UsageItem, VerifyCode};
+use model::domain::{KeyRole, KeyStatus, Settings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
@@ -180,22 +188,23 @@ async fn permission_picker_offers_only_what_is_held_with_a_hint() {
 
 #[wasm_bindgen_test]
 fn the_form_applies_the_models_rules() {
+    let now = time::macros::datetime!(2030-01-01 12:00 UTC);
     let mut form = NewKeyForm::new("org_000000000000".into());
-    assert!(form.to_request().is_err(), "a name is required");
+    assert!(form.to_request(now, None).is_err(), "a name is required");
     form.name = "  ci  ".into();
-    let request = form.to_request().expect("valid");
+    let request = form.to_request(now, None).expect("valid");
     assert_eq!(
         (request.name.as_str(), request.role),
         ("ci", Some(KeyRole::Viewer))
     );
     form.rights = RightsChoice::Permissions(vec![]);
     assert!(
-        form.to_request().is_err(),
+        form.to_request(now, None).is_err(),
         "an empty permission list is refused"
     );
     form.rights = RightsChoice::Permissions(vec!["datasets.read".into()]);
     form.expiry = "2031-02-03".into();
-    let request = form.to_request().expect("valid");
+    let request = form.to_request(now, None).expect("valid");
     assert_eq!(request.permissions.map(|p| p.len()), Some(1));
     assert_eq!(
         request.expires_at.map(|t| t.to_string()),
@@ -205,4 +214,312 @@ fn the_form_applies_the_models_rules() {
         least_privilege_hint(2, 2),
         "This key gets every permission you hold here; fewer is safer."
     );
+}
+
+fn click(root: &HtmlElement, testid: &str) {
+    let el: HtmlElement = find(root, testid)
+        .unwrap_or_else(|| panic!("{testid} is shown"))
+        .unchecked_into();
+    el.click();
+}
+
+fn type_into(root: &HtmlElement, testid: &str, text: &str) {
+    let input: HtmlInputElement = find(root, testid)
+        .unwrap_or_else(|| panic!("{testid} is shown"))
+        .unchecked_into();
+    input.set_value(text);
+    input
+        .dispatch_event(&web_sys::Event::new("input").expect("event"))
+        .expect("dispatch");
+}
+
+fn choose(root: &HtmlElement, testid: &str, value: &str) {
+    let select: HtmlSelectElement = find(root, testid)
+        .unwrap_or_else(|| panic!("{testid} is shown"))
+        .unchecked_into();
+    select.set_value(value);
+    select
+        .dispatch_event(&web_sys::Event::new("change").expect("event"))
+        .expect("dispatch");
+}
+
+fn press(target: &web_sys::Element, key: &str, shift: bool) {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_shift_key(shift);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    let event = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init)
+        .expect("keyboard event");
+    target.dispatch_event(&event).expect("dispatch");
+}
+
+fn active_testid() -> Option<String> {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element())
+        .and_then(|e| e.get_attribute("data-testid"))
+}
+
+#[wasm_bindgen_test]
+async fn the_key_table_filters_by_search_and_status() {
+    let root = fresh_root();
+    let mut revoked = view_of("key_cccccccccccc", "old deploy", "cy");
+    revoked.status = KeyStatus::Revoked;
+    let keys = vec![
+        view_of("key_aaaaaaaaaaaa", "deploy", "ann"),
+        view_of("key_bbbbbbbbbbbb", "backup", "bob"),
+        revoked,
+    ];
+    let filter = RwSignal::new(KeyFilter::default());
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        let keys = keys.clone();
+        view! {
+            <FilterBar filter/>
+            {move || view! { <KeyTable keys=filter.with(|f| f.apply(keys.clone()))/> }}
+        }
+    });
+    leptos::task::tick().await;
+    assert_eq!(count(&root, "key-row"), 3);
+
+    type_into(&root, "keys-search", "DEPLOY");
+    leptos::task::tick().await;
+    assert_eq!(
+        count(&root, "key-row"),
+        2,
+        "search is case-insensitive over names"
+    );
+
+    choose(&root, "keys-status", "revoked");
+    leptos::task::tick().await;
+    assert_eq!(count(&root, "key-row"), 1);
+    assert!(root.inner_html().contains("key_cccccccccccc"));
+
+    type_into(&root, "keys-search", "bob@example");
+    leptos::task::tick().await;
+    assert!(
+        find(&root, "keys-empty").is_some(),
+        "bob's key is active, not revoked"
+    );
+
+    choose(&root, "keys-status", "");
+    leptos::task::tick().await;
+    assert_eq!(count(&root, "key-row"), 1, "the owner's email matches");
+}
+
+#[wasm_bindgen_test]
+async fn a_dialog_takes_focus_keeps_tab_inside_closes_on_escape_and_gives_focus_back() {
+    let root = fresh_root();
+    let open = RwSignal::new(false);
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <button data-testid="opener" on:click=move |_| open.set(true)>"Open"</button>
+            <Show when=move || open.get()>
+                <Dialog title="Test dialog" testid="test-dialog" on_close=Callback::new(move |()| open.set(false))>
+                    <input data-testid="first"/>
+                    <button data-testid="last">"Last"</button>
+                </Dialog>
+            </Show>
+        }
+    });
+    leptos::task::tick().await;
+    let opener: HtmlElement = find(&root, "opener").expect("opener").unchecked_into();
+    opener.focus().expect("focus");
+    opener.click();
+    leptos::task::tick().await;
+    leptos::task::tick().await;
+    let dialog = find(&root, "test-dialog").expect("dialog is open");
+    assert_eq!(dialog.get_attribute("role").as_deref(), Some("dialog"));
+    assert_eq!(dialog.get_attribute("aria-modal").as_deref(), Some("true"));
+    assert_eq!(
+        active_testid().as_deref(),
+        Some("first"),
+        "focus moves inside"
+    );
+
+    let last: HtmlElement = find(&root, "last").expect("last").unchecked_into();
+    last.focus().expect("focus");
+    press(&last, "Tab", false);
+    assert_eq!(
+        active_testid().as_deref(),
+        Some("first"),
+        "Tab wraps to the first"
+    );
+    let first = find(&root, "first").expect("first");
+    press(&first, "Tab", true);
+    assert_eq!(
+        active_testid().as_deref(),
+        Some("last"),
+        "Shift+Tab wraps to the last"
+    );
+
+    press(&last, "Escape", false);
+    leptos::task::tick().await;
+    assert!(find(&root, "test-dialog").is_none(), "Escape closes");
+    assert_eq!(
+        active_testid().as_deref(),
+        Some("opener"),
+        "focus goes back"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_organization_maximum_makes_the_expiry_required_and_bounded() {
+    let root = fresh_root();
+    let namespaces = vec![MeNamespace {
+        id: "org_000000000000".into(),
+        kind: NamespaceKind::Organization,
+        name: "Acme".into(),
+        permissions: vec!["datasets.read".into()],
+    }];
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <GenerateKeyDialog namespaces=namespaces.clone() max_expiry_days=Some(30)
+                on_created=Callback::new(|_| ()) on_cancel=Callback::new(|()| ())/>
+        }
+    });
+    leptos::task::tick().await;
+    let expiry = find(&root, "new-key-expiry").expect("expiry input");
+    assert!(expiry.has_attribute("required"));
+    assert!(
+        expiry.get_attribute("max").is_some(),
+        "the picker stops at the maximum"
+    );
+    type_into(&root, "new-key-name", "ci");
+    click(&root, "new-key-submit");
+    leptos::task::tick().await;
+    let error = find(&root, "form-error")
+        .and_then(|e| e.text_content())
+        .unwrap_or_default();
+    assert!(error.contains("an expiry is required"), "{error}");
+}
+
+#[wasm_bindgen_test]
+fn the_expiry_is_clamped_to_the_maximum_and_checked_by_the_model() {
+    let now = time::macros::datetime!(2030-01-01 12:00 UTC);
+    let mut form = NewKeyForm::new("org_000000000000".into());
+    form.name = "ci".into();
+    form.expiry = "2030-01-31".into();
+    let request = form
+        .to_request(now, Some(30))
+        .expect("the last day is allowed");
+    assert_eq!(request.expires_at, Some(now + time::Duration::days(30)));
+    form.expiry = "2030-02-01".into();
+    assert!(
+        form.to_request(now, Some(30)).is_err(),
+        "beyond the maximum"
+    );
+    form.expiry = "2029-12-31".into();
+    assert!(form.to_request(now, None).is_err(), "in the past");
+}
+
+#[wasm_bindgen_test]
+async fn the_admin_table_selects_every_row_for_bulk_revoke() {
+    let root = fresh_root();
+    let keys = vec![
+        view_of("key_aaaaaaaaaaaa", "deploy", "ann"),
+        view_of("key_bbbbbbbbbbbb", "backup", "bob"),
+    ];
+    let selected = RwSignal::new(BTreeSet::<String>::new());
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! { <AdminKeyTable keys=keys.clone() selected on_revoke=Callback::new(|_| ())/> }
+    });
+    leptos::task::tick().await;
+    click(&root, "select-all");
+    leptos::task::tick().await;
+    assert_eq!(selected.get_untracked().len(), 2);
+    let first: HtmlInputElement = find(&root, "key-select")
+        .expect("row checkbox")
+        .unchecked_into();
+    assert!(first.checked());
+    first.click();
+    leptos::task::tick().await;
+    assert_eq!(
+        selected.get_untracked().into_iter().collect::<Vec<_>>(),
+        vec!["key_bbbbbbbbbbbb".to_string()]
+    );
+    assert_eq!(
+        count(&root, "admin-key-revoke"),
+        2,
+        "active keys can be revoked one by one"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_usage_chart_adds_minutes_into_bars() {
+    let since = time::macros::datetime!(2030-01-01 00:00 UTC);
+    let until = since + time::Duration::hours(24);
+    let item = |hour: i64, valid: u64, refused: u64| UsageItem {
+        minute: since + time::Duration::hours(hour) + time::Duration::minutes(5),
+        counts: [(VerifyCode::Valid, valid), (VerifyCode::Revoked, refused)]
+            .into_iter()
+            .collect(),
+    };
+    let items = vec![item(0, 3, 1), item(0, 2, 0), item(23, 0, 4), item(30, 9, 9)];
+    let bars = buckets(&items, since, until, 24);
+    assert_eq!(bars.len(), 24);
+    assert_eq!((bars[0].valid, bars[0].refused), (5, 1));
+    assert_eq!((bars[23].valid, bars[23].refused), (0, 4));
+    assert_eq!(
+        bars.iter().map(|b| b.valid + b.refused).sum::<u64>(),
+        10,
+        "outside the window is ignored"
+    );
+
+    let root = fresh_root();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! { <UsageChart items=items.clone() since until bars=24/> }
+    });
+    leptos::task::tick().await;
+    assert_eq!(count(&root, "usage-bar"), 24);
+    let label = root
+        .query_selector("svg")
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_attribute("aria-label"))
+        .unwrap_or_default();
+    assert!(label.starts_with("5 valid and 5 refused"), "{label}");
+}
+
+#[wasm_bindgen_test]
+fn routes_round_trip_through_the_fragment() {
+    for route in [
+        Route::MyKeys,
+        Route::Invitation("tok123".into()),
+        Route::Admin(AdminPage::Keys),
+        Route::Admin(AdminPage::Settings),
+        Route::Admin(AdminPage::Events(None)),
+        Route::Admin(AdminPage::Events(Some("key_aaaaaaaaaaaa".into()))),
+        Route::Admin(AdminPage::Members),
+        Route::Admin(AdminPage::Namespaces),
+        Route::Admin(AdminPage::Permissions),
+    ] {
+        assert_eq!(Route::parse(&route.href()), route);
+    }
+    assert_eq!(Route::parse(""), Route::MyKeys);
+    assert_eq!(Route::parse("#/nowhere"), Route::MyKeys);
+}
+
+#[wasm_bindgen_test]
+fn the_settings_form_sends_only_what_changed() {
+    let current = Settings::default();
+    let mut form = SettingsForm::from_settings(&current);
+    let patch = form.to_patch(&current).expect("valid");
+    assert!(patch.api_keys_enabled.is_none() && patch.max_expiry_days.is_none());
+    form.api_keys_enabled = true;
+    form.max_expiry_days = "90".into();
+    let patch = form.to_patch(&current).expect("valid");
+    assert_eq!(patch.api_keys_enabled, Some(true));
+    assert_eq!(patch.max_expiry_days, Some(Some(90)));
+    assert_eq!(patch.max_active_keys_per_user, None);
+    form.max_active_keys_per_user = "lots".into();
+    assert!(form.to_patch(&current).is_err());
+}
+
+#[wasm_bindgen_test]
+fn only_active_keys_can_be_rolled_or_revoked() {
+    assert!(KeyAction::offered(KeyStatus::Active).contains(&KeyAction::Revoke));
+    let revoked = KeyAction::offered(KeyStatus::Revoked);
+    assert!(!revoked.contains(&KeyAction::Revoke) && !revoked.contains(&KeyAction::Roll));
+    assert!(revoked.contains(&KeyAction::Delete) && revoked.contains(&KeyAction::Info));
 }

@@ -95,6 +95,10 @@ pub struct MeResponse {
     /// The session's CSRF token, so a console reloaded on its cookie can still make changes.
     /// Absent when the caller did not authenticate with a session.
     pub csrf_token: Option<String>,
+    /// The organization's maximum key lifetime in days (SPEC §5), so the console can bound and
+    /// require the expiry for every developer, not only for admins who may read the settings.
+    #[serde(default)]
+    pub max_expiry_days: Option<u32>,
 }
 
 /// `POST /v1/keys`.

@@ -2,11 +2,14 @@
 //!
 //! - `run`: installs what is missing, builds the console, starts the server on its embedded
 //!   store and prints where to sign in.
-//! - `test`: lints, builds every part and runs every test (native, the contract against the
-//!   server and the worker under workerd, wasm in headless Chromium, the browser end to end).
+//! - `test`: lints, builds every part (checking the console's size budget) and runs every test
+//!   (native, the contract against the server and the worker under workerd, wasm in headless
+//!   Chromium, the browser end to end).
 //! - `edge`: builds the worker and the console and serves both under workerd.
 //! - `bench`: the criterion benchmark of `model`, then `keygate-bench` (server, edge,
 //!   console, writes) against release builds; prints the report table.
+//! - `size`: builds the release console and prints its wasm, JS and CSS sizes, raw and gzip,
+//!   failing when wasm + JS exceed the budget ([`CONSOLE_BUDGET_GZIP`]).
 //!
 //! Every command first checks the pinned tools ([`tools`]) and installs only what is missing.
 
@@ -58,6 +61,8 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Build the release console and print its sizes; fail above the gzip budget.
+    Size,
     /// Build the worker and the console and serve both under workerd (`wrangler dev`).
     Edge {
         #[arg(long, default_value_t = 8787)]
@@ -88,6 +93,11 @@ fn main() -> Result<()> {
             large,
             only,
         } => bench(&root, seconds, connections, large, only.as_deref()),
+        Cmd::Size => {
+            tools::ensure(&root, tools::Need::Console)?;
+            build_console(&root)?;
+            size(&root.join("dist"))
+        }
         Cmd::Openapi => {
             let path = root.join("model/openapi.json");
             std::fs::write(&path, model::openapi::json())?;
@@ -260,6 +270,7 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         ]))?;
     }
     build_console(root)?;
+    size(&root.join("dist"))?;
     build_worker(root)?;
     build_fault_worker(root)?;
     sh(cargo().args(["build", "-p", "server"]))?;
@@ -393,4 +404,59 @@ fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<(
         "xtask: serving the edge on http://127.0.0.1:{port}; a generated admin password appears in the log below"
     );
     sh(&mut cmd)
+}
+
+/// The most the console's wasm and JS may weigh together, gzip-compressed (issue #5), in
+/// bytes: 400 kB, decimal, the stricter reading.
+pub const CONSOLE_BUDGET_GZIP: u64 = 400_000;
+
+/// Prints the sizes of the built console in `dist` and checks the budget.
+fn size(dist: &Path) -> Result<()> {
+    use std::io::Write;
+
+    let mut code_gzip = 0;
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dist).with_context(|| format!("reading {}", dist.display()))? {
+        let path = entry?.path();
+        let Some(kind) = path.extension().and_then(|e| e.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if !["wasm", "js", "css"].contains(&kind.as_str()) {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes)?;
+        let gzip = gz.finish()?.len() as u64;
+        if kind != "css" {
+            code_gzip += gzip;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        rows.push((kind, name, bytes.len() as u64, gzip));
+    }
+    rows.sort();
+    println!("{:<5} {:>10} {:>10}  file", "kind", "raw", "gzip");
+    for (kind, name, raw, gzip) in &rows {
+        println!("{kind:<5} {:>10} {:>10}  {name}", kb(*raw), kb(*gzip));
+    }
+    println!(
+        "wasm + JS: {} gzip (budget {})",
+        kb(code_gzip),
+        kb(CONSOLE_BUDGET_GZIP)
+    );
+    if code_gzip > CONSOLE_BUDGET_GZIP {
+        bail!(
+            "the console's wasm + JS weigh {} gzip, above the {} budget",
+            kb(code_gzip),
+            kb(CONSOLE_BUDGET_GZIP)
+        );
+    }
+    Ok(())
+}
+
+fn kb(bytes: u64) -> String {
+    format!("{:.1} kB", bytes as f64 / 1000.0)
 }

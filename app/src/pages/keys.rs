@@ -1,27 +1,32 @@
-//! *My API keys*: the person's keys, and the *Generate new key* dialog.
+//! *My API keys*: the person's keys with search and status filter, the *Generate new key*
+//! dialog, and each key's actions (display information, rename, roll, revoke, delete).
 
 use leptos::prelude::*;
 use model::api::{CreatedKey, KeyView, MeResponse, SettingsPatch};
 use model::domain::{KeyRole, KeyStatus, Role};
-use model::rules::key_matches;
 
 use crate::api::{self, ApiError};
+use crate::components::dialog::Dialog;
 use crate::components::error_note::ErrorNote;
+use crate::components::key_cells::{StatusBadge, day, day_or_never, rights};
 use crate::components::new_key::NewKeyPanel;
-use crate::form::{NewKeyForm, RightsChoice, least_privilege_hint};
+use crate::components::table::DataTable;
+use crate::filter::KeyFilter;
+use crate::form::{NewKeyForm, RightsChoice, expiry_bounds, least_privilege_hint, now};
+use crate::pages::key_actions::{KeyAction, KeyActionDialog};
 
 /// The signed-in person's keys.
 #[component]
 pub fn KeysPage(
     /// Who is signed in.
     me: MeResponse,
-    /// Called when a call finds the session gone.
-    on_session_lost: Callback<Option<String>>,
 ) -> impl IntoView {
     let is_admin = me.roles.contains(&Role::Admin);
-    let created = RwSignal::new(None::<String>);
+    let plaintext = RwSignal::new(None::<String>);
     let dialog_open = RwSignal::new(false);
-    let search = RwSignal::new(String::new());
+    let filter = RwSignal::new(KeyFilter::default());
+    let action = RwSignal::new(None::<(KeyAction, KeyView)>);
+    let changed = RwSignal::new(0u32);
     let enable = Action::new_local(|_: &()| async move {
         api::update_settings(SettingsPatch {
             api_keys_enabled: Some(true),
@@ -40,19 +45,24 @@ pub fn KeysPage(
         }
     });
     let keys = LocalResource::new(move || {
-        created.with(|_| ());
+        changed.get();
         async move { api::my_keys().await }
     });
-    let lost = move |e: &ApiError| {
-        if e.is_unauthenticated() {
-            on_session_lost.run(Some("Your session has ended. Sign in again.".into()));
-        }
-    };
     let on_created = Callback::new(move |answer: CreatedKey| {
         dialog_open.set(false);
-        created.set(Some(answer.key));
+        plaintext.set(Some(answer.key));
+        changed.update(|n| *n += 1);
+    });
+    let on_action = Callback::new(move |chosen: (KeyAction, KeyView)| action.set(Some(chosen)));
+    let on_done = Callback::new(move |rolled: Option<String>| {
+        action.set(None);
+        if rolled.is_some() {
+            plaintext.set(rolled);
+        }
+        changed.update(|n| *n += 1);
     });
     let namespaces = me.namespaces.clone();
+    let max_expiry_days = me.max_expiry_days;
     view! {
         <section class="panel">
             <div class="heading">
@@ -64,87 +74,136 @@ pub fn KeysPage(
                     Ok(Some(s)) if !s.api_keys_enabled => view! {
                         <p class="notice" data-testid="api-keys-disabled">
                             "API keys are disabled in this organization. "
-                            <button data-testid="enable-api-keys" on:click=move |_| { enable.dispatch(()); }>
-                                "Enable API keys"
+                            <button data-testid="enable-api-keys" disabled=move || enable.pending().get()
+                                on:click=move |_| { enable.dispatch(()); }>
+                                {move || if enable.pending().get() { "Enabling…" } else { "Enable API keys" }}
                             </button>
                         </p>
                     }.into_any(),
-                    Err(e) => { lost(&e); view! { <ErrorNote error=e/> }.into_any() }
+                    Err(error) => view! { <ErrorNote error/> }.into_any(),
                     _ => ().into_any(),
                 })}
             </Transition>
-            {move || created.get().map(|plaintext| view! {
-                <NewKeyPanel plaintext on_close=Callback::new(move |()| created.set(None))/>
+            {move || enable.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            {move || plaintext.get().map(|plaintext_value| view! {
+                <NewKeyPanel plaintext=plaintext_value on_close=Callback::new(move |()| plaintext.set(None))/>
             })}
             <Show when=move || dialog_open.get()>
-                <GenerateKeyDialog namespaces=namespaces.clone() on_created
+                <GenerateKeyDialog namespaces=namespaces.clone() max_expiry_days on_created
                     on_cancel=Callback::new(move |()| dialog_open.set(false))/>
             </Show>
-            <label class="search">"Search"
-                <input type="search" placeholder="Name or id" data-testid="keys-search" bind:value=search/>
-            </label>
+            {move || action.get().map(|(kind, key)| view! {
+                <KeyActionDialog kind key on_done on_cancel=Callback::new(move |()| action.set(None))/>
+            })}
+            <FilterBar filter/>
             <Transition fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
                 {move || keys.get().map(|page| match page {
                     Ok(page) => {
-                        let q = search.get();
-                        let rows: Vec<KeyView> = page.items.into_iter().filter(|k| key_matches(k, &q)).collect();
-                        view! { <KeyTable keys=rows/> }.into_any()
+                        let rows = filter.with(|f| f.apply(page.items));
+                        view! { <KeyTable keys=rows on_action/> }.into_any()
                     }
-                    Err(e) => { lost(&e); view! { <ErrorNote error=e/> }.into_any() }
+                    Err(error) => view! { <ErrorNote error/> }.into_any(),
                 })}
             </Transition>
         </section>
     }
 }
 
-/// The table of keys.
+/// The search box and status filter above a key table.
+#[component]
+pub fn FilterBar(
+    /// The filter the inputs edit.
+    filter: RwSignal<KeyFilter>,
+) -> impl IntoView {
+    view! {
+        <div class="filters" role="search">
+            <label class="search">"Search"
+                <input type="search" placeholder="Name, id or owner" data-testid="keys-search"
+                    prop:value=move || filter.with(|f| f.q.clone())
+                    on:input=move |ev| filter.update(|f| f.q = event_target_value(&ev))/>
+            </label>
+            <StatusSelect on_change=Callback::new(move |s| filter.update(|f| f.status = s))/>
+        </div>
+    }
+}
+
+/// A status filter: every status, or one.
+#[component]
+pub fn StatusSelect(
+    /// Called with the chosen status (`None` = every status).
+    on_change: Callback<Option<KeyStatus>>,
+) -> impl IntoView {
+    view! {
+        <label>"Status"
+            <select data-testid="keys-status"
+                on:change=move |ev| on_change.run(crate::filter::parse_status(&event_target_value(&ev)))>
+                <option value="">"Any status"</option>
+                {crate::filter::STATUSES.into_iter().map(|s| {
+                    let name = crate::filter::status_name(s);
+                    view! { <option value=name>{name}</option> }
+                }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// The table of the person's keys, each row with its actions.
 #[component]
 pub fn KeyTable(
     /// The keys to show, already filtered.
     keys: Vec<KeyView>,
+    /// Called when the person picks an action on a row.
+    #[prop(optional)]
+    on_action: Option<Callback<(KeyAction, KeyView)>>,
 ) -> impl IntoView {
-    if keys.is_empty() {
-        return view! { <p class="muted" data-testid="keys-empty">"No keys yet."</p> }.into_any();
-    }
-    let date = |t: time::OffsetDateTime| t.date().to_string();
-    view! {
-        <div class="table-wrap">
-            <table data-testid="keys-table">
-                <thead><tr>
-                    <th>"Name"</th><th>"ID"</th><th>"Namespace"</th><th>"Role or permissions"</th>
-                    <th>"Created"</th><th>"Updated"</th><th>"Expires"</th><th>"Status"</th><th>"Last used"</th>
-                </tr></thead>
-                <tbody>
-                    {keys.into_iter().map(|k| {
-                        let rights = match k.role {
-                            Some(KeyRole::Viewer) => "Viewer".to_string(),
-                            Some(KeyRole::Editor) => "Editor".to_string(),
-                            None => k.permissions.iter().map(|p| p.permission.clone()).collect::<Vec<_>>().join(", "),
-                        };
-                        let status = match k.status {
-                            KeyStatus::Active => "active",
-                            KeyStatus::Expired => "expired",
-                            KeyStatus::Revoked => "revoked",
-                        };
+    let headers = vec![
+        "Name",
+        "ID",
+        "Namespace",
+        "Role or permissions",
+        "Created",
+        "Updated",
+        "Expires",
+        "Status",
+        "Last used",
+        "",
+    ];
+    let rows = keys
+        .into_iter()
+        .map(|k| {
+            let actions = on_action.map(|run| {
+                KeyAction::offered(k.status)
+                    .into_iter()
+                    .map(|kind| {
+                        let key = k.clone();
                         view! {
-                            <tr data-testid="key-row" data-key-id=k.id.clone()>
-                                <td>{k.name.clone()}</td>
-                                <td><code>{k.id.clone()}</code></td>
-                                <td><code>{k.namespace.clone()}</code></td>
-                                <td>{rights}</td>
-                                <td>{date(k.created_at)}</td>
-                                <td>{date(k.updated_at)}</td>
-                                <td>{k.expires_at.map(date).unwrap_or_else(|| "never".into())}</td>
-                                <td><span class=format!("badge {status}")>{status}</span></td>
-                                <td>{k.last_used_at.map(date).unwrap_or_else(|| "never".into())}</td>
-                            </tr>
+                            <button class="small secondary" data-testid=kind.testid()
+                                aria-label=format!("{} {}", kind.label(), k.name)
+                                on:click=move |_| run.run((kind, key.clone()))>
+                                {kind.label()}
+                            </button>
                         }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    }
-    .into_any()
+                    })
+                    .collect_view()
+            });
+            view! {
+                <tr data-testid="key-row" data-key-id=k.id.clone()>
+                    <td>{k.name.clone()}</td>
+                    <td><code>{k.id.clone()}</code></td>
+                    <td><code>{k.namespace.clone()}</code></td>
+                    <td>{rights(&k)}</td>
+                    <td>{day(k.created_at)}</td>
+                    <td>{day(k.updated_at)}</td>
+                    <td>{day_or_never(k.expires_at)}</td>
+                    <td><StatusBadge status=k.status/></td>
+                    <td>{day_or_never(k.last_used_at)}</td>
+                    <td class="row-actions">{actions}</td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    view! { <DataTable testid="keys-table" headers rows empty=("No keys to show.", "keys-empty")/> }
 }
 
 /// The *Generate new key* dialog.
@@ -152,6 +211,9 @@ pub fn KeyTable(
 pub fn GenerateKeyDialog(
     /// The namespaces the person holds permissions in, with those permissions.
     namespaces: Vec<model::api::MeNamespace>,
+    /// The organization's maximum key lifetime in days, if any: the expiry is then required.
+    #[prop(default = None)]
+    max_expiry_days: Option<u32>,
     /// Called with the created key (and its plaintext, once).
     on_created: Callback<CreatedKey>,
     /// Called when the person cancels.
@@ -181,7 +243,7 @@ pub fn GenerateKeyDialog(
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match form.with_untracked(NewKeyForm::to_request) {
+        match form.with_untracked(|f| f.to_request(now(), max_expiry_days)) {
             Ok(request) => {
                 invalid.set(None);
                 create.dispatch(request);
@@ -189,24 +251,22 @@ pub fn GenerateKeyDialog(
             Err(message) => invalid.set(Some(message)),
         }
     };
-    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
-        if ev.key() == "Escape" {
-            on_cancel.run(());
-        }
-    };
     let rights_mode = move || match form.with(|f| f.rights.clone()) {
         RightsChoice::Role(KeyRole::Viewer) => "viewer",
         RightsChoice::Role(KeyRole::Editor) => "editor",
         RightsChoice::Permissions(_) => "permissions",
     };
-    let held_for_picker = held.clone();
+    let (first_day, last_day) = expiry_bounds(now(), max_expiry_days);
+    let expiry_label = match max_expiry_days {
+        Some(days) => format!("Expires (required, at most {days} days)"),
+        None => "Expires (optional)".to_string(),
+    };
     view! {
-        <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="new-key-title" on:keydown=on_keydown
-            data-testid="new-key-dialog">
-            <form on:submit=submit>
-                <h2 id="new-key-title">"Generate new key"</h2>
+        <Dialog title="Generate new key" testid="new-key-dialog" on_close=on_cancel>
+            <form on:submit=submit novalidate>
                 <label>"Name " <span class="required" aria-hidden="true">"*"</span>
-                    <input required autofocus maxlength="100" data-testid="new-key-name"
+                    <span class="visually-hidden">"(required)"</span>
+                    <input required autofocus maxlength="100" data-testid="new-key-name" aria-required="true"
                         prop:value=move || form.with(|f| f.name.clone())
                         on:input=move |ev| form.update(|f| f.name = event_target_value(&ev))/>
                 </label>
@@ -217,7 +277,11 @@ pub fn GenerateKeyDialog(
                 </label>
                 <label>"Namespace"
                     <select data-testid="new-key-namespace"
-                        on:change=move |ev| form.update(|f| f.namespace = event_target_value(&ev))>
+                        on:change=move |ev| form.update(|f| {
+                            f.namespace = event_target_value(&ev);
+                            // Permissions held in the old namespace mean nothing in the new one.
+                            if let RightsChoice::Permissions(list) = &mut f.rights { list.clear(); }
+                        })>
                         {namespaces.iter().map(|n| view! {
                             <option value=n.id.clone()>{format!("{} ({})", n.name, n.id)}</option>
                         }).collect_view()}
@@ -239,7 +303,7 @@ pub fn GenerateKeyDialog(
                     </select>
                 </label>
                 {move || matches!(form.with(|f| f.rights.clone()), RightsChoice::Permissions(_)).then(|| {
-                    let held = held_for_picker();
+                    let held = held();
                     let count = held.len();
                     view! {
                         <fieldset data-testid="permission-picker">
@@ -266,19 +330,20 @@ pub fn GenerateKeyDialog(
                                     </label>
                                 }
                             }).collect_view()}
-                            <p class="hint" data-testid="least-privilege-hint">{move || {
+                            <p class="hint" data-testid="least-privilege-hint" aria-live="polite">{move || {
                                 let selected = form.with(|f| match &f.rights { RightsChoice::Permissions(l) => l.len(), _ => 0 });
                                 least_privilege_hint(selected, count)
                             }}</p>
                         </fieldset>
                     }
                 })}
-                <label>"Expires (optional)"
-                    <input type="date" data-testid="new-key-expiry"
+                <label>{expiry_label}
+                    <input type="date" data-testid="new-key-expiry" min=first_day max=last_day
+                        required=max_expiry_days.is_some()
                         prop:value=move || form.with(|f| f.expiry.clone())
                         on:input=move |ev| form.update(|f| f.expiry = event_target_value(&ev))/>
                 </label>
-                {move || invalid.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+                {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="form-error">{m}</p> })}
                 {move || create.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
                 <div class="actions">
                     <button type="submit" data-testid="new-key-submit" disabled=move || create.pending().get()>
@@ -287,6 +352,6 @@ pub fn GenerateKeyDialog(
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>
-        </div>
+        </Dialog>
     }
 }

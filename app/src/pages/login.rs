@@ -32,7 +32,7 @@ pub fn LoginPage(
     view! {
         <section class="panel narrow">
             <h1>"Sign in"</h1>
-            {move || notice.get().map(|n| view! { <p class="notice">{n}</p> })}
+            {move || notice.get().map(|n| view! { <p class="notice" role="status" data-testid="login-notice">{n}</p> })}
             <form on:submit=submit>
                 <label>"Email"
                     <input type="email" required autocomplete="username" data-testid="login-email"

@@ -384,6 +384,7 @@ impl<S: Store> Keygate<S> {
                 Via::Session { session, .. } => Some(session.csrf_token.clone()),
                 Via::Key(_) => None,
             },
+            max_expiry_days: caller.org.settings.max_expiry_days,
         })
     }
 

@@ -1,0 +1,115 @@
+//! A key's verifications over time as an SVG bar chart drawn by the console: the buckets are a
+//! plain computation ([`buckets`]), the view only scales them.
+
+use leptos::prelude::*;
+use model::api::{UsageItem, VerifyCode};
+use time::{Duration, OffsetDateTime};
+
+use crate::components::key_cells::minute;
+
+/// Verifications in one slice of the chart's time window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub start: OffsetDateTime,
+    /// `VALID` answers.
+    pub valid: u64,
+    /// Every other outcome.
+    pub refused: u64,
+}
+
+/// Splits `[since, until)` into `n` equal buckets and adds each minute's counts to its bucket;
+/// minutes outside the window are ignored.
+pub fn buckets(
+    items: &[UsageItem],
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    n: usize,
+) -> Vec<Bucket> {
+    let n = n.max(1);
+    let span = (until - since).max(Duration::minutes(1));
+    let width = span / n as u32;
+    let mut out: Vec<Bucket> = (0..n)
+        .map(|i| Bucket {
+            start: since + width * i as u32,
+            valid: 0,
+            refused: 0,
+        })
+        .collect();
+    for item in items {
+        if item.minute < since || item.minute >= until {
+            continue;
+        }
+        let offset = (item.minute - since).whole_seconds() as f64;
+        let index = ((offset / span.whole_seconds() as f64) * n as f64) as usize;
+        if let Some(bucket) = out.get_mut(index.min(n - 1)) {
+            for (code, count) in &item.counts {
+                if *code == VerifyCode::Valid {
+                    bucket.valid += count;
+                } else {
+                    bucket.refused += count;
+                }
+            }
+        }
+    }
+    out
+}
+
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 160.0;
+
+/// The chart of `items` between `since` and `until`, in `n` bars.
+#[component]
+pub fn UsageChart(
+    /// The key's minutes, from `GET /v1/keys/{id}/usage`.
+    items: Vec<UsageItem>,
+    /// The window's start.
+    since: OffsetDateTime,
+    /// The window's end.
+    until: OffsetDateTime,
+    /// How many bars.
+    bars: usize,
+) -> impl IntoView {
+    let data = buckets(&items, since, until, bars);
+    let (valid, refused) = data
+        .iter()
+        .fold((0, 0), |(v, r), b| (v + b.valid, r + b.refused));
+    let top = data
+        .iter()
+        .map(|b| b.valid + b.refused)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let slot = WIDTH / data.len().max(1) as f64;
+    let label = format!(
+        "{valid} valid and {refused} refused verifications between {} and {} UTC",
+        minute(since),
+        minute(until)
+    );
+    let scale = move |n: u64| n as f64 / top as f64 * HEIGHT;
+    view! {
+        <figure class="chart" data-testid="usage-chart">
+            <svg viewBox=format!("0 0 {WIDTH} {}", HEIGHT + 2.0) role="img" aria-label=label.clone()
+                preserveAspectRatio="none">
+                {data.into_iter().enumerate().map(|(i, b)| {
+                    let x = i as f64 * slot + slot * 0.1;
+                    let w = slot * 0.8;
+                    let hv = scale(b.valid);
+                    let hr = scale(b.refused);
+                    view! {
+                        <g data-testid="usage-bar">
+                            <title>{format!("{}: {} valid, {} refused", minute(b.start), b.valid, b.refused)}</title>
+                            <rect class="valid" x=x y=HEIGHT - hv width=w height=hv/>
+                            <rect class="refused" x=x y=HEIGHT - hv - hr width=w height=hr/>
+                        </g>
+                    }
+                }).collect_view()}
+                <line class="axis" x1="0" y1=HEIGHT x2=WIDTH y2=HEIGHT/>
+            </svg>
+            <figcaption>
+                <span class="legend valid">"valid"</span>" "
+                <span class="legend refused">"refused"</span>
+                " · peak "{top}" per bar · "{label}
+            </figcaption>
+        </figure>
+    }
+}

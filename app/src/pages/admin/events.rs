@@ -1,0 +1,207 @@
+//! The audit log (admins) with filters and paging and, for one key, its usage chart.
+
+use leptos::prelude::*;
+use model::api::{EventQuery, EventView, UsageQuery};
+use time::{Date, Duration, OffsetDateTime, Time};
+
+use crate::api;
+use crate::components::error_note::loaded;
+use crate::components::key_cells::minute;
+use crate::components::pager::{Pager, PagerButtons};
+use crate::components::table::DataTable;
+use crate::components::usage_chart::UsageChart;
+use crate::form::now;
+
+/// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
+const EVENT_TYPES: [&str; 15] = [
+    "key.*",
+    "key.created",
+    "key.updated",
+    "key.revoked",
+    "key.deleted",
+    "key.rolled",
+    "key.extensive_use",
+    "settings.updated",
+    "member.*",
+    "member.invited",
+    "member.joined",
+    "member.roles_changed",
+    "grant.changed",
+    "resource.*",
+    "login.failed",
+];
+
+/// The filters as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub kind: String,
+    pub key_id: String,
+    pub actor: String,
+    /// `YYYY-MM-DD`, from the start of that day (UTC).
+    pub since: String,
+    /// `YYYY-MM-DD`, to the end of that day (UTC).
+    pub until: String,
+}
+
+impl EventFilter {
+    /// The query for one page of events.
+    pub fn query(&self, cursor: Option<String>) -> EventQuery {
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        EventQuery {
+            kind: text(&self.kind),
+            key_id: text(&self.key_id),
+            actor: text(&self.actor),
+            since: day_at(&self.since, Time::MIDNIGHT),
+            until: day_at(&self.until, Time::MIDNIGHT).map(|t| t + Duration::days(1)),
+            limit: Some(PAGE),
+            cursor,
+        }
+    }
+}
+
+const PAGE: u32 = 50;
+
+fn day_at(day: &str, at: Time) -> Option<OffsetDateTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(day.trim(), &format)
+        .ok()
+        .map(|d| d.with_time(at).assume_utc())
+}
+
+/// The events page; `key` (from the route) preselects a key and shows its usage.
+#[component]
+pub fn EventsPage(
+    /// A key id to filter by and chart.
+    key: Option<String>,
+) -> impl IntoView {
+    let typed = RwSignal::new(EventFilter {
+        key_id: key.clone().unwrap_or_default(),
+        ..Default::default()
+    });
+    let applied = RwSignal::new(typed.get_untracked());
+    let pager = RwSignal::new(Pager::default());
+    let chart = RwSignal::new(key);
+    let events = LocalResource::new(move || {
+        let query = applied.with(|f| f.query(pager.with(Pager::cursor)));
+        async move { api::events(&query).await }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        pager.update(Pager::reset);
+        let filter = typed.get_untracked();
+        // The chart follows the key filter.
+        chart.set(Some(filter.key_id.trim().to_owned()).filter(|k| !k.is_empty()));
+        applied.set(filter);
+    };
+    let field = move |get: fn(&EventFilter) -> String, set: fn(&mut EventFilter, String)| {
+        (
+            move || typed.with(get),
+            move |ev: leptos::ev::Event| typed.update(|f| set(f, event_target_value(&ev))),
+        )
+    };
+    let (kind_value, kind_input) = field(|f| f.kind.clone(), |f, v| f.kind = v);
+    let (key_value, key_input) = field(|f| f.key_id.clone(), |f, v| f.key_id = v);
+    let (actor_value, actor_input) = field(|f| f.actor.clone(), |f, v| f.actor = v);
+    let (since_value, since_input) = field(|f| f.since.clone(), |f, v| f.since = v);
+    let (until_value, until_input) = field(|f| f.until.clone(), |f, v| f.until = v);
+    view! {
+        <section class="panel">
+            <h1>"Events"</h1>
+            {move || chart.get().map(|id| view! { <KeyUsage id/> })}
+            <form class="filters" role="search" on:submit=submit data-testid="events-filters">
+                <label>"Type"
+                    <input list="event-types" data-testid="events-type" prop:value=kind_value on:input=kind_input/>
+                    <datalist id="event-types">
+                        {EVENT_TYPES.into_iter().map(|t| view! { <option value=t/> }).collect_view()}
+                    </datalist>
+                </label>
+                <label>"Key id" <input data-testid="events-key" prop:value=key_value on:input=key_input/></label>
+                <label>"Actor (user or key id)" <input data-testid="events-actor" prop:value=actor_value on:input=actor_input/></label>
+                <label>"From" <input type="date" data-testid="events-since" prop:value=since_value on:input=since_input/></label>
+                <label>"To" <input type="date" data-testid="events-until" prop:value=until_value on:input=until_input/></label>
+                <button type="submit" data-testid="events-apply">"Apply filters"</button>
+            </form>
+            <Transition fallback=|| view! { <p class="muted">"Loading events…"</p> }>
+                {move || events.get().map(|answer| loaded(answer, |page| view! {
+                    <EventTable events=page.items/>
+                    <PagerButtons pager next=page.next_cursor/>
+                }))}
+            </Transition>
+        </section>
+    }
+}
+
+/// A page of events.
+#[component]
+pub fn EventTable(
+    /// The events, newest first.
+    events: Vec<EventView>,
+) -> impl IntoView {
+    let headers = vec!["When (UTC)", "Type", "Actor", "Target", "Details"];
+    let rows = events
+        .into_iter()
+        .map(|e| {
+            view! {
+                <tr data-testid="event-row">
+                    <td>{minute(e.at)}</td>
+                    <td><code>{e.kind.clone()}</code></td>
+                    <td><code>{format!("{} {}", e.actor.kind, e.actor.id)}</code></td>
+                    <td><code>{e.target.clone().unwrap_or_default()}</code></td>
+                    <td class="wrap"><code>{e.details.to_string()}</code></td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    view! { <DataTable testid="events-table" headers rows empty=("No events match.", "events-empty")/> }
+}
+
+/// The windows the usage chart offers: label, length, bars.
+const WINDOWS: [(&str, i64, usize); 3] = [
+    ("last hour", 60, 60),
+    ("last 24 hours", 24 * 60, 24),
+    ("last 7 days", 7 * 24 * 60, 28),
+];
+
+/// One key's verifications over a chosen window.
+#[component]
+fn KeyUsage(
+    /// The key id.
+    id: String,
+) -> impl IntoView {
+    let window = RwSignal::new(1usize);
+    let key = id.clone();
+    let usage = LocalResource::new(move || {
+        let (_, minutes, bars) = WINDOWS[window.get().min(WINDOWS.len() - 1)];
+        let until = now();
+        let since = until - Duration::minutes(minutes);
+        let key = key.clone();
+        async move {
+            // The host excludes the minute `until` falls in; the chart wants the current one.
+            let query = UsageQuery {
+                since: Some(since),
+                until: Some(until + Duration::minutes(1)),
+            };
+            api::key_usage(&key, &query)
+                .await
+                .map(|page| (page.items, since, until, bars))
+        }
+    });
+    view! {
+        <div class="usage" data-testid="key-usage">
+            <h2>"Usage of "<code>{id}</code></h2>
+            <label>"Window"
+                <select data-testid="usage-window" on:change=move |ev| window.set(event_target_value(&ev).parse().unwrap_or(1))>
+                    {WINDOWS.into_iter().enumerate().map(|(i, (label, _, _))| view! {
+                        <option value=i.to_string() selected=i == 1>{label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <Transition fallback=|| view! { <p class="muted">"Loading usage…"</p> }>
+                {move || usage.get().map(|answer| loaded(answer, |(items, since, until, bars)| view! {
+                    <UsageChart items since until bars/>
+                }))}
+            </Transition>
+        </div>
+    }
+}

@@ -1,0 +1,181 @@
+//! Namespaces (admins): the organization, its applications, their workspaces and the user
+//! groups, with forms to create them and deletion behind a confirmation.
+
+use leptos::prelude::*;
+use model::api::{NamespaceRequest, NamespaceView, OrganizationView};
+
+use crate::api::{self, ApiError, Namespaces};
+use crate::components::confirm::ConfirmCall;
+use crate::components::error_note::{ActionError, BusyButton, loaded};
+use crate::components::table::DataTable;
+
+/// The namespaces page.
+#[component]
+pub fn NamespacesPage(
+    /// The organization (the root namespace).
+    organization: OrganizationView,
+) -> impl IntoView {
+    let changed = RwSignal::new(0u32);
+    let refresh = Callback::new(move |()| changed.update(|n| *n += 1));
+    let all = LocalResource::new(move || {
+        changed.get();
+        async move {
+            let apps = api::namespaces(Namespaces::Apps).await?;
+            let workspaces = api::namespaces(Namespaces::Workspaces).await?;
+            let groups = api::namespaces(Namespaces::Usergroups).await?;
+            Ok::<_, ApiError>((apps.items, workspaces.items, groups.items))
+        }
+    });
+    let deleting = RwSignal::new(None::<(Namespaces, NamespaceView)>);
+    let org = organization.clone();
+    view! {
+        <section class="panel">
+            <h1>"Namespaces"</h1>
+            <p>"Organization "<strong>{organization.name.clone()}</strong>" "<code>{organization.id.clone()}</code>
+                ". Rights are not inherited: a permission held in an application says nothing about its workspaces."</p>
+            {move || deleting.get().map(|(kind, ns)| view! {
+                <DeleteNamespaceDialog kind ns
+                    on_done=Callback::new(move |()| { deleting.set(None); refresh.run(()); })
+                    on_cancel=Callback::new(move |()| deleting.set(None))/>
+            })}
+            <Transition fallback=|| view! { <p class="muted">"Loading namespaces…"</p> }>
+                {move || all.get().map(|answer| {
+                    let org = org.clone();
+                    loaded(answer, move |(apps, workspaces, groups)| {
+                        let on_delete = Callback::new(move |pick| deleting.set(Some(pick)));
+                        let parents: Vec<(String, String)> = std::iter::once((org.id.clone(), format!("{} (organization)", org.name)))
+                            .chain(apps.iter().map(|a| (a.id.clone(), format!("{} (application)", a.name))))
+                            .collect();
+                        let app_choices: Vec<(String, String)> = apps.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
+                        view! {
+                            <h2>"Applications"</h2>
+                            <NamespaceTable kind=Namespaces::Apps items=apps on_delete=None/>
+                            <CreateNamespace kind=Namespaces::Apps parents=vec![] on_created=refresh/>
+                            <h2>"Workspaces"</h2>
+                            <NamespaceTable kind=Namespaces::Workspaces items=workspaces on_delete=Some(on_delete)/>
+                            <CreateNamespace kind=Namespaces::Workspaces parents=app_choices on_created=refresh/>
+                            <h2>"User groups"</h2>
+                            <NamespaceTable kind=Namespaces::Usergroups items=groups on_delete=Some(on_delete)/>
+                            <CreateNamespace kind=Namespaces::Usergroups parents on_created=refresh/>
+                        }
+                    })
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn testid(kind: Namespaces) -> &'static str {
+    match kind {
+        Namespaces::Apps => "apps",
+        Namespaces::Workspaces => "workspaces",
+        Namespaces::Usergroups => "usergroups",
+    }
+}
+
+/// One kind of namespace as a table.
+#[component]
+fn NamespaceTable(
+    kind: Namespaces,
+    items: Vec<NamespaceView>,
+    /// Deletion, where the API allows it.
+    on_delete: Option<Callback<(Namespaces, NamespaceView)>>,
+) -> impl IntoView {
+    let rows = items
+        .into_iter()
+        .map(|ns| {
+            let pick = ns.clone();
+            view! {
+                <tr data-testid="namespace-row" data-namespace-id=ns.id.clone()>
+                    <td>{ns.name.clone()}</td>
+                    <td><code>{ns.id.clone()}</code></td>
+                    <td><code>{ns.parent.clone().unwrap_or_default()}</code></td>
+                    <td>{on_delete.map(|run| view! {
+                        <button class="small secondary" aria-label=format!("Delete {}", ns.name)
+                            on:click=move |_| run.run((kind, pick.clone()))>"Delete"</button>
+                    })}</td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    view! {
+        <DataTable testid=format!("{}-table", testid(kind)) headers=vec!["Name", "ID", "Inside", ""] rows
+            empty=("None yet.", "namespaces-empty")/>
+    }
+}
+
+/// Creates a namespace of `kind`, inside one of `parents` when it needs one.
+#[component]
+fn CreateNamespace(
+    kind: Namespaces,
+    /// `(id, label)` of the possible parents: applications for a workspace, the organization
+    /// or an application for a user group, none for an application.
+    parents: Vec<(String, String)>,
+    on_created: Callback<()>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let parent = RwSignal::new(parents.first().map(|p| p.0.clone()).unwrap_or_default());
+    let needs_parent = kind != Namespaces::Apps;
+    let create = Action::new_local(move |request: &NamespaceRequest| {
+        let request = request.clone();
+        async move {
+            api::create_namespace(kind, request).await?;
+            name.set(String::new());
+            on_created.run(());
+            Ok::<(), ApiError>(())
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let inside = Some(parent.get_untracked()).filter(|p| !p.is_empty());
+        create.dispatch(NamespaceRequest {
+            name: name.get_untracked(),
+            app: inside.clone().filter(|_| kind == Namespaces::Workspaces),
+            parent: inside.filter(|_| kind == Namespaces::Usergroups),
+        });
+    };
+    let what = match kind {
+        Namespaces::Apps => "application",
+        Namespaces::Workspaces => "workspace",
+        Namespaces::Usergroups => "user group",
+    };
+    let id = testid(kind);
+    view! {
+        <form class="inline-form" on:submit=submit data-testid=format!("create-{id}")>
+            <label>{format!("New {what}")}
+                <input required data-testid=format!("create-{id}-name") bind:value=name/>
+            </label>
+            {needs_parent.then(|| view! {
+                <label>"Inside"
+                    <select data-testid=format!("create-{id}-parent") on:change=move |ev| parent.set(event_target_value(&ev))>
+                        {parents.into_iter().map(|(pid, label)| view! { <option value=pid>{label}</option> }).collect_view()}
+                    </select>
+                </label>
+            })}
+            <BusyButton submit=true pending=create.pending() label="Create" busy="Creating…" testid="create-namespace-submit"/>
+            <ActionError action=create/>
+        </form>
+    }
+}
+
+/// Deletes a workspace or user group after confirmation.
+#[component]
+fn DeleteNamespaceDialog(
+    kind: Namespaces,
+    ns: NamespaceView,
+    on_done: Callback<()>,
+    on_cancel: Callback<()>,
+) -> impl IntoView {
+    let id = ns.id.clone();
+    let call = move || {
+        let id = id.clone();
+        async move { api::delete_namespace(kind, &id).await }
+    };
+    view! {
+        <ConfirmCall title=format!("Delete {}?", ns.name) testid="delete-namespace-dialog" confirm_label="Delete"
+            call on_done on_close=on_cancel>
+            <p>"Grants in "<code>{ns.id.clone()}</code>" go with it, and keys restricted to it stop working."</p>
+        </ConfirmCall>
+    }
+}
