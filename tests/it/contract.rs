@@ -477,16 +477,49 @@ async fn listed_keys_never_carry_the_secret(c: Ctx) -> Result<()> {
         "{}",
         page.body
     );
-    let next = format!(
-        "/v1/keys?limit=1&cursor={}",
-        page.body["next_cursor"].as_str().unwrap_or_default()
-    );
-    let second = c.admin("GET", &next, None).await?;
+    // Walk every page of two: each key once, in the order of the full listing. Cursors are
+    // opaque (they carry the store's cursor) and go back URL-encoded.
+    for _ in 0..3 {
+        c.new_key().await?;
+    }
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let query = serde_urlencoded::to_string([
+            ("limit", "2"),
+            ("cursor", cursor.as_deref().unwrap_or("")),
+        ])?;
+        let query = if cursor.is_some() {
+            query
+        } else {
+            "limit=2".to_owned()
+        };
+        let page = c.admin("GET", &format!("/v1/keys?{query}"), None).await?;
+        ensure!(page.status == 200, "{page:?}");
+        for item in page.body["items"].as_array().into_iter().flatten() {
+            walked.push(item["id"].clone());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let all = c.admin("GET", "/v1/keys?limit=200", None).await?;
+    let all: Vec<Value> = all.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| k["id"].clone())
+        .collect();
     ensure!(
-        second.body["items"][0]["id"] != page.body["items"][0]["id"],
-        "cursor moves on: {}",
-        second.body
+        walked == all && all.len() > 2,
+        "paging by two walks the whole listing once: {walked:?} vs {all:?}"
     );
+    problem(
+        &c.admin("GET", "/v1/keys?cursor=not-a-cursor", None).await?,
+        422,
+        "validation_failed",
+    )?;
     problem(
         &c.admin("GET", "/v1/keys?limit=0", None).await?,
         422,

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::scan::Scan;
 use super::{Caller, Keygate, Via, page_limit};
 use crate::api::{Actor, EventQuery, EventView, Page};
 use crate::domain::Timestamp;
@@ -70,40 +71,32 @@ impl<S: Store> Keygate<S> {
         };
         let prefix = schema::events(&caller.org.id);
         let mut items = Vec::new();
-        let mut cursor = query.cursor.clone();
+        let mut scan = Scan::new(&self.store, prefix, query.cursor.as_deref(), 200)?;
         let mut scanned = 0;
-        loop {
-            let page = self.store.list(&prefix, cursor.as_deref(), 200).await?;
-            for entry in &page.keys {
-                scanned += 1;
-                if let Some(event) = get_json::<S, EventView>(&self.store, entry).await? {
-                    // Newest first: once past `since`, nothing older can match.
-                    if query.since.is_some_and(|t| event.at < t) {
-                        return Ok(Page {
-                            items,
-                            next_cursor: None,
-                        });
-                    }
-                    if matches(&event) {
-                        items.push(event);
-                    }
-                }
-                if items.len() == limit || scanned == SCAN_BUDGET {
-                    return Ok(Page {
-                        items,
-                        next_cursor: Some(entry.clone()),
-                    });
-                }
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => {
+        while let Some(entry) = scan.next().await? {
+            scanned += 1;
+            if let Some(event) = get_json::<S, EventView>(&self.store, &entry).await? {
+                // Newest first: once past `since`, nothing older can match.
+                if query.since.is_some_and(|t| event.at < t) {
                     return Ok(Page {
                         items,
                         next_cursor: None,
                     });
                 }
+                if matches(&event) {
+                    items.push(event);
+                }
+            }
+            if items.len() == limit || scanned == SCAN_BUDGET {
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(scan.cursor()),
+                });
             }
         }
+        Ok(Page {
+            items,
+            next_cursor: None,
+        })
     }
 }

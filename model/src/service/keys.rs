@@ -7,6 +7,7 @@ use serde_json::json;
 use time::Duration;
 
 use super::events::record;
+use super::scan::Scan;
 use super::{Caller, Keygate, key_view, page_limit};
 use crate::api::{
     BulkRevokeResponse, BulkRevokeResult, CreatedKey, DeleteKeyQuery, KeyListQuery, KeyPatch,
@@ -57,56 +58,43 @@ impl<S: Store> Keygate<S> {
         let mut owners: BTreeMap<String, Option<User>> = BTreeMap::new();
         owners.insert(caller.user.id.clone(), Some(caller.user.clone()));
         let mut items = Vec::new();
-        let mut cursor = query.cursor.clone();
-        loop {
-            let page = self
-                .store
-                .list(&prefix, cursor.as_deref(), limit.max(50))
-                .await?;
-            for entry in &page.keys {
-                let Some(record) =
-                    get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry)))
-                        .await?
-                else {
-                    continue;
-                };
-                if !owners.contains_key(&record.owner) {
-                    let owner =
-                        get_json::<S, User>(&self.store, &schema::user(&record.owner)).await?;
-                    owners.insert(record.owner.clone(), owner);
-                }
-                let Some(Some(owner)) = owners.get(&record.owner) else {
-                    continue;
-                };
-                let usage = self.usage_summary(&record.id).await?;
-                let view = key_view(&record, owner, usage.as_ref(), now);
-                let keep = query.status.is_none_or(|s| view.status == s)
-                    && query
-                        .namespace
-                        .as_deref()
-                        .is_none_or(|n| view.namespace == n)
-                    && query.owner.as_deref().is_none_or(|o| view.owner.id == o)
-                    && rules::key_matches(&view, query.q.as_deref().unwrap_or(""));
-                if keep {
-                    items.push(view);
-                }
-                if items.len() == limit {
-                    return Ok(Page {
-                        items,
-                        next_cursor: Some(entry.clone()),
-                    });
-                }
+        let mut scan = Scan::new(&self.store, prefix, query.cursor.as_deref(), 100)?;
+        while let Some(entry) = scan.next().await? {
+            let Some(record) =
+                get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(&entry))).await?
+            else {
+                continue;
+            };
+            if !owners.contains_key(&record.owner) {
+                let owner = get_json::<S, User>(&self.store, &schema::user(&record.owner)).await?;
+                owners.insert(record.owner.clone(), owner);
             }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => {
-                    return Ok(Page {
-                        items,
-                        next_cursor: None,
-                    });
-                }
+            let Some(Some(owner)) = owners.get(&record.owner) else {
+                continue;
+            };
+            let usage = self.usage_summary(&record.id).await?;
+            let view = key_view(&record, owner, usage.as_ref(), now);
+            let keep = query.status.is_none_or(|s| view.status == s)
+                && query
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| view.namespace == n)
+                && query.owner.as_deref().is_none_or(|o| view.owner.id == o)
+                && rules::key_matches(&view, query.q.as_deref().unwrap_or(""));
+            if keep {
+                items.push(view);
+            }
+            if items.len() == limit {
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(scan.cursor()),
+                });
             }
         }
+        Ok(Page {
+            items,
+            next_cursor: None,
+        })
     }
 
     /// A key the caller may see: its own, or any of the organization's for an admin. Any

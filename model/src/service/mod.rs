@@ -26,6 +26,7 @@ mod keys;
 mod members;
 mod namespaces;
 mod resources;
+mod scan;
 mod usage;
 
 pub use usage::{UsageBuffer, UsageSummary, minute_of};
