@@ -86,7 +86,14 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         return Err(Error::invalid("body", "expected a JSON object"));
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
+        // serde stops at its first error, which can be one of shape (an unknown field) in a
+        // body that is not JSON further on: whether the whole body is JSON decides.
+        serde_json::error::Category::Data => {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Error::invalid("body", e.to_string()),
+                Err(syntax) => malformed(syntax),
+            }
+        }
         _ => malformed(e),
     })
 }
@@ -265,6 +272,11 @@ mod tests {
         assert!(matches!(
             decode::<crate::api::LoginRequest>(ct, b"{\"email\":1}"),
             Err(Error::Validation { .. })
+        ));
+        // Found by `fuzz/`'s request_bodies: an unknown field first, then not JSON.
+        assert!(matches!(
+            decode::<crate::api::RenameRequest>(ct, br#"{"x": 1, "name": "a"#),
+            Err(Error::BadRequest(_))
         ));
         assert!(matches!(
             decode::<crate::api::LoginRequest>(Some("text/plain"), b"{}"),

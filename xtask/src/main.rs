@@ -10,6 +10,7 @@
 //!   console, writes) against release builds; prints the report table.
 //! - `size`: builds the release console and prints its wasm, JS and CSS sizes, raw and gzip,
 //!   failing when wasm + JS exceed the budget ([`CONSOLE_BUDGET_GZIP`]).
+//! - `fuzz`: runs each cargo-fuzz target of `fuzz/` for a while and prints its executions.
 //!
 //! Every command first checks the pinned tools ([`tools`]) and installs only what is missing.
 
@@ -63,6 +64,12 @@ enum Cmd {
     },
     /// Build the release console and print its sizes; fail above the gzip budget.
     Size,
+    /// Run each fuzz target of `fuzz/` (cargo-fuzz, nightly) and print its executions.
+    Fuzz {
+        /// Seconds each target runs.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Build the worker and the console and serve both under workerd (`wrangler dev`).
     Edge {
         #[arg(long, default_value_t = 8787)]
@@ -98,6 +105,7 @@ fn main() -> Result<()> {
             build_console(&root)?;
             size(&root.join("dist"))
         }
+        Cmd::Fuzz { seconds } => fuzz(&root, seconds).map(drop),
         Cmd::Openapi => {
             let path = root.join("model/openapi.json");
             std::fs::write(&path, model::openapi::json())?;
@@ -304,6 +312,15 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         .env("PATH", tool_path(root))
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
+    // Every fuzz target briefly, on top of its committed seeds.
+    for (target, executions) in fuzz(root, FUZZ_SECONDS_IN_TEST)? {
+        append_figure(
+            &figures,
+            &format!(
+                "fuzz {target}: {executions} executions in {FUZZ_SECONDS_IN_TEST} s, 0 crashes"
+            ),
+        )?;
+    }
     if let Ok(text) = std::fs::read_to_string(&figures) {
         eprintln!("xtask: reliability figures of this run:");
         for line in text.lines() {
@@ -311,6 +328,88 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         }
     }
     eprintln!("xtask: every test passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// The targets of `fuzz/fuzz_targets/`.
+const FUZZ_TARGETS: [&str; 3] = ["key_parse", "verify_request", "request_bodies"];
+/// How long `cargo xtask test` runs each fuzz target.
+const FUZZ_SECONDS_IN_TEST: u64 = 30;
+
+/// Runs every fuzz target for `seconds` with `cargo +nightly fuzz run`, each on a working
+/// corpus under the target directory seeded from `fuzz/corpus/<target>` (which stays as
+/// committed), and returns the executions libFuzzer reports for each. A crash fails with
+/// the end of libFuzzer's report; the input is kept in `fuzz/artifacts/<target>/`.
+fn fuzz(root: &Path, seconds: u64) -> Result<Vec<(&'static str, u64)>> {
+    tools::ensure_fuzz()?;
+    let target_dir = target_dir(root).join("fuzz");
+    let nightly = || {
+        // The rustup proxy, not the cargo that runs xtask: `+nightly` picks the toolchain.
+        let mut cmd = Command::new(tools::cargo_bin().join("cargo"));
+        cmd.current_dir(root)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .args(["+nightly", "fuzz"]);
+        cmd
+    };
+    sh(nightly().arg("build").arg("--target-dir").arg(&target_dir))?;
+    let mut figures = Vec::new();
+    for target in FUZZ_TARGETS {
+        let corpus = target_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let mut cmd = nightly();
+        cmd.args(["run", target, "--target-dir"])
+            .arg(&target_dir)
+            .arg(&corpus)
+            .arg(root.join("fuzz/corpus").join(target))
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-print_final_stats=1",
+            ]);
+        eprintln!("xtask: $ {}", describe(&cmd));
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot start {}", describe(&cmd)))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+            bail!("fuzz target {target} failed ({}); see above", out.status);
+        }
+        let executions = executions(&log)
+            .with_context(|| format!("no execution count in the output of {target}"))?;
+        eprintln!("xtask: fuzz {target}: {executions} executions in {seconds} s");
+        figures.push((target, executions));
+    }
+    Ok(figures)
+}
+
+/// The executions in a libFuzzer log: `stat::number_of_executed_units: N`, else `Done N runs`.
+fn executions(log: &str) -> Option<u64> {
+    let stat = log.lines().find_map(|l| {
+        l.strip_prefix("stat::number_of_executed_units:")
+            .and_then(|n| n.trim().parse().ok())
+    });
+    stat.or_else(|| {
+        log.lines().find_map(|l| {
+            l.strip_prefix("Done ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+    })
+}
+
+/// Appends a line to the figures file the reliability tests write.
+fn append_figure(path: &Path, line: &str) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")?;
     Ok(())
 }
 

@@ -12,6 +12,8 @@ use crate::sh;
 const TRUNK: &str = "0.21.14";
 /// worker-build, matching the `worker` crate's minor version.
 const WORKER_BUILD: &str = "0.8.7";
+/// cargo-fuzz, for `cargo xtask fuzz` (it drives the nightly toolchain, installed alongside).
+const CARGO_FUZZ: &str = "0.13.2";
 /// Where Debian's chromedriver lives.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -66,6 +68,27 @@ pub fn ensure(root: &Path, need: Need) -> Result<()> {
         browser()?;
     }
     Ok(())
+}
+
+/// The nightly toolchain and cargo-fuzz, which `cargo xtask fuzz` needs (libFuzzer's
+/// instrumentation is nightly-only).
+pub fn ensure_fuzz() -> Result<()> {
+    let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        eprintln!("xtask: installing the nightly toolchain (for cargo fuzz)");
+        sh(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    cargo_tool(
+        "cargo-fuzz",
+        CARGO_FUZZ,
+        &["install", "cargo-fuzz", "--version", CARGO_FUZZ, "--locked"],
+    )
 }
 
 fn output(cmd: &mut Command) -> Option<String> {

@@ -1,7 +1,7 @@
 //! A key's life after creation (SPEC §3): listing, display, edit, revoke (one or many), roll
 //! and delete. Each change and its audit event are one batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use time::Duration;
@@ -180,19 +180,15 @@ impl<S: Store> Keygate<S> {
     /// `POST /v1/keys/{id}/revoke`: immediate and irreversible, on active keys only.
     pub async fn revoke_key(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<KeyView> {
         let mut record = self.visible_key(caller, id).await?;
-        match record.status(now) {
-            KeyStatus::Active => {}
-            other => return Err(Error::KeyNotActive(status_name(other))),
-        }
-        record.revoked_at = Some(now);
-        record.previous = None;
-        self.save(&mut record, caller, "key.revoked", json!({}), now)
-            .await?;
+        let mut batch = Batch::default();
+        revoke_into(&mut batch, &mut record, caller, now)?;
+        self.store.commit(batch).await?;
         self.view(&record, caller, now).await
     }
 
     /// `POST /v1/keys/revoke`: a result per id; every active key the caller may revoke is
-    /// revoked, whatever happens to the others.
+    /// revoked, whatever happens to the others. All the revocations are one batch: a store
+    /// failure answers 503 having revoked none of them, never some.
     pub async fn bulk_revoke(
         &self,
         caller: &Caller,
@@ -207,14 +203,28 @@ impl<S: Store> Keygate<S> {
             ));
         }
         let mut results = Vec::with_capacity(ids.len());
+        let mut batch = Batch::default();
+        // An id given twice is revoked once (a batch names each store key once); the second
+        // answers as an already revoked key would.
+        let mut revoked = BTreeSet::new();
         for id in ids {
-            let outcome = self.revoke_key(caller, &id, now).await;
+            let outcome = match self.visible_key(caller, &id).await {
+                Ok(_) if revoked.contains(&id) => Err(Error::KeyNotActive("revoked")),
+                Ok(mut record) => revoke_into(&mut batch, &mut record, caller, now),
+                Err(e) => Err(e),
+            };
             let (ok, code) = match outcome {
-                Ok(_) => (true, None),
+                Ok(()) => (true, None),
                 Err(Error::Store(e)) => return Err(Error::Store(e)),
                 Err(e) => (false, Some(e.code().to_owned())),
             };
+            if ok {
+                revoked.insert(id.clone());
+            }
             results.push(BulkRevokeResult { id, ok, code });
+        }
+        if !revoked.is_empty() {
+            self.store.commit(batch).await?;
         }
         Ok(BulkRevokeResponse { results })
     }
@@ -345,6 +355,24 @@ impl<S: Store> Keygate<S> {
         self.store.commit(batch).await?;
         Ok(())
     }
+}
+
+/// Adds the revocation of `record` (active keys only) and its audit event to `batch`.
+fn revoke_into(
+    batch: &mut Batch,
+    record: &mut KeyRecord,
+    caller: &Caller,
+    now: Timestamp,
+) -> Result<()> {
+    match record.status(now) {
+        KeyStatus::Active => {}
+        other => return Err(Error::KeyNotActive(status_name(other))),
+    }
+    record.revoked_at = Some(now);
+    record.previous = None;
+    record.updated_at = now;
+    batch.put(schema::key(&record.id), &*record)?;
+    record_event(batch, caller, "key.revoked", record, json!({}), now)
 }
 
 fn record_event(

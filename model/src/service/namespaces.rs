@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::events::record;
-use super::{Caller, Keygate, Via, page_by_id, page_limit};
+use super::{Caller, Keygate, Via, found, page_by_id, page_limit};
 use crate::api::{
     GrantQuery, GrantRequest, NamespaceKind, NamespaceRequest, NamespaceView, Page, PageQuery,
     PermissionRequest, PermissionView,
@@ -533,7 +533,7 @@ impl<S: Store> Keygate<S> {
                 continue;
             }
             if let Some(g) = get_json::<S, Grant>(&self.store, &schema::grant(id)).await?
-                && self.namespace_in(&caller.org, &g.namespace).await.is_ok()
+                && found(self.namespace_in(&caller.org, &g.namespace).await)?.is_some()
                 && query.namespace.as_deref().is_none_or(|n| g.namespace == n)
             {
                 items.push(g);
@@ -558,8 +558,8 @@ impl<S: Store> Keygate<S> {
                 .is_some_and(|u| u.org == caller.org.id)
         } else if Kind::UserGroup.matches(&req.principal) {
             matches!(
-                self.namespace_in(&caller.org, &req.principal).await,
-                Ok(Some(_))
+                found(self.namespace_in(&caller.org, &req.principal).await)?,
+                Some(Some(_))
             )
         } else if Kind::Key.matches(&req.principal) {
             key = get_json::<S, KeyRecord>(&self.store, &schema::key(&req.principal))

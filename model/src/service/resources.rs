@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::events::record;
-use super::{Caller, Keygate, Via, page_by_id, page_limit};
+use super::{Caller, Keygate, Via, found, page_by_id, page_limit};
 use crate::api::{Page, ResourcePatch, ResourceQuery, ResourceRequest};
 use crate::domain::{Owner, OwnerKind, Resource, Timestamp};
 use crate::error::{Error, Result};
@@ -72,10 +72,7 @@ impl<S: Store> Keygate<S> {
         let resource = get_json::<S, Resource>(&self.store, &schema::resource(id))
             .await?
             .ok_or(Error::NotFound("resource"))?;
-        if self
-            .namespace_in(&caller.org, &resource.namespace)
-            .await
-            .is_err()
+        if found(self.namespace_in(&caller.org, &resource.namespace).await)?.is_none()
             || !self
                 .may_resource(caller, &resource, "resources.read")
                 .await?
