@@ -656,7 +656,7 @@ fn every_operation_fails_whole_at_every_store_call() {
         for n in 1..=calls {
             faults += 1;
             let (result, _, after) = run(&w, &op, n);
-            match result {
+            match &result {
                 Err(e) if (e.status(), e.code()) == (503, "store_unavailable") => {}
                 Err(e) => problems.push(format!("{name}, call {n} failing: {} {e}", e.code())),
                 Ok(()) => problems.push(format!("{name}, call {n} failing: answered Ok")),
@@ -664,6 +664,12 @@ fn every_operation_fails_whole_at_every_store_call() {
             let left = normalized(&after, &known);
             if left != before && left != success {
                 problems.push(format!("{name}, call {n} failing: half applied"));
+            }
+            // A 503 says nothing was changed: a change must not fail after its commit.
+            if result.is_err() && left != before {
+                problems.push(format!(
+                    "{name}, call {n} failing: 503 after the change was made"
+                ));
             }
         }
     }

@@ -8,7 +8,7 @@ use time::Duration;
 
 use super::events::record;
 use super::scan::Scan;
-use super::{Caller, Keygate, key_view, page_limit};
+use super::{Caller, Keygate, UsageSummary, key_view, page_limit};
 use crate::api::{
     BulkRevokeResponse, BulkRevokeResult, CreatedKey, DeleteKeyQuery, KeyListQuery, KeyPatch,
     KeyView, Page, RollRequest,
@@ -107,13 +107,26 @@ impl<S: Store> Keygate<S> {
         kind: &str,
         details: serde_json::Value,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<KeyView> {
         record.updated_at = now;
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &*record)?;
         record_event(&mut batch, caller, kind, record, details, now)?;
+        self.commit_and_view(batch, record, caller, now).await
+    }
+
+    /// Commits `batch` and answers `record`'s view. What the view needs is read first: once
+    /// the change is committed nothing may fail, or a made change would answer 503.
+    async fn commit_and_view(
+        &self,
+        batch: Batch,
+        record: &KeyRecord,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<KeyView> {
+        let (owner, usage) = self.view_parts(record, caller).await?;
         self.store.commit(batch).await?;
-        Ok(())
+        Ok(key_view(record, &owner, usage.as_ref(), now))
     }
 
     pub(crate) async fn visible_key_record(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
@@ -133,6 +146,16 @@ impl<S: Store> Keygate<S> {
     }
 
     async fn view(&self, record: &KeyRecord, caller: &Caller, now: Timestamp) -> Result<KeyView> {
+        let (owner, usage) = self.view_parts(record, caller).await?;
+        Ok(key_view(record, &owner, usage.as_ref(), now))
+    }
+
+    /// The owner and usage a key's view shows.
+    async fn view_parts(
+        &self,
+        record: &KeyRecord,
+        caller: &Caller,
+    ) -> Result<(User, Option<UsageSummary>)> {
         let owner = if record.owner == caller.user.id {
             caller.user.clone()
         } else {
@@ -140,8 +163,7 @@ impl<S: Store> Keygate<S> {
                 .await?
                 .ok_or(Error::NotFound("key"))?
         };
-        let usage = self.usage_summary(&record.id).await?;
-        Ok(key_view(record, &owner, usage.as_ref(), now))
+        Ok((owner, self.usage_summary(&record.id).await?))
     }
 
     /// `GET /v1/keys/{id}`: display information.
@@ -173,8 +195,7 @@ impl<S: Store> Keygate<S> {
         }
         let details = json!({"name": record.name});
         self.save(&mut record, caller, "key.updated", details, now)
-            .await?;
-        self.view(&record, caller, now).await
+            .await
     }
 
     /// `POST /v1/keys/{id}/revoke`: immediate and irreversible, on active keys only.
@@ -182,8 +203,7 @@ impl<S: Store> Keygate<S> {
         let mut record = self.visible_key(caller, id).await?;
         let mut batch = Batch::default();
         revoke_into(&mut batch, &mut record, caller, now)?;
-        self.store.commit(batch).await?;
-        self.view(&record, caller, now).await
+        self.commit_and_view(batch, &record, caller, now).await
     }
 
     /// `POST /v1/keys/revoke`: a result per id; every active key the caller may revoke is
@@ -259,10 +279,11 @@ impl<S: Store> Keygate<S> {
             until: now + Duration::seconds(i64::from(req.grace_seconds)),
         });
         let details = json!({"grace_seconds": req.grace_seconds});
-        self.save(&mut record, caller, "key.rolled", details, now)
+        let view = self
+            .save(&mut record, caller, "key.rolled", details, now)
             .await?;
         Ok(CreatedKey {
-            record: self.view(&record, caller, now).await?,
+            record: view,
             key: key.into_plaintext(),
         })
     }
