@@ -12,10 +12,10 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use model::api::{
     AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
     CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest,
-    InvitationResponse, InviteRequest, KeyListQuery, KeyPatch, KeyView, LoginRequest,
-    LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page, PageQuery, PermissionRequest,
-    PermissionView, Problem, ResourceQuery, RolesPatch, RollRequest, SettingsPatch, SettingsView,
-    UsagePage, UsageQuery, UserView,
+    GroupMemberRequest, InvitationResponse, InviteRequest, KeyListQuery, KeyPatch, KeyView,
+    LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page, PageQuery,
+    PermissionRequest, PermissionView, Problem, RenameRequest, ResourceQuery, RolesPatch,
+    RollRequest, SettingsPatch, SettingsView, UsagePage, UsageQuery, UserView,
 };
 use model::domain::{Grant, Resource};
 use serde::Serialize;
@@ -324,6 +324,43 @@ pub async fn create_namespace(
 /// Deletes a workspace or user group.
 pub async fn delete_namespace(kind: Namespaces, id: &str) -> Result<(), ApiError> {
     delete(&format!("{}/{}", kind.path(), encode(id))).await
+}
+
+/// Renames a workspace or user group.
+pub async fn rename_namespace(
+    kind: Namespaces,
+    id: &str,
+    name: String,
+) -> Result<NamespaceView, ApiError> {
+    patch(
+        &format!("{}/{}", kind.path(), encode(id)),
+        &RenameRequest { name },
+    )
+    .await
+}
+
+/// Puts a member into a user group (204; already in it changes nothing).
+pub async fn add_group_member(group: &str, user: String) -> Result<(), ApiError> {
+    let path = format!(
+        "{}/{}/members",
+        Namespaces::Usergroups.path(),
+        encode(group)
+    );
+    let body = json(&GroupMemberRequest { user })?;
+    send(Request::post(&path), body, Session::Required)
+        .await
+        .map(|_| ())
+}
+
+/// Takes a member out of a user group.
+pub async fn remove_group_member(group: &str, user: &str) -> Result<(), ApiError> {
+    delete(&format!(
+        "{}/{}/members/{}",
+        Namespaces::Usergroups.path(),
+        encode(group),
+        encode(user)
+    ))
+    .await
 }
 
 /// The permission catalogue.

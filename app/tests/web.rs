@@ -3,17 +3,23 @@
 
 use std::collections::BTreeSet;
 
+use app::api::Namespaces;
 use app::components::dialog::Dialog;
 use app::components::new_key::NewKeyPanel;
 use app::components::usage_chart::{UsageChart, buckets};
 use app::filter::KeyFilter;
 use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
+use app::pages::admin::group_members::{GroupMembership, member_choices};
 use app::pages::admin::keys::AdminKeyTable;
+use app::pages::admin::namespaces::RenameNamespaceDialog;
+use app::pages::admin::permissions::principals;
 use app::pages::key_actions::KeyAction;
 use app::pages::keys::{FilterBar, GenerateKeyDialog, KeyTable};
 use app::route::{AdminPage, Route};
 use leptos::prelude::*;
-use model::api::{KeyOwner, KeyView, MeNamespace, NamespaceKind, UsageItem, VerifyCode};
+use model::api::{
+    KeyOwner, KeyView, MeNamespace, NamespaceKind, NamespaceView, UsageItem, UserView, VerifyCode,
+};
 use model::domain::{KeyRole, KeyStatus, Settings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -522,4 +528,138 @@ fn only_active_keys_can_be_rolled_or_revoked() {
     let revoked = KeyAction::offered(KeyStatus::Revoked);
     assert!(!revoked.contains(&KeyAction::Revoke) && !revoked.contains(&KeyAction::Roll));
     assert!(revoked.contains(&KeyAction::Delete) && revoked.contains(&KeyAction::Info));
+}
+
+fn member(id: &str, name: &str) -> UserView {
+    UserView {
+        id: id.into(),
+        email: format!("{name}@example.com"),
+        name: name.into(),
+        roles: vec![],
+    }
+}
+
+fn group(id: &str, name: &str) -> NamespaceView {
+    NamespaceView {
+        id: id.into(),
+        kind: NamespaceKind::Usergroup,
+        name: name.into(),
+        parent: Some("org_000000000000".into()),
+    }
+}
+
+fn options_of(root: &HtmlElement, testid: &str) -> Vec<String> {
+    let list = root
+        .query_selector_all(&format!("[data-testid={testid}] option"))
+        .expect("selector");
+    (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into::<web_sys::Element>().ok())
+        .filter_map(|e| e.get_attribute("value"))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn the_member_picker_leaves_out_who_is_known_to_be_in_the_group() {
+    let members = vec![
+        member("usr_a", "ann"),
+        member("usr_b", "bob"),
+        member("usr_c", "cy"),
+    ];
+    let mut known = BTreeSet::new();
+    known.insert(("grp_1".to_string(), "usr_b".to_string()));
+    let ids = |group: &str| -> Vec<String> {
+        member_choices(&members, group, &known)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert_eq!(ids("grp_1"), ["usr_a", "usr_c"], "bob is already in grp_1");
+    assert_eq!(
+        ids("grp_2"),
+        ["usr_a", "usr_b", "usr_c"],
+        "but not in grp_2"
+    );
+    assert_eq!(
+        member_choices(&members, "grp_1", &known)[0].1,
+        "ann <ann@example.com>"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn group_membership_offers_every_member_and_asks_before_removing() {
+    let root = fresh_root();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <GroupMembership groups=vec![group("grp_1", "ops"), group("grp_2", "dev")]
+                members=vec![member("usr_a", "ann"), member("usr_b", "bob")]/>
+        }
+    });
+    leptos::task::tick().await;
+    assert_eq!(
+        options_of(&root, "group-membership-group"),
+        ["grp_1", "grp_2"]
+    );
+    assert_eq!(options_of(&root, "group-add-member"), ["usr_a", "usr_b"]);
+    assert_eq!(options_of(&root, "group-remove-member"), ["usr_a", "usr_b"]);
+    assert!(find(&root, "remove-group-member-dialog").is_none());
+
+    choose(&root, "group-membership-group", "grp_2");
+    choose(&root, "group-remove-member", "usr_b");
+    click(&root, "group-remove-open");
+    leptos::task::tick().await;
+    let dialog = find(&root, "remove-group-member-dialog").expect("removal asks first");
+    let title = dialog.text_content().unwrap_or_default();
+    assert!(title.contains("Remove bob from dev?"), "{title}");
+    assert!(find(&root, "remove-group-member-dialog-confirm").is_some());
+
+    click(&root, "dialog-cancel");
+    leptos::task::tick().await;
+    assert!(
+        find(&root, "remove-group-member-dialog").is_none(),
+        "cancel removes nobody"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn renaming_a_namespace_checks_the_name_by_the_models_rule() {
+    let root = fresh_root();
+    let done = RwSignal::new(false);
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <RenameNamespaceDialog kind=Namespaces::Workspaces ns=group("wsp_1", "staging")
+                on_done=Callback::new(move |()| done.set(true)) on_cancel=Callback::new(|()| {})/>
+        }
+    });
+    leptos::task::tick().await;
+    leptos::task::tick().await;
+    let input: HtmlInputElement = find(&root, "rename-namespace-name")
+        .expect("the name field")
+        .unchecked_into();
+    assert_eq!(input.value(), "staging", "starts from the current name");
+    assert_eq!(active_testid().as_deref(), Some("rename-namespace-name"));
+
+    type_into(&root, "rename-namespace-name", "   ");
+    click(&root, "rename-namespace-submit");
+    leptos::task::tick().await;
+    let invalid = find(&root, "rename-namespace-invalid").expect("a blank name is refused");
+    assert!(
+        invalid
+            .text_content()
+            .unwrap_or_default()
+            .starts_with("name:"),
+        "the model's message"
+    );
+    assert!(!done.get_untracked(), "nothing was sent");
+}
+
+#[wasm_bindgen_test]
+fn a_grant_can_name_a_key_as_its_principal() {
+    let keys = vec![view_of("key_1", "ci", "bob")];
+    let groups = vec![("grp_1".to_string(), "ops".to_string())];
+    let all = principals(&[member("usr_a", "ann")], &groups, &keys);
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["usr_a", "grp_1", "key_1"]);
+    assert!(all[2].1.starts_with("key ci of "), "{}", all[2].1);
+    assert_eq!(all[1].1, "group ops");
 }

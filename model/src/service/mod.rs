@@ -31,7 +31,7 @@ mod usage;
 
 pub use usage::{UsageBuffer, UsageSummary, minute_of};
 
-pub use namespaces::valid_permission;
+pub use namespaces::{namespace_name, valid_permission};
 
 /// Prefix of session tokens, so they are never mistaken for API keys.
 pub const SESSION_PREFIX: &str = "kgs_";

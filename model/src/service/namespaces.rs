@@ -31,7 +31,9 @@ fn view(ns: &Namespace) -> NamespaceView {
     }
 }
 
-fn namespace_name(raw: &str) -> Result<String> {
+/// A namespace's name as stored: trimmed, 1 to 100 characters, no control characters. The
+/// console applies it too before renaming.
+pub fn namespace_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(Error::invalid("name", "a name of 1 to 100 characters"));

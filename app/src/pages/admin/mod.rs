@@ -2,6 +2,7 @@
 //! hosts refuse its calls to them anyway).
 
 pub mod events;
+pub mod group_members;
 pub mod keys;
 pub mod members;
 pub mod namespaces;

@@ -1,12 +1,15 @@
 //! Namespaces (admins): the organization, its applications, their workspaces and the user
-//! groups, with forms to create them and deletion behind a confirmation.
+//! groups, with forms to create them, renaming in a dialog, deletion behind a confirmation,
+//! and the user groups' membership ([`super::group_members`]).
 
 use leptos::prelude::*;
-use model::api::{NamespaceRequest, NamespaceView, OrganizationView};
+use model::api::{NamespaceRequest, NamespaceView, OrganizationView, PageQuery};
 
+use super::group_members::GroupMembership;
 use crate::api::{self, ApiError, Namespaces};
 use crate::components::confirm::ConfirmCall;
-use crate::components::error_note::{ActionError, BusyButton, loaded};
+use crate::components::dialog::Dialog;
+use crate::components::error_note::{ActionError, BusyButton, ErrorNote, loaded};
 use crate::components::table::DataTable;
 
 /// The namespaces page.
@@ -23,10 +26,16 @@ pub fn NamespacesPage(
             let apps = api::namespaces(Namespaces::Apps).await?;
             let workspaces = api::namespaces(Namespaces::Workspaces).await?;
             let groups = api::namespaces(Namespaces::Usergroups).await?;
-            Ok::<_, ApiError>((apps.items, workspaces.items, groups.items))
+            let members = api::members(&PageQuery {
+                limit: Some(model::service::MAX_LIMIT),
+                cursor: None,
+            })
+            .await?;
+            Ok::<_, ApiError>((apps.items, workspaces.items, groups.items, members.items))
         }
     });
     let deleting = RwSignal::new(None::<(Namespaces, NamespaceView)>);
+    let renaming = RwSignal::new(None::<(Namespaces, NamespaceView)>);
     let org = organization.clone();
     view! {
         <section class="panel">
@@ -38,25 +47,32 @@ pub fn NamespacesPage(
                     on_done=Callback::new(move |()| { deleting.set(None); refresh.run(()); })
                     on_cancel=Callback::new(move |()| deleting.set(None))/>
             })}
+            {move || renaming.get().map(|(kind, ns)| view! {
+                <RenameNamespaceDialog kind ns
+                    on_done=Callback::new(move |()| { renaming.set(None); refresh.run(()); })
+                    on_cancel=Callback::new(move |()| renaming.set(None))/>
+            })}
             <Transition fallback=|| view! { <p class="muted">"Loading namespaces…"</p> }>
                 {move || all.get().map(|answer| {
                     let org = org.clone();
-                    loaded(answer, move |(apps, workspaces, groups)| {
+                    loaded(answer, move |(apps, workspaces, groups, members)| {
                         let on_delete = Callback::new(move |pick| deleting.set(Some(pick)));
+                        let on_rename = Callback::new(move |pick| renaming.set(Some(pick)));
                         let parents: Vec<(String, String)> = std::iter::once((org.id.clone(), format!("{} (organization)", org.name)))
                             .chain(apps.iter().map(|a| (a.id.clone(), format!("{} (application)", a.name))))
                             .collect();
                         let app_choices: Vec<(String, String)> = apps.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
                         view! {
                             <h2>"Applications"</h2>
-                            <NamespaceTable kind=Namespaces::Apps items=apps on_delete=None/>
+                            <NamespaceTable kind=Namespaces::Apps items=apps on_delete=None on_rename=None/>
                             <CreateNamespace kind=Namespaces::Apps parents=vec![] on_created=refresh/>
                             <h2>"Workspaces"</h2>
-                            <NamespaceTable kind=Namespaces::Workspaces items=workspaces on_delete=Some(on_delete)/>
+                            <NamespaceTable kind=Namespaces::Workspaces items=workspaces on_delete=Some(on_delete) on_rename=Some(on_rename)/>
                             <CreateNamespace kind=Namespaces::Workspaces parents=app_choices on_created=refresh/>
                             <h2>"User groups"</h2>
-                            <NamespaceTable kind=Namespaces::Usergroups items=groups on_delete=Some(on_delete)/>
+                            <NamespaceTable kind=Namespaces::Usergroups items=groups.clone() on_delete=Some(on_delete) on_rename=Some(on_rename)/>
                             <CreateNamespace kind=Namespaces::Usergroups parents on_created=refresh/>
+                            {(!groups.is_empty()).then(|| view! { <GroupMembership groups members/> })}
                         }
                     })
                 })}
@@ -80,17 +96,25 @@ fn NamespaceTable(
     items: Vec<NamespaceView>,
     /// Deletion, where the API allows it.
     on_delete: Option<Callback<(Namespaces, NamespaceView)>>,
+    /// Renaming, where the API allows it.
+    on_rename: Option<Callback<(Namespaces, NamespaceView)>>,
 ) -> impl IntoView {
     let rows = items
         .into_iter()
         .map(|ns| {
             let pick = ns.clone();
+            let renamed = ns.clone();
             view! {
                 <tr data-testid="namespace-row" data-namespace-id=ns.id.clone()>
                     <td>{ns.name.clone()}</td>
                     <td><code>{ns.id.clone()}</code></td>
                     <td><code>{ns.parent.clone().unwrap_or_default()}</code></td>
-                    <td>{on_delete.map(|run| view! {
+                    <td>{on_rename.map(|run| view! {
+                        <button class="small secondary" data-testid="namespace-rename" aria-label=format!("Rename {}", ns.name)
+                            on:click=move |_| run.run((kind, renamed.clone()))>"Rename"</button>
+                    })}
+                    " "
+                    {on_delete.map(|run| view! {
                         <button class="small secondary" aria-label=format!("Delete {}", ns.name)
                             on:click=move |_| run.run((kind, pick.clone()))>"Delete"</button>
                     })}</td>
@@ -177,5 +201,56 @@ fn DeleteNamespaceDialog(
             call on_done on_close=on_cancel>
             <p>"Grants in "<code>{ns.id.clone()}</code>" go with it, and keys restricted to it stop working."</p>
         </ConfirmCall>
+    }
+}
+
+/// Renames a workspace or user group, checking the name by the model's rule first.
+#[component]
+pub fn RenameNamespaceDialog(
+    kind: Namespaces,
+    ns: NamespaceView,
+    /// Called once renamed.
+    on_done: Callback<()>,
+    /// Closes without change.
+    on_cancel: Callback<()>,
+) -> impl IntoView {
+    let name = RwSignal::new(ns.name.clone());
+    let invalid = RwSignal::new(None::<String>);
+    let id = ns.id.clone();
+    let save = Action::new_local(move |name: &String| {
+        let (id, name) = (id.clone(), name.clone());
+        async move {
+            api::rename_namespace(kind, &id, name).await?;
+            on_done.run(());
+            Ok::<(), ApiError>(())
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match model::service::namespace_name(&name.get_untracked()) {
+            Ok(checked) => {
+                invalid.set(None);
+                save.dispatch(checked);
+            }
+            Err(e) => invalid.set(Some(e.to_string())),
+        }
+    };
+    view! {
+        <Dialog title=format!("Rename {}", ns.name) testid="rename-namespace-dialog" on_close=on_cancel>
+            <form on:submit=submit novalidate>
+                <label>"Name " <span class="required" aria-hidden="true">"*"</span>
+                    <input autofocus required data-testid="rename-namespace-name" bind:value=name/>
+                </label>
+                <p class="hint">"Only the name changes: the id "<code>{ns.id.clone()}</code>", its grants and keys stay."</p>
+                {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="rename-namespace-invalid">{m}</p> })}
+                {move || save.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                <div class="actions">
+                    <button type="submit" data-testid="rename-namespace-submit" disabled=move || save.pending().get()>
+                        {move || if save.pending().get() { "Saving…" } else { "Save" }}
+                    </button>
+                    <button type="button" class="secondary" data-testid="dialog-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                </div>
+            </form>
+        </Dialog>
     }
 }

@@ -3,9 +3,12 @@
 //! resources.
 
 use leptos::prelude::*;
-use model::api::{GrantQuery, GrantRequest, PageQuery, PermissionRequest};
-use model::domain::Grant;
+use model::api::{
+    GrantQuery, GrantRequest, KeyListQuery, KeyView, PageQuery, PermissionRequest, UserView,
+};
+use model::domain::{Grant, KeyStatus};
 
+use super::group_members::member_label;
 use crate::api::{self, ApiError, Namespaces};
 use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::table::DataTable;
@@ -15,7 +18,7 @@ use crate::components::table::DataTable;
 struct Choices {
     /// `(id, label)` of every namespace.
     namespaces: Vec<(String, String)>,
-    /// `(id, label)` of members and user groups.
+    /// `(id, label)` of members, user groups and active keys ([`principals`]).
     principals: Vec<(String, String)>,
     permissions: Vec<String>,
 }
@@ -51,18 +54,21 @@ pub fn PermissionsPage(
                 limit: Some(model::service::MAX_LIMIT),
                 cursor: None,
             };
-            let mut principals: Vec<(String, String)> = api::members(&page)
-                .await?
-                .items
-                .into_iter()
-                .map(|m| (m.id, format!("{} <{}>", m.name, m.email)))
+            let members = api::members(&page).await?.items;
+            let keys = api::keys(&KeyListQuery {
+                limit: Some(model::service::MAX_LIMIT),
+                all: Some(true),
+                status: Some(KeyStatus::Active),
+                ..Default::default()
+            })
+            .await?
+            .items;
+            let groups: Vec<(String, String)> = namespaces
+                .iter()
+                .filter(|(id, _)| id.starts_with("grp_"))
+                .cloned()
                 .collect();
-            principals.extend(
-                namespaces
-                    .iter()
-                    .filter(|(id, _)| id.starts_with("grp_"))
-                    .map(|(id, name)| (id.clone(), format!("group {name}"))),
-            );
+            let principals = principals(&members, &groups, &keys);
             let permissions = api::permissions()
                 .await?
                 .items
@@ -103,6 +109,23 @@ pub fn PermissionsPage(
             </Transition>
         </section>
     }
+}
+
+/// `(id, label)` of every principal a grant can name (SPEC §7): the members, the user groups
+/// (`(id, name)`) and the keys, labelled by kind so a key is not mistaken for its owner.
+pub fn principals(
+    members: &[UserView],
+    groups: &[(String, String)],
+    keys: &[KeyView],
+) -> Vec<(String, String)> {
+    let members = members.iter().map(|m| (m.id.clone(), member_label(m)));
+    let groups = groups
+        .iter()
+        .map(|(id, name)| (id.clone(), format!("group {name}")));
+    let keys = keys
+        .iter()
+        .map(|k| (k.id.clone(), format!("key {} of {}", k.name, k.owner.email)));
+    members.chain(groups).chain(keys).collect()
 }
 
 /// Adds a custom permission to the catalogue.
