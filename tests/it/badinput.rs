@@ -774,31 +774,19 @@ async fn fingerprint(api: &Api, token: &str) -> Result<String> {
 }
 
 fn check(case: &Case, answer: &Answer) -> Result<()> {
-    ensure!(
-        answer.status == case.status && answer.code() == case.code,
-        "expected {} {}, got {} {}",
-        case.status,
-        case.code,
-        answer.status,
-        answer.body
-    );
     if case.status < 400 {
         // A filter naming nothing is an empty answer, not an error.
-        return Ok(());
-    }
-    ensure!(
-        answer.content_type.starts_with("application/problem+json"),
-        "content type {:?}",
-        answer.content_type
-    );
-    for field in ["type", "title", "status", "detail", "code"] {
         ensure!(
-            !answer.body[field].is_null(),
-            "problem lacks {field}: {}",
+            answer.status == case.status && answer.code() == case.code,
+            "expected {} {}, got {} {}",
+            case.status,
+            case.code,
+            answer.status,
             answer.body
         );
+        return Ok(());
     }
-    Ok(())
+    answer.problem(case.status, case.code)
 }
 
 async fn run(host: &Host) {

@@ -322,6 +322,31 @@ impl Answer {
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }
+
+    /// Checks a problem answer (RFC 7807): `status`, the stable `code`, the problem content
+    /// type and every member of the problem.
+    pub fn problem(&self, status: u16, code: &str) -> Result<()> {
+        ensure!(
+            self.status == status && self.code() == code,
+            "expected {status} {code}, got {} {}: {}",
+            self.status,
+            self.code(),
+            self.body
+        );
+        ensure!(
+            self.content_type.starts_with("application/problem+json"),
+            "content type {}",
+            self.content_type
+        );
+        for field in ["type", "title", "status", "detail", "code"] {
+            ensure!(
+                !self.body[field].is_null(),
+                "problem lacks {field}: {}",
+                self.body
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A signed-in admin with API keys switched on and one viewer key in the organization.
