@@ -24,9 +24,15 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
-/// The repository root.
+/// The repository root: the parent of the running package's directory. Cargo names that
+/// directory at run time (`cargo test`, `cargo run`, and so `cargo xtask` and the bench it
+/// starts); the path compiled in is only the fallback, since checkouts sharing a target
+/// directory share this crate's build and the compiled path may be another checkout's.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
 }
 
 /// A running host: its base URL and the process (killed, with its children, on drop).

@@ -115,9 +115,13 @@ fn main() -> Result<()> {
     }
 }
 
-/// The workspace root (this crate's parent).
+/// The workspace root (this crate's parent). Read from the `CARGO_MANIFEST_DIR` that `cargo
+/// run` sets, not the compiled-in path: checkouts sharing a target directory share this
+/// binary, and the compiled path may be another checkout's.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
