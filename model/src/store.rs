@@ -4,11 +4,15 @@
 //! batches: redb implements it on the server, Workers KV on the edge (where a batch is a
 //! sequence of puts, see ARCHITECTURE.md). Values are JSON of the [`crate::domain`] records.
 
+pub mod cache;
+
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::cache::RecordCache;
 use crate::error::Result;
 
 /// A store that could not answer. Verification treats it as "not valid" (fail closed).
@@ -43,6 +47,15 @@ pub struct Batch {
 pub enum Op {
     Put(String, Vec<u8>),
     Delete(String),
+}
+
+impl Op {
+    /// The store key written.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put(key, _) | Op::Delete(key) => key,
+        }
+    }
 }
 
 impl Batch {
@@ -81,12 +94,38 @@ pub trait Store {
     ) -> impl Future<Output = Result<Listing, StoreError>>;
     /// Applies every write of `batch`; on the server atomically and durably.
     fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>>;
+    /// The store's cache of decoded records, if it keeps one: only a store that sees every
+    /// change (it calls [`RecordCache::forget`] on each commit) may.
+    fn records(&self) -> Option<&RecordCache> {
+        None
+    }
 }
 
 /// The longest store key Keygate ever writes or reads (Workers KV's limit is 512 bytes). Keys
 /// are built from ids, which are short; a longer one can only come from a hostile id, names
 /// nothing, and is never sent to the store (where KV would fail with a 5xx).
 pub const MAX_KEY_BYTES: usize = 512;
+
+/// Reads and decodes the record at `key` like [`get_json`], sharing it through the store's
+/// [`RecordCache`] when it has one. The verification path reads this way.
+pub async fn get_shared<S, T>(store: &S, key: &str) -> Result<Option<Arc<T>>>
+where
+    S: Store,
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    let Some(cache) = store.records() else {
+        return Ok(get_json(store, key).await?.map(Arc::new));
+    };
+    if let Some(record) = cache.get::<T>(key) {
+        return Ok(Some(record));
+    }
+    let read_at = cache.generation();
+    let record = get_json(store, key).await?.map(Arc::new);
+    if let Some(record) = &record {
+        cache.remember(key, Arc::clone(record), read_at);
+    }
+    Ok(record)
+}
 
 /// Reads and decodes the JSON record at `key`; a key longer than [`MAX_KEY_BYTES`] holds
 /// nothing.

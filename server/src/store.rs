@@ -2,19 +2,27 @@
 //!
 //! Every [`Batch`] is one redb write transaction, committed durably (fsync) before the
 //! operation answers, so an acknowledged write survives a crash.
+//!
+//! The store file belongs to this one process (redb locks it), so every change passes through
+//! [`RedbStore::commit`]: that is what lets the store keep the records verification reads
+//! decoded in memory ([`RecordCache`]) and still answer exactly.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use model::store::{Batch, Listing, Op, Store, StoreError};
+use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
 use redb::{Database, ReadableDatabase, TableDefinition};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
+
+/// How many decoded records the store keeps in memory (a few hundred bytes each).
+pub const RECORD_CACHE_CAPACITY: usize = 100_000;
 
 /// The redb-backed [`Store`].
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    records: Arc<RecordCache>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -29,7 +37,10 @@ impl RedbStore {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TABLE).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            records: Arc::new(RecordCache::new(RECORD_CACHE_CAPACITY)),
+        })
     }
 }
 
@@ -72,6 +83,7 @@ impl Store for RedbStore {
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
+        let records = Arc::clone(&self.records);
         // fsync blocks; keep it off the async workers.
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_write().map_err(err)?;
@@ -88,10 +100,17 @@ impl Store for RedbStore {
                     }
                 }
             }
-            txn.commit().map_err(err)
+            let committed = txn.commit().map_err(err);
+            // Even after a failure: a cached record must never outlive a doubt.
+            records.forget(&batch);
+            committed
         })
         .await
         .map_err(err)?
+    }
+
+    fn records(&self) -> Option<&RecordCache> {
+        Some(&self.records)
     }
 }
 

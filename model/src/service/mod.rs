@@ -3,6 +3,8 @@
 //! Every operation takes `now` from its host, so the rules are deterministic under test and
 //! the same on a server clock and a Worker's `Date.now()`.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use crate::api::{
@@ -19,7 +21,7 @@ use crate::id::{Kind, new_id};
 use crate::key::{ApiKey, ID_LEN, KeyRef, hex, random_base62};
 use crate::password;
 use crate::rules::{self, KeyName, Rights, SecretCheck};
-use crate::store::{Batch, Store, get_json, schema};
+use crate::store::{Batch, Store, get_json, get_shared, schema};
 
 mod events;
 mod keys;
@@ -331,8 +333,8 @@ impl<S: Store> Keygate<S> {
             .await?
             .ok_or(Error::Unauthenticated)?;
         Ok(Caller {
-            user,
-            org,
+            user: Arc::unwrap_or_clone(user),
+            org: Arc::unwrap_or_clone(org),
             via: Via::Session {
                 token_hash: hash,
                 session,
@@ -344,9 +346,9 @@ impl<S: Store> Keygate<S> {
         let verdict = self.check_key(token, now).await?;
         match verdict {
             Checked::Usable { record, owner, org } => Ok(Caller {
-                user: *owner,
-                org: *org,
-                via: Via::Key(Box::new(record)),
+                user: Arc::unwrap_or_clone(owner),
+                org: Arc::unwrap_or_clone(org),
+                via: Via::Key(Box::new(Arc::unwrap_or_clone(record))),
             }),
             _ => Err(Error::Unauthenticated),
         }
@@ -481,10 +483,10 @@ impl<S: Store> Keygate<S> {
             Checked::NotFound => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
             Checked::Refused { record, code } => {
                 self.usage.count(&record, now, code);
-                (record, code, Rights::default())
+                (record, code, None)
             }
             Checked::Usable { record, owner, org } => {
-                let effective = self.effective_rights(&record, &owner, &org).await?;
+                let effective = self.verified_rights(&record, &owner, &org).await?;
                 let code = if req
                     .namespace
                     .as_deref()
@@ -495,24 +497,24 @@ impl<S: Store> Keygate<S> {
                     .permissions
                     .iter()
                     .flatten()
-                    .any(|p| !effective.allows(p, req.resource.as_deref()))
+                    .any(|p| !effective.rights.allows(p, req.resource.as_deref()))
                 {
                     VerifyCode::InsufficientPermissions
                 } else {
                     VerifyCode::Valid
                 };
                 self.usage.count(&record, now, code);
-                (record, code, effective)
+                (record, code, Some(effective))
             }
         };
         Ok(VerifyResponse {
             valid: code == VerifyCode::Valid,
             code,
-            key_id: Some(record.id),
-            namespace: Some(record.namespace),
-            owner: Some(record.owner),
-            name: Some(record.name),
-            permissions: Some(effective.to_scopes()),
+            key_id: Some(record.id.clone()),
+            namespace: Some(record.namespace.clone()),
+            owner: Some(record.owner.clone()),
+            name: Some(record.name.clone()),
+            permissions: Some(effective.map(|e| e.scopes.clone()).unwrap_or_default()),
             expires_at: record.expires_at,
         })
     }
@@ -585,7 +587,7 @@ impl<S: Store> Keygate<S> {
             return Ok(Checked::NotFound);
         };
         let Some(record) =
-            get_json::<S, KeyRecord>(&self.store, &schema::key(&key.key_id())).await?
+            get_shared::<S, KeyRecord>(&self.store, &schema::key(&key.key_id())).await?
         else {
             return Ok(Checked::NotFound);
         };
@@ -602,11 +604,32 @@ impl<S: Store> Keygate<S> {
         if org.id != record.org || !org.settings.api_keys_enabled {
             return refused(record, VerifyCode::Disabled);
         }
-        Ok(Checked::Usable {
-            record,
-            owner: Box::new(owner),
-            org: Box::new(org),
-        })
+        Ok(Checked::Usable { record, owner, org })
+    }
+
+    /// [`Keygate::effective_rights`] and their wire form, shared through the store's record
+    /// cache when it keeps one (valid until the next commit): the verification path.
+    async fn verified_rights(
+        &self,
+        record: &KeyRecord,
+        owner: &User,
+        org: &Organization,
+    ) -> Result<Arc<VerifiedRights>> {
+        let Some(cache) = self.store.records() else {
+            return Ok(Arc::new(VerifiedRights::new(
+                self.effective_rights(record, owner, org).await?,
+            )));
+        };
+        let name = format!("{}rights:{}", crate::store::cache::DERIVED, record.id);
+        if let Some(known) = cache.derived::<VerifiedRights>(&name) {
+            return Ok(known);
+        }
+        let read_at = cache.generation();
+        let rights = Arc::new(VerifiedRights::new(
+            self.effective_rights(record, owner, org).await?,
+        ));
+        cache.remember_derived(&name, Arc::clone(&rights), read_at);
+        Ok(rights)
     }
 
     /// A key's effective rights now: what it declares (its access, plus any grants naming the
@@ -620,14 +643,14 @@ impl<S: Store> Keygate<S> {
         let creator = self.rights_in(owner, org, &record.namespace).await?;
         let mut effective = rules::effective(&record.access, &creator);
         for id in &record.grants {
-            let Some(grant) = get_json::<S, Grant>(&self.store, &schema::grant(id)).await? else {
+            let Some(grant) = get_shared::<S, Grant>(&self.store, &schema::grant(id)).await? else {
                 continue;
             };
             if grant.principal == record.id && grant.namespace == record.namespace {
                 let extra =
                     crate::domain::Access::Permissions(vec![crate::domain::PermissionScope {
-                        permission: grant.permission,
-                        resources: grant.resources,
+                        permission: grant.permission.clone(),
+                        resources: grant.resources.clone(),
                     }]);
                 effective.merge(&rules::effective(&extra, &creator));
             }
@@ -636,11 +659,11 @@ impl<S: Store> Keygate<S> {
     }
 
     /// A user and its organization, if both exist.
-    async fn member(&self, user_id: &str) -> Result<Option<(User, Organization)>> {
-        let Some(user) = get_json::<S, User>(&self.store, &schema::user(user_id)).await? else {
+    async fn member(&self, user_id: &str) -> Result<Option<(Arc<User>, Arc<Organization>)>> {
+        let Some(user) = get_shared::<S, User>(&self.store, &schema::user(user_id)).await? else {
             return Ok(None);
         };
-        let org = get_json::<S, Organization>(&self.store, &schema::org(&user.org)).await?;
+        let org = get_shared::<S, Organization>(&self.store, &schema::org(&user.org)).await?;
         Ok(org.map(|org| (user, org)))
     }
 
@@ -666,17 +689,32 @@ impl<S: Store> Keygate<S> {
     }
 }
 
+/// A key's effective rights, decided once per store generation, and their wire form.
+struct VerifiedRights {
+    rights: Rights,
+    scopes: Vec<crate::domain::PermissionScope>,
+}
+
+impl VerifiedRights {
+    fn new(rights: Rights) -> Self {
+        Self {
+            scopes: rights.to_scopes(),
+            rights,
+        }
+    }
+}
+
 /// The outcome of looking a plaintext key up.
 enum Checked {
     NotFound,
     Refused {
-        record: KeyRecord,
+        record: Arc<KeyRecord>,
         code: VerifyCode,
     },
     Usable {
-        record: KeyRecord,
-        owner: Box<User>,
-        org: Box<Organization>,
+        record: Arc<KeyRecord>,
+        owner: Arc<User>,
+        org: Arc<Organization>,
     },
 }
 

@@ -6,6 +6,8 @@
 //! *managed*: `workspaces.write` / `usergroups.write` in an application manages the
 //! workspaces / user groups inside it.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::events::record;
@@ -20,7 +22,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
 use crate::rules::{self, BUILTIN_PERMISSIONS, Rights};
-use crate::store::{Batch, Store, get_json, schema};
+use crate::store::{Batch, Store, get_json, get_shared, schema};
 
 fn view(ns: &Namespace) -> NamespaceView {
     NamespaceView {
@@ -63,8 +65,8 @@ impl<S: Store> Keygate<S> {
         if id == org.id {
             return Ok(None);
         }
-        match get_json::<S, Namespace>(&self.store, &schema::namespace(id)).await? {
-            Some(ns) if ns.org == org.id => Ok(Some(ns)),
+        match get_shared::<S, Namespace>(&self.store, &schema::namespace(id)).await? {
+            Some(ns) if ns.org == org.id => Ok(Some(Arc::unwrap_or_clone(ns))),
             _ => Err(Error::NotFound("namespace")),
         }
     }

@@ -17,7 +17,7 @@ use super::{Caller, Keygate};
 use crate::api::{Actor, UsageItem, UsagePage, UsageQuery, VerifyCode};
 use crate::domain::{KeyRecord, Timestamp};
 use crate::error::{Error, Result};
-use crate::store::{Batch, Store, get_json, schema};
+use crate::store::{Batch, Store, get_json, get_shared, schema};
 
 /// Minutes of history the rolling per-key summary keeps (a day).
 const WINDOW_MINUTES: i64 = 24 * 60;
@@ -33,10 +33,17 @@ pub fn minute_of(at: Timestamp) -> i64 {
 
 /// Verifications by outcome.
 type Counts = BTreeMap<VerifyCode, u64>;
-/// Pending counts keyed by (organization, key, minute).
-type Pending = BTreeMap<(String, String, i64), Counts>;
+/// One key's pending counts: its organization and its counts by minute.
+#[derive(Debug, Default)]
+struct KeyCounts {
+    org: String,
+    minutes: BTreeMap<i64, Counts>,
+}
+/// Pending counts by key id. Keyed by the id alone so that counting a key already pending
+/// (the common case, on the verification path) finds it without allocating.
+type Pending = BTreeMap<String, KeyCounts>;
 
-/// Counts waiting to be flushed, keyed by (organization, key, minute).
+/// Counts waiting to be flushed, by key and minute.
 ///
 /// Each buffer writes its counts under its own `writer` id (one per server process, one per
 /// Worker isolate), so two isolates flushing the same key and minute write different records
@@ -62,8 +69,16 @@ impl UsageBuffer {
     /// Counts one verification of `key`.
     pub fn count(&self, key: &KeyRecord, at: Timestamp, code: VerifyCode) {
         if let Ok(mut counts) = self.counts.lock() {
-            *counts
-                .entry((key.org.clone(), key.id.clone(), minute_of(at)))
+            let slot = match counts.get_mut(key.id.as_str()) {
+                Some(slot) => slot,
+                None => counts.entry(key.id.clone()).or_insert_with(|| KeyCounts {
+                    org: key.org.clone(),
+                    minutes: BTreeMap::new(),
+                }),
+            };
+            *slot
+                .minutes
+                .entry(minute_of(at))
                 .or_default()
                 .entry(code)
                 .or_default() += 1;
@@ -84,10 +99,16 @@ impl UsageBuffer {
 
     fn restore(&self, pending: Pending) {
         if let Ok(mut counts) = self.counts.lock() {
-            for (k, codes) in pending {
-                let slot = counts.entry(k).or_default();
-                for (code, n) in codes {
-                    *slot.entry(code).or_default() += n;
+            for (key, pending) in pending {
+                let slot = counts.entry(key).or_insert_with(|| KeyCounts {
+                    org: pending.org,
+                    minutes: BTreeMap::new(),
+                });
+                for (minute, codes) in pending.minutes {
+                    let stored = slot.minutes.entry(minute).or_default();
+                    for (code, n) in codes {
+                        *stored.entry(code).or_default() += n;
+                    }
                 }
             }
         }
@@ -155,18 +176,14 @@ impl<S: Store> Keygate<S> {
     }
 
     async fn write_usage(&self, pending: &Pending, now: Timestamp) -> Result<()> {
-        let mut by_key: BTreeMap<(&str, &str), Vec<(i64, &Counts)>> = BTreeMap::new();
-        for ((org, key, minute), codes) in pending {
-            by_key.entry((org, key)).or_default().push((*minute, codes));
-        }
         let current = minute_of(now);
         // One batch for the whole flush: one durable commit on the server however many keys.
         let mut batch = Batch::default();
-        for ((org, key), minutes) in by_key {
+        for (key, KeyCounts { org, minutes }) in pending {
             let mut summary: UsageSummary = get_json(&self.store, &schema::usage_summary(key))
                 .await?
                 .unwrap_or_default();
-            for (minute, codes) in minutes {
+            for (&minute, codes) in minutes {
                 let slot = schema::usage(key, minute, &self.usage.writer);
                 let mut stored: Counts = get_json(&self.store, &slot).await?.unwrap_or_default();
                 let mut total = 0;
@@ -186,7 +203,8 @@ impl<S: Store> Keygate<S> {
                 .retain(|(m, _)| current - m < WINDOW_MINUTES);
             summary.minutes.sort_unstable();
             let org_record =
-                get_json::<S, crate::domain::Organization>(&self.store, &schema::org(org)).await?;
+                get_shared::<S, crate::domain::Organization>(&self.store, &schema::org(org))
+                    .await?;
             let threshold = org_record.and_then(|o| o.settings.extensive_use_per_hour);
             if summary.is_extensive(current, threshold) && !summary.flagged(current) {
                 summary.flagged_minute = Some(current);

@@ -1,0 +1,177 @@
+//! A host's in-process cache of the decoded records verification reads.
+//!
+//! Verification reads the same few records over and over: the key, its creator, the
+//! organization, the namespace, the key's grants. A host whose store only ever changes through
+//! its own [`Store::commit`](super::Store::commit) — the server, whose embedded store belongs to
+//! one process — can keep them decoded and still answer exactly: its commit calls
+//! [`RecordCache::forget`] for every key the batch writes, so a revocation is seen by the very
+//! next verification. Hosts whose store other processes change (Workers KV) don't use it.
+//!
+//! [`get_shared`](super::get_shared) fills it with records, only for keys under [`CACHED`].
+//! It also keeps values *derived* from records (a key's effective rights): those hold only
+//! until the next commit of any kind, since what they were derived from cannot be traced.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Batch;
+
+/// The store prefixes of the records verification reads. Sessions, throttles, events, usage
+/// and index entries are never cached.
+pub const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
+
+/// The prefix of derived values' names.
+pub const DERIVED: &str = "derived:";
+
+/// A decoded record, shared by every reader.
+type Shared = Arc<dyn Any + Send + Sync>;
+
+/// Decoded records by store key, bounded, with eviction of the least useful.
+pub struct RecordCache {
+    records: quick_cache::sync::Cache<String, Shared>,
+    /// Bumped by every [`RecordCache::forget`], after it dropped the batch's records: a read
+    /// that a commit overtook must not put the value it read before the commit back, and a
+    /// derived value computed before a commit is stale after it.
+    generation: AtomicU64,
+}
+
+/// A derived value and the generation its inputs were read at.
+struct Derived<T> {
+    generation: u64,
+    value: Arc<T>,
+}
+
+impl std::fmt::Debug for RecordCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCache")
+            .field("records", &self.records.len())
+            .finish()
+    }
+}
+
+impl RecordCache {
+    /// A cache of at most `capacity` records.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            records: quick_cache::sync::Cache::new(capacity),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether records at `key` are kept.
+    pub fn keeps(key: &str) -> bool {
+        CACHED.iter().any(|prefix| key.starts_with(prefix))
+    }
+
+    /// The generation to hand back to [`RecordCache::remember`] after reading the store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The record at `key`, if cached as a `T`.
+    pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        self.records
+            .get(key)
+            .and_then(|record| record.downcast::<T>().ok())
+    }
+
+    /// Keeps `record`, read from the store when the generation was `read_at`, unless a commit
+    /// has since forgotten anything: then it may be older than the store.
+    pub fn remember<T: Any + Send + Sync>(&self, key: &str, record: Arc<T>, read_at: u64) {
+        if !Self::keeps(key) {
+            return;
+        }
+        self.records.insert(key.to_owned(), record);
+        // A commit that forgot between the read and the insert may have missed this entry:
+        // checking after inserting closes that window (at worst, a fresh entry is dropped).
+        if self.generation() != read_at {
+            self.records.remove(key);
+        }
+    }
+
+    /// The value derived under `name` ([`RecordCache::remember_derived`]), if no commit came
+    /// after its inputs were read.
+    pub fn derived<T: Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
+        let entry = self.records.get(name)?.downcast::<Derived<T>>().ok()?;
+        (entry.generation == self.generation()).then(|| Arc::clone(&entry.value))
+    }
+
+    /// Keeps `value`, derived from records read when the generation was `read_at`, under
+    /// `name` (outside the store's key space: no store key starts with `derived:`).
+    pub fn remember_derived<T: Any + Send + Sync>(&self, name: &str, value: Arc<T>, read_at: u64) {
+        debug_assert!(name.starts_with(DERIVED));
+        self.records.insert(
+            name.to_owned(),
+            Arc::new(Derived {
+                generation: read_at,
+                value,
+            }),
+        );
+    }
+
+    /// Drops every record `batch` wrote and outdates every derived value. Called by the
+    /// store after the batch committed (or failed to).
+    pub fn forget(&self, batch: &Batch) {
+        for op in &batch.ops {
+            let key = op.key();
+            if Self::keeps(key) {
+                self.records.remove(key);
+            }
+        }
+        // After the removals: a reader that sees the new generation reads the new records.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgets_what_a_batch_writes_and_refuses_reads_a_commit_overtook() {
+        let cache = RecordCache::new(100);
+        let read_at = cache.generation();
+        cache.remember("v1:key:a", Arc::new(1_u32), read_at);
+        cache.remember("v1:session:s", Arc::new(2_u32), read_at);
+        assert_eq!(cache.get::<u32>("v1:key:a").as_deref(), Some(&1));
+        assert_eq!(
+            cache.get::<u32>("v1:session:s"),
+            None,
+            "sessions are never kept"
+        );
+        assert_eq!(
+            cache.get::<String>("v1:key:a"),
+            None,
+            "another type is a miss"
+        );
+
+        let mut batch = Batch::default();
+        batch.delete("v1:key:a".into());
+        cache.forget(&batch);
+        assert_eq!(cache.get::<u32>("v1:key:a"), None);
+
+        // A read made before that commit comes back late: not kept.
+        cache.remember("v1:key:a", Arc::new(1_u32), read_at);
+        assert_eq!(cache.get::<u32>("v1:key:a"), None);
+        cache.remember("v1:key:a", Arc::new(3_u32), cache.generation());
+        assert_eq!(cache.get::<u32>("v1:key:a").as_deref(), Some(&3));
+    }
+
+    #[test]
+    fn a_derived_value_lasts_until_any_commit() {
+        let cache = RecordCache::new(100);
+        cache.remember_derived("derived:k", Arc::new(7_u32), cache.generation());
+        assert_eq!(cache.derived::<u32>("derived:k").as_deref(), Some(&7));
+        let mut unrelated = Batch::default();
+        unrelated.mark("v1:event:x".into());
+        cache.forget(&unrelated);
+        assert_eq!(cache.derived::<u32>("derived:k"), None);
+
+        // Computed from reads made before a commit, stored after it: never served.
+        let read_at = cache.generation();
+        cache.forget(&unrelated);
+        cache.remember_derived("derived:k", Arc::new(8_u32), read_at);
+        assert_eq!(cache.derived::<u32>("derived:k"), None);
+    }
+}
