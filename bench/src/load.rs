@@ -121,3 +121,42 @@ async fn connection(
     }
     Ok((requests, errors, hist))
 }
+
+impl Outcome {
+    /// Adds `other`'s requests, errors, time and latencies to this outcome.
+    fn absorb(&mut self, other: Outcome) -> Result<()> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latency_us.add(&other.latency_us)?;
+        Ok(())
+    }
+}
+
+/// Runs each of `variants` for `total` in turns of `turn`: A, B, C, A, B, C… A noisy
+/// neighbour then slows every variant alike, so their ratios hold where back-to-back runs
+/// would each catch a different share of the noise.
+pub async fn interleaved(
+    base: &str,
+    connections: usize,
+    total: Duration,
+    turn: Duration,
+    variants: &[MakeRequest],
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(variants.len());
+    for _ in variants {
+        outcomes.push(Outcome {
+            requests: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: histogram()?,
+        });
+    }
+    let turns = (total.as_secs_f64() / turn.as_secs_f64()).ceil().max(1.0) as usize;
+    for _ in 0..turns {
+        for (make, outcome) in variants.iter().zip(&mut outcomes) {
+            outcome.absorb(run(base, connections, turn, Arc::clone(make)).await?)?;
+        }
+    }
+    Ok(outcomes)
+}
