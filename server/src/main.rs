@@ -30,6 +30,10 @@ struct Args {
     /// Password of the first admin; generated and printed once when unset.
     #[arg(long, env = "KEYGATE_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// Most records (keys, users, organizations…) kept decoded in memory for verification,
+    /// a few hundred bytes each; 0 reads every verification from the store.
+    #[arg(long, env = "KEYGATE_RECORD_CACHE", default_value_t = server::store::RECORD_CACHE_CAPACITY)]
+    record_cache: usize,
 }
 
 #[tokio::main]
@@ -50,7 +54,7 @@ async fn run(args: Args) -> Result<(), String> {
         )
         .init();
 
-    let store = RedbStore::open(&args.data_dir)
+    let store = RedbStore::open_with(&args.data_dir, args.record_cache)
         .map_err(|e| format!("cannot open {}: {e}", args.data_dir.display()))?;
     let keygate = Keygate::new(store);
     let first = keygate

@@ -15,14 +15,15 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
 
-/// How many decoded records the store keeps in memory (a few hundred bytes each).
+/// How many decoded records the store keeps in memory by default (a few hundred bytes each).
 pub const RECORD_CACHE_CAPACITY: usize = 100_000;
 
 /// The redb-backed [`Store`].
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
-    records: Arc<RecordCache>,
+    /// `None` when the cache is switched off (capacity 0).
+    records: Option<Arc<RecordCache>>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -30,8 +31,14 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`, creating the directory when missing.
+    /// Opens (or creates) the store in `dir`, creating the directory when missing, with the
+    /// default record cache.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, RECORD_CACHE_CAPACITY)
+    }
+
+    /// [`RedbStore::open`] keeping at most `cached` decoded records (0: none).
+    pub fn open_with(dir: &Path, cached: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(err)?;
         let db = Database::create(dir.join("keygate.redb")).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
@@ -39,7 +46,7 @@ impl RedbStore {
         txn.commit().map_err(err)?;
         Ok(Self {
             db: Arc::new(db),
-            records: Arc::new(RecordCache::new(RECORD_CACHE_CAPACITY)),
+            records: (cached > 0).then(|| Arc::new(RecordCache::new(cached))),
         })
     }
 }
@@ -83,7 +90,7 @@ impl Store for RedbStore {
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
-        let records = Arc::clone(&self.records);
+        let records = self.records.clone();
         // fsync blocks; keep it off the async workers.
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_write().map_err(err)?;
@@ -102,7 +109,9 @@ impl Store for RedbStore {
             }
             let committed = txn.commit().map_err(err);
             // Even after a failure: a cached record must never outlive a doubt.
-            records.forget(&batch);
+            if let Some(records) = records {
+                records.forget(&batch);
+            }
             committed
         })
         .await
@@ -110,7 +119,7 @@ impl Store for RedbStore {
     }
 
     fn records(&self) -> Option<&RecordCache> {
-        Some(&self.records)
+        self.records.as_deref()
     }
 }
 

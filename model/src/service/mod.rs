@@ -620,7 +620,7 @@ impl<S: Store> Keygate<S> {
                 self.effective_rights(record, owner, org).await?,
             )));
         };
-        let name = format!("{}rights:{}", crate::store::cache::DERIVED, record.id);
+        let name = [crate::store::cache::DERIVED, "rights:", &record.id].concat();
         if let Some(known) = cache.derived::<VerifiedRights>(&name) {
             return Ok(known);
         }

@@ -6,7 +6,7 @@
 //! at shutdown; the worker after a response, through `wait_until`). A flush merges the
 //! buffered counts into the store, so counts are exact once flushed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -40,8 +40,9 @@ struct KeyCounts {
     minutes: BTreeMap<i64, Counts>,
 }
 /// Pending counts by key id. Keyed by the id alone so that counting a key already pending
-/// (the common case, on the verification path) finds it without allocating.
-type Pending = BTreeMap<String, KeyCounts>;
+/// (the common case, on the verification path) finds it without allocating; hashed, as a
+/// flush writes every pending key in one batch, in any order.
+type Pending = HashMap<String, KeyCounts>;
 
 /// Counts waiting to be flushed, by key and minute.
 ///
