@@ -22,6 +22,8 @@ pub struct Outcome {
     pub errors: u64,
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
+    /// CPU time the measured server process spent meanwhile (user + system), when known.
+    pub server_cpu: Duration,
 }
 
 impl Outcome {
@@ -34,6 +36,21 @@ impl Outcome {
     pub fn p99_ms(&self) -> f64 {
         self.latency_us.value_at_quantile(0.99) as f64 / 1000.0
     }
+    /// The server's CPU time per request, in µs: unlike throughput, barely moved by what
+    /// else the machine runs.
+    pub fn server_us_per_request(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+}
+
+/// CPU time (user + system) process `pid` has used, from `/proc` (Linux; ticks of 10 ms).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is parenthesised and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// A request for `path` on `base` (`http://host:port`), JSON `body` when given.
@@ -76,6 +93,7 @@ pub async fn run(
         errors: 0,
         elapsed: Duration::ZERO,
         latency_us: histogram()?,
+        server_cpu: Duration::ZERO,
     };
     for task in tasks {
         let (requests, errors, hist) = task.await??;
@@ -128,6 +146,7 @@ impl Outcome {
         self.requests += other.requests;
         self.errors += other.errors;
         self.elapsed += other.elapsed;
+        self.server_cpu += other.server_cpu;
         self.latency_us.add(&other.latency_us)?;
         Ok(())
     }
@@ -135,13 +154,15 @@ impl Outcome {
 
 /// Runs each of `variants` for `total` in turns of `turn`: A, B, C, A, B, C… A noisy
 /// neighbour then slows every variant alike, so their ratios hold where back-to-back runs
-/// would each catch a different share of the noise.
+/// would each catch a different share of the noise. The CPU time of process `server`, when
+/// given, is charged to the variant whose turn it was.
 pub async fn interleaved(
     base: &str,
     connections: usize,
     total: Duration,
     turn: Duration,
     variants: &[MakeRequest],
+    server: Option<u32>,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(variants.len());
     for _ in variants {
@@ -150,12 +171,18 @@ pub async fn interleaved(
             errors: 0,
             elapsed: Duration::ZERO,
             latency_us: histogram()?,
+            server_cpu: Duration::ZERO,
         });
     }
     let turns = (total.as_secs_f64() / turn.as_secs_f64()).ceil().max(1.0) as usize;
     for _ in 0..turns {
         for (make, outcome) in variants.iter().zip(&mut outcomes) {
-            outcome.absorb(run(base, connections, turn, Arc::clone(make)).await?)?;
+            let before = server.and_then(cpu_time);
+            let mut ran = run(base, connections, turn, Arc::clone(make)).await?;
+            if let (Some(before), Some(after)) = (before, server.and_then(cpu_time)) {
+                ran.server_cpu = after.saturating_sub(before);
+            }
+            outcome.absorb(ran)?;
         }
     }
     Ok(outcomes)

@@ -79,13 +79,14 @@ fn bodies(keys: &[String]) -> Arc<Vec<Bytes>> {
 async fn measure<const N: usize>(
     settings: &Settings,
     base: &str,
+    server: Option<u32>,
     variants: [MakeRequest; N],
 ) -> Result<[Outcome; N]> {
     let turn = Duration::from_secs(1);
     let c = settings.connections;
-    load::interleaved(base, c, turn, turn, &variants).await?;
+    load::interleaved(base, c, turn, turn, &variants, None).await?;
     let total = Duration::from_secs(settings.seconds);
-    let outcomes = load::interleaved(base, c, total, turn, &variants).await?;
+    let outcomes = load::interleaved(base, c, total, turn, &variants, server).await?;
     for outcome in &outcomes {
         ensure!(
             outcome.errors == 0,
@@ -100,8 +101,13 @@ async fn measure<const N: usize>(
 }
 
 fn describe(o: &Outcome) -> String {
+    let cpu = if o.server_cpu.is_zero() {
+        String::new()
+    } else {
+        format!(", server CPU {:.1} µs/request", o.server_us_per_request())
+    };
     format!(
-        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests{cpu})",
         o.rps(),
         o.p50_ms(),
         o.p99_ms(),
@@ -182,6 +188,7 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     let [bare, shape, small] = measure(
         settings,
         &host.base,
+        Some(host.pid()),
         [
             bare_request(&host.base),
             verify_request(&host.base, bodies(&malformed(&keys))),
@@ -218,6 +225,17 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         "verify throughput / malformed-key throughput (the lookup's share)",
         format!("{:.0} %", small.rps() / shape.rps() * 100.0),
     );
+    report.figure(
+        "server",
+        "server CPU per request: bare / malformed key / verify",
+        format!(
+            "{:.1} / {:.1} / {:.1} µs (verify = {:.2}× bare)",
+            bare.server_us_per_request(),
+            shape.server_us_per_request(),
+            small.server_us_per_request(),
+            small.server_us_per_request() / bare.server_us_per_request()
+        ),
+    );
     report.target(
         "server",
         "verify p99 on loopback",
@@ -238,12 +256,33 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         describe(&light),
     );
 
-    // The large store: the bootstrap's organization and admin own `large` seeded keys.
+    // The same store read without the record cache: what a verification costs when its
+    // records are not in memory, the path that store size can slow down.
     let me = api
         .call("GET", "/v1/me", As::Bearer(&fx.token), None)
         .await?;
     let owner = me.body["user"]["id"].as_str().context("user")?.to_owned();
     drop(host);
+    let uncached = [("KEYGATE_RECORD_CACHE", "0")];
+    let host = Host::server_with(&store, None, &uncached).await?;
+    let [small_uncached_bare, small_uncached] = measure(
+        settings,
+        &host.base,
+        Some(host.pid()),
+        [
+            bare_request(&host.base),
+            verify_request(&host.base, bodies(&keys)),
+        ],
+    )
+    .await?;
+    report.figure(
+        "server",
+        format!("verify without the record cache, 1 000 keys, {c} connections"),
+        describe(&small_uncached),
+    );
+    drop(host);
+
+    // The large store: the bootstrap's organization and admin own `large` seeded keys.
     let seeded = Instant::now();
     let sample = seed(&store, &fx.org, &owner, settings.large).await?;
     report.figure(
@@ -255,6 +294,7 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     let [large_bare, large] = measure(
         settings,
         &host.base,
+        Some(host.pid()),
         [
             bare_request(&host.base),
             verify_request(&host.base, bodies(&sample)),
@@ -279,6 +319,38 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         "server",
         format!(
             "throughput at {} keys / at 1 000 (each relative to its bare route)",
+            settings.large
+        ),
+        format!("{:.0} %", kept * 100.0),
+        "≥ 80 %",
+        kept >= 0.8,
+    );
+    drop(host);
+    let host = Host::server_with(&store, None, &uncached).await?;
+    let [large_uncached_bare, large_uncached] = measure(
+        settings,
+        &host.base,
+        Some(host.pid()),
+        [
+            bare_request(&host.base),
+            verify_request(&host.base, bodies(&sample)),
+        ],
+    )
+    .await?;
+    report.figure(
+        "server",
+        format!(
+            "verify without the record cache, {} keys, {c} connections",
+            settings.large
+        ),
+        describe(&large_uncached),
+    );
+    let kept = (large_uncached.rps() / large_uncached_bare.rps())
+        / (small_uncached.rps() / small_uncached_bare.rps());
+    report.target(
+        "server",
+        format!(
+            "the same without the record cache: at {} keys / at 1 000",
             settings.large
         ),
         format!("{:.0} %", kept * 100.0),
@@ -396,9 +468,11 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         ratio <= 1.1,
     );
     let c = settings.connections;
+    // The worker's CPU is workerd's, a grandchild of wrangler: not charged.
     let [bare_load, warm_load] = measure(
         settings,
         &host.base,
+        None,
         [
             bare_request(&host.base),
             verify_request(&host.base, bodies(warm)),

@@ -46,6 +46,13 @@ pub struct Host {
     pub output: Output,
 }
 
+impl Host {
+    /// The host's process id (for the server, the server itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// A host's captured output, shared with the threads that drain its pipes.
 #[derive(Clone, Default)]
 pub struct Output(std::sync::Arc<std::sync::Mutex<String>>);
