@@ -264,23 +264,13 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     let owner = me.body["user"]["id"].as_str().context("user")?.to_owned();
     drop(host);
     let uncached = [("KEYGATE_RECORD_CACHE", "0")];
-    let host = Host::server_with(&store, None, &uncached).await?;
-    let [small_uncached_bare, small_uncached] = measure(
-        settings,
-        &host.base,
-        Some(host.pid()),
-        [
-            bare_request(&host.base),
-            verify_request(&host.base, bodies(&keys)),
-        ],
-    )
-    .await?;
+    let [small_uncached_bare, small_uncached] =
+        bare_and_verify(settings, &store, &uncached, &keys).await?;
     report.figure(
         "server",
         format!("verify without the record cache, 1 000 keys, {c} connections"),
         describe(&small_uncached),
     );
-    drop(host);
 
     // The large store: the bootstrap's organization and admin own `large` seeded keys.
     let seeded = Instant::now();
@@ -290,17 +280,7 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         format!("seeding {} keys straight into redb", settings.large),
         format!("{:.1} s", seeded.elapsed().as_secs_f64()),
     );
-    let host = Host::server_with(&store, None, &[]).await?;
-    let [large_bare, large] = measure(
-        settings,
-        &host.base,
-        Some(host.pid()),
-        [
-            bare_request(&host.base),
-            verify_request(&host.base, bodies(&sample)),
-        ],
-    )
-    .await?;
+    let [large_bare, large] = bare_and_verify(settings, &store, &[], &sample).await?;
     report.figure(
         "server",
         format!("bare GET /healthz, {c} connections (the large store's server)"),
@@ -325,18 +305,8 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         "≥ 80 %",
         kept >= 0.8,
     );
-    drop(host);
-    let host = Host::server_with(&store, None, &uncached).await?;
-    let [large_uncached_bare, large_uncached] = measure(
-        settings,
-        &host.base,
-        Some(host.pid()),
-        [
-            bare_request(&host.base),
-            verify_request(&host.base, bodies(&sample)),
-        ],
-    )
-    .await?;
+    let [large_uncached_bare, large_uncached] =
+        bare_and_verify(settings, &store, &uncached, &sample).await?;
     report.figure(
         "server",
         format!(
@@ -357,9 +327,29 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         "≥ 80 %",
         kept >= 0.8,
     );
-    drop(host);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Starts a server on `store` with `env`, then measures the bare route and verification of
+/// `keys`, interleaved.
+async fn bare_and_verify(
+    settings: &Settings,
+    store: &Path,
+    env: &[(&str, &str)],
+    keys: &[String],
+) -> Result<[Outcome; 2]> {
+    let host = Host::server_with(store, None, env).await?;
+    measure(
+        settings,
+        &host.base,
+        Some(host.pid()),
+        [
+            bare_request(&host.base),
+            verify_request(&host.base, bodies(keys)),
+        ],
+    )
+    .await
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
@@ -466,6 +456,11 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         format!("{ratio:.2}×"),
         "≤ 1.1×",
         ratio <= 1.1,
+    );
+    report.figure(
+        "edge",
+        "malformed key / bare route; warm verify / malformed key (single requests)",
+        format!("{:.2}×; {:.2}×", shape / bare, again / shape),
     );
     let c = settings.connections;
     // The worker's CPU is workerd's, a grandchild of wrangler: not charged.
