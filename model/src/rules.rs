@@ -1,7 +1,7 @@
 //! Keygate's business rules as pure functions over plain types: written once, here, and
 //! called by every host and by the console where it needs to agree with the hosts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use time::Duration;
 
@@ -140,8 +140,12 @@ impl Scope {
 }
 
 /// What a principal may do in one namespace: permission → resource scope.
+///
+/// Hashed (foldhash, randomly seeded) rather than ordered: answering "is this permission
+/// held?" is on every verification, and a B-tree of permission names spent more time in
+/// string comparisons than the rest of the ceiling check. Listings sort on the way out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rights(BTreeMap<String, Scope>);
+pub struct Rights(HashMap<String, Scope, foldhash::fast::RandomState>);
 
 impl Rights {
     /// Every permission of `catalogue` on every resource: what an admin holds.
@@ -189,25 +193,33 @@ impl Rights {
 
     /// The permission names held, sorted.
     pub fn permissions(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(|(_, s)| s.covers(None))
-            .map(|(p, _)| p.as_str())
+        self.held().into_iter().map(|(p, _)| p)
     }
 
-    /// The wire form: one entry per permission with its resource limit.
+    /// The wire form, sorted by permission: one entry per permission with its resource limit.
     pub fn to_scopes(&self) -> Vec<PermissionScope> {
-        self.0
-            .iter()
-            .filter(|(_, s)| s.covers(None))
+        self.held()
+            .into_iter()
             .map(|(p, s)| PermissionScope {
-                permission: p.clone(),
+                permission: p.to_owned(),
                 resources: match s {
                     Scope::All => None,
                     Scope::Only(ids) => Some(ids.iter().cloned().collect()),
                 },
             })
             .collect()
+    }
+
+    /// What is held on something (not an empty resource list), sorted by permission.
+    fn held(&self) -> Vec<(&str, &Scope)> {
+        let mut held: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(_, s)| s.covers(None))
+            .map(|(p, s)| (p.as_str(), s))
+            .collect();
+        held.sort_unstable_by_key(|(p, _)| *p);
+        held
     }
 }
 
