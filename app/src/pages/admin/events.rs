@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use model::api::{EventQuery, EventView, UsageQuery};
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Duration, OffsetDateTime, Time};
 
 use crate::api;
 use crate::components::error_note::loaded;
@@ -10,7 +10,7 @@ use crate::components::key_cells::minute;
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
 use crate::components::usage_chart::UsageChart;
-use crate::form::now;
+use crate::form::{now, parse_day};
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
 const EVENT_TYPES: [&str; 15] = [
@@ -62,10 +62,7 @@ impl EventFilter {
 const PAGE: u32 = 50;
 
 fn day_at(day: &str, at: Time) -> Option<OffsetDateTime> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(day.trim(), &format)
-        .ok()
-        .map(|d| d.with_time(at).assume_utc())
+    parse_day(day.trim()).map(|d| d.with_time(at).assume_utc())
 }
 
 /// The events page; `key` (from the route) preselects a key and shows its usage.
