@@ -12,6 +12,7 @@ use crate::components::confirm::{ConfirmCall, ConfirmDialog};
 use crate::components::dialog::Dialog;
 use crate::components::error_note::ErrorNote;
 use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day_or_never, minute, rights};
+use crate::erased::{Call, Load};
 
 /// An action on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +103,7 @@ pub fn KeyInfoDialog(
     on_close: Callback<()>,
 ) -> impl IntoView {
     let id = key.id.clone();
-    let fresh = LocalResource::new(move || {
+    let fresh = Load::new(move || {
         let id = id.clone();
         async move { api::key(&id).await }
     });
@@ -150,7 +151,7 @@ pub fn RenameKeyDialog(
     let about = RwSignal::new(key.description.clone().unwrap_or_default());
     let invalid = RwSignal::new(None::<String>);
     let id = key.id.clone();
-    let save = Action::new_local(move |patch: &KeyPatch| {
+    let save = Call::new(move |patch: &KeyPatch| {
         let (id, patch) = (id.clone(), patch.clone());
         async move {
             api::update_key(&id, patch).await?;
@@ -184,7 +185,7 @@ pub fn RenameKeyDialog(
                 </label>
                 <p class="hint">"The expiry, namespace and rights of a key never change after creation."</p>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
-                {move || save.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                {move || save.error().map(|error| view! { <ErrorNote error/> })}
                 <div class="actions">
                     <button type="submit" data-testid="rename-submit" disabled=move || save.pending().get()>
                         {move || if save.pending().get() { "Saving…" } else { "Save" }}
@@ -208,7 +209,7 @@ pub fn RollKeyDialog(
 ) -> impl IntoView {
     let grace = RwSignal::new(3600u32);
     let id = key.id.clone();
-    let roll = Action::new_local(move |seconds: &u32| {
+    let roll = Call::new(move |seconds: &u32| {
         let (id, seconds) = (id.clone(), *seconds);
         async move {
             let rolled = api::roll_key(&id, seconds).await?;
@@ -227,7 +228,7 @@ pub fn RollKeyDialog(
                     }).collect_view()}
                 </select>
             </label>
-            {move || roll.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            {move || roll.error().map(|error| view! { <ErrorNote error/> })}
             <div class="actions">
                 <button data-testid="roll-submit" disabled=move || roll.pending().get()
                     on:click=move |_| { roll.dispatch(grace.get_untracked()); }>
@@ -284,7 +285,7 @@ pub fn DeleteKeyDialog(
 ) -> impl IntoView {
     let (id, namespace) = (key.id.clone(), key.namespace.clone());
     // The key's resources, when the owner may list them; the host's 409 is the fallback.
-    let owned = LocalResource::new(move || {
+    let owned = Load::new(move || {
         let (id, namespace) = (id.clone(), namespace.clone());
         async move {
             let query = ResourceQuery {
@@ -306,7 +307,7 @@ pub fn DeleteKeyDialog(
     let conflict = RwSignal::new(false);
     let disposal = RwSignal::new(None::<Disposal>);
     let needs_choice = move || conflict.get() || owned.get().is_some_and(|o| !o.is_empty());
-    let members = LocalResource::new(move || async move {
+    let members = Load::new(move || async move {
         api::members(&PageQuery {
             limit: Some(model::service::MAX_LIMIT),
             cursor: None,
@@ -314,7 +315,7 @@ pub fn DeleteKeyDialog(
         .await
     });
     let id = key.id.clone();
-    let remove = Action::new_local(move |choice: &Option<Disposal>| {
+    let remove = Call::new(move |choice: &Option<Disposal>| {
         let id = id.clone();
         let query = match choice {
             Some(Disposal::Transfer(to)) => DeleteKeyQuery {
@@ -347,7 +348,7 @@ pub fn DeleteKeyDialog(
     let namespace = key.namespace.clone();
     view! {
         <ConfirmDialog title=format!("Delete “{}”?", key.name) testid="delete-dialog" confirm_label="Delete"
-            pending=remove.pending() error=Signal::derive(move || remove.value().get().and_then(Result::err))
+            pending=remove.pending() error=Signal::derive(move || remove.error())
             on_confirm=confirm on_close=on_cancel>
             <p>"The key and every grant naming it are removed for good. Scripts using it get NOT_FOUND."</p>
             {move || needs_choice().then(|| {

@@ -11,6 +11,7 @@ use crate::components::error_note::ErrorNote;
 use crate::components::key_cells::{StatusBadge, day, day_or_never, rights};
 use crate::components::new_key::NewKeyPanel;
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 use crate::filter::KeyFilter;
 use crate::form::{NewKeyForm, RightsChoice, expiry_bounds, least_privilege_hint, now};
 use crate::pages::key_actions::{KeyAction, KeyActionDialog};
@@ -27,14 +28,14 @@ pub fn KeysPage(
     let filter = RwSignal::new(KeyFilter::default());
     let action = RwSignal::new(None::<(KeyAction, KeyView)>);
     let changed = RwSignal::new(0u32);
-    let enable = Action::new_local(|_: &()| async move {
+    let enable = Call::new(|_: &()| async move {
         api::update_settings(SettingsPatch {
             api_keys_enabled: Some(true),
             ..Default::default()
         })
         .await
     });
-    let settings = LocalResource::new(move || {
+    let settings = Load::new(move || {
         enable.version().get();
         async move {
             if is_admin {
@@ -44,7 +45,7 @@ pub fn KeysPage(
             }
         }
     });
-    let keys = LocalResource::new(move || {
+    let keys = Load::new(move || {
         changed.get();
         async move { api::my_keys().await }
     });
@@ -84,7 +85,7 @@ pub fn KeysPage(
                     _ => ().into_any(),
                 })}
             </Transition>
-            {move || enable.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            {move || enable.error().map(|error| view! { <ErrorNote error/> })}
             {move || plaintext.get().map(|plaintext_value| view! {
                 <NewKeyPanel plaintext=plaintext_value on_close=Callback::new(move |()| plaintext.set(None))/>
             })}
@@ -222,7 +223,7 @@ pub fn GenerateKeyDialog(
     let first = namespaces.first().map(|n| n.id.clone()).unwrap_or_default();
     let form = RwSignal::new(NewKeyForm::new(first));
     let invalid = RwSignal::new(None::<String>);
-    let create = Action::new_local(move |request: &model::api::CreateKeyRequest| {
+    let create = Call::new(move |request: &model::api::CreateKeyRequest| {
         let request = request.clone();
         async move {
             let answer = api::create_key(request).await?;
@@ -344,7 +345,7 @@ pub fn GenerateKeyDialog(
                         on:input=move |ev| form.update(|f| f.expiry = event_target_value(&ev))/>
                 </label>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="form-error">{m}</p> })}
-                {move || create.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                {move || create.error().map(|error| view! { <ErrorNote error/> })}
                 <div class="actions">
                     <button type="submit" data-testid="new-key-submit" disabled=move || create.pending().get()>
                         {move || if create.pending().get() { "Generating…" } else { "Generate" }}

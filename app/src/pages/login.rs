@@ -5,6 +5,7 @@ use model::api::MeResponse;
 
 use crate::api::{self, ApiError};
 use crate::components::error_note::ErrorNote;
+use crate::erased::Call;
 
 /// The sign-in form.
 #[component]
@@ -16,7 +17,7 @@ pub fn LoginPage(
 ) -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let sign_in = Action::new_local(move |(email, password): &(String, String)| {
+    let sign_in = Call::new(move |(email, password): &(String, String)| {
         let (email, password) = (email.clone(), password.clone());
         async move {
             api::login(email, password).await?;
@@ -46,7 +47,7 @@ pub fn LoginPage(
                     {move || if sign_in.pending().get() { "Signing in…" } else { "Sign in" }}
                 </button>
             </form>
-            {move || sign_in.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            {move || sign_in.error().map(|error| view! { <ErrorNote error/> })}
         </section>
     }
 }

@@ -10,6 +10,7 @@ use crate::components::key_cells::minute;
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
 use crate::components::usage_chart::UsageChart;
+use crate::erased::Load;
 use crate::form::{now, parse_day};
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
@@ -78,7 +79,7 @@ pub fn EventsPage(
     let applied = RwSignal::new(typed.get_untracked());
     let pager = RwSignal::new(Pager::default());
     let chart = RwSignal::new(key);
-    let events = LocalResource::new(move || {
+    let events = Load::new(move || {
         let query = applied.with(|f| f.query(pager.with(Pager::cursor)));
         async move { api::events(&query).await }
     });
@@ -168,7 +169,7 @@ fn KeyUsage(
 ) -> impl IntoView {
     let window = RwSignal::new(1usize);
     let key = id.clone();
-    let usage = LocalResource::new(move || {
+    let usage = Load::new(move || {
         let (_, minutes, bars) = WINDOWS[window.get().min(WINDOWS.len() - 1)];
         let until = now();
         let since = until - Duration::minutes(minutes);
