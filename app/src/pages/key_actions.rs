@@ -10,7 +10,7 @@ use model::rules::{KeyName, description};
 use crate::api::{self, ApiError};
 use crate::components::confirm::{ConfirmCall, ConfirmDialog};
 use crate::components::dialog::Dialog;
-use crate::components::error_note::ErrorNote;
+use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
 use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day_or_never, minute, rights};
 use crate::erased::{Call, Load};
 
@@ -185,11 +185,9 @@ pub fn RenameKeyDialog(
                 </label>
                 <p class="hint">"The expiry, namespace and rights of a key never change after creation."</p>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
-                {move || save.error().map(|error| view! { <ErrorNote error/> })}
+                <ActionError action=save/>
                 <div class="actions">
-                    <button type="submit" data-testid="rename-submit" disabled=move || save.pending().get()>
-                        {move || if save.pending().get() { "Saving…" } else { "Save" }}
-                    </button>
+                    <BusyButton submit=true pending=save.pending() label="Save" busy="Saving…" testid="rename-submit"/>
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>
@@ -228,12 +226,10 @@ pub fn RollKeyDialog(
                     }).collect_view()}
                 </select>
             </label>
-            {move || roll.error().map(|error| view! { <ErrorNote error/> })}
+            <ActionError action=roll/>
             <div class="actions">
-                <button data-testid="roll-submit" disabled=move || roll.pending().get()
-                    on:click=move |_| { roll.dispatch(grace.get_untracked()); }>
-                    {move || if roll.pending().get() { "Rolling…" } else { "Roll key" }}
-                </button>
+                <BusyButton pending=roll.pending() label="Roll key" busy="Rolling…" testid="roll-submit"
+                    on_click=Callback::new(move |()| roll.dispatch(grace.get_untracked()))/>
                 <button class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
             </div>
         </Dialog>

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use model::api::MeResponse;
 
 use crate::api::{self, ApiError};
-use crate::components::error_note::ErrorNote;
+use crate::components::error_note::{ActionError, BusyButton};
 use crate::erased::Call;
 
 /// The sign-in form.
@@ -43,11 +43,9 @@ pub fn LoginPage(
                     <input type="password" required autocomplete="current-password" data-testid="login-password"
                         bind:value=password/>
                 </label>
-                <button type="submit" data-testid="login-submit" disabled=move || sign_in.pending().get()>
-                    {move || if sign_in.pending().get() { "Signing in…" } else { "Sign in" }}
-                </button>
+                <BusyButton submit=true pending=sign_in.pending() label="Sign in" busy="Signing in…" testid="login-submit"/>
             </form>
-            {move || sign_in.error().map(|error| view! { <ErrorNote error/> })}
+            <ActionError action=sign_in/>
         </section>
     }
 }

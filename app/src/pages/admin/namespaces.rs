@@ -9,7 +9,7 @@ use super::group_members::GroupMembership;
 use crate::api::{self, ApiError, Namespaces};
 use crate::components::confirm::ConfirmCall;
 use crate::components::dialog::Dialog;
-use crate::components::error_note::{ActionError, BusyButton, ErrorNote, loaded};
+use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 
@@ -244,11 +244,9 @@ pub fn RenameNamespaceDialog(
                 </label>
                 <p class="hint">"Only the name changes: the id "<code>{ns.id.clone()}</code>", its grants and keys stay."</p>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="rename-namespace-invalid">{m}</p> })}
-                {move || save.error().map(|error| view! { <ErrorNote error/> })}
+                <ActionError action=save/>
                 <div class="actions">
-                    <button type="submit" data-testid="rename-namespace-submit" disabled=move || save.pending().get()>
-                        {move || if save.pending().get() { "Saving…" } else { "Save" }}
-                    </button>
+                    <BusyButton submit=true pending=save.pending() label="Save" busy="Saving…" testid="rename-namespace-submit"/>
                     <button type="button" class="secondary" data-testid="dialog-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>
