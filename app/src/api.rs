@@ -8,7 +8,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_net::http::{Request, RequestBuilder, Response};
+use std::future::Future;
+use std::pin::Pin;
+
+use gloo_net::http::Request;
 use model::api::{
     AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
     CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest,
@@ -82,13 +85,6 @@ fn remember_csrf(token: Option<String>) {
     CSRF.with(|c| *c.borrow_mut() = token);
 }
 
-fn with_csrf(builder: RequestBuilder) -> RequestBuilder {
-    match CSRF.with(|c| c.borrow().clone()) {
-        Some(token) => builder.header(model::service::CSRF_HEADER, &token),
-        None => builder,
-    }
-}
-
 /// `path?query`, the query serialized from a `model::api` query type.
 fn with_query<Q: Serialize>(path: &str, query: &Q) -> String {
     match serde_urlencoded::to_string(query) {
@@ -104,45 +100,69 @@ enum Session {
     Optional,
 }
 
-/// Sends a request, turning a failure status into its problem.
-async fn send(
-    builder: RequestBuilder,
-    body: Option<String>,
-    session: Session,
-) -> Result<Response, ApiError> {
-    let builder = with_csrf(builder);
-    let request = match body {
-        Some(json) => builder
-            .header("content-type", "application/json")
-            .body(json),
-        None => builder.build(),
-    }
-    .map_err(|e| ApiError::Decode(e.to_string()))?;
-    let response = request
-        .send()
-        .await
-        .map_err(|e| ApiError::Network(e.to_string()))?;
-    if response.ok() {
-        return Ok(response);
-    }
-    let error = match response.json::<Problem>().await {
-        Ok(problem) => ApiError::Problem(problem),
-        Err(_) => ApiError::Decode(format!("status {}", response.status())),
-    };
-    if session == Session::Required && error.is_unauthenticated() {
-        remember_csrf(None);
-        if let Some(hook) = SESSION_LOST.with(|h| h.borrow().clone()) {
-            hook();
-        }
-    }
-    Err(error)
+/// The HTTP methods the console uses.
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
 }
 
-async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
-    response
-        .json::<T>()
-        .await
-        .map_err(|e| ApiError::Decode(e.to_string()))
+/// A call's answer body, or why it failed.
+type Answer = Pin<Box<dyn Future<Output = Result<String, ApiError>>>>;
+
+/// Sends a request and reads the answer's body, turning a failure status into its problem.
+///
+/// Every call goes through this one boxed, non-generic future: typed calls only add their
+/// (synchronous) decoding, rather than each carrying a copy of the request's state machine,
+/// which keeps the console's wasm small.
+fn send(method: Method, path: String, body: Option<String>, session: Session) -> Answer {
+    Box::pin(async move {
+        let builder = match method {
+            Method::Get => Request::get(&path),
+            Method::Post => Request::post(&path),
+            Method::Patch => Request::patch(&path),
+            Method::Delete => Request::delete(&path),
+        };
+        let builder = match CSRF.with(|c| c.borrow().clone()) {
+            Some(token) => builder.header(model::service::CSRF_HEADER, &token),
+            None => builder,
+        };
+        let request = match body {
+            Some(json) => builder
+                .header("content-type", "application/json")
+                .body(json),
+            None => builder.build(),
+        }
+        .map_err(|e| ApiError::Decode(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        let text = response.text().await;
+        if response.ok() {
+            return text.map_err(|e| ApiError::Decode(e.to_string()));
+        }
+        let error = match text
+            .ok()
+            .and_then(|t| serde_json::from_str::<Problem>(&t).ok())
+        {
+            Some(problem) => ApiError::Problem(problem),
+            None => ApiError::Decode(format!("status {}", response.status())),
+        };
+        if session == Session::Required && error.is_unauthenticated() {
+            remember_csrf(None);
+            if let Some(hook) = SESSION_LOST.with(|h| h.borrow().clone()) {
+                hook();
+            }
+        }
+        Err(error)
+    })
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
 fn json<B: Serialize>(body: &B) -> Result<Option<String>, ApiError> {
@@ -151,24 +171,26 @@ fn json<B: Serialize>(body: &B) -> Result<Option<String>, ApiError> {
         .map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
-    decode(send(Request::get(path), None, Session::Required).await?).await
+async fn get<T: DeserializeOwned>(path: String) -> Result<T, ApiError> {
+    decode(&send(Method::Get, path, None, Session::Required).await?)
 }
 
-async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
-    decode(send(Request::post(path), json(body)?, Session::Required).await?).await
+async fn post<B: Serialize, T: DeserializeOwned>(path: String, body: &B) -> Result<T, ApiError> {
+    let body = json(body)?;
+    decode(&send(Method::Post, path, body, Session::Required).await?)
 }
 
-async fn post_empty<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
-    decode(send(Request::post(path), None, Session::Required).await?).await
+async fn post_empty<T: DeserializeOwned>(path: String) -> Result<T, ApiError> {
+    decode(&send(Method::Post, path, None, Session::Required).await?)
 }
 
-async fn patch<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
-    decode(send(Request::patch(path), json(body)?, Session::Required).await?).await
+async fn patch<B: Serialize, T: DeserializeOwned>(path: String, body: &B) -> Result<T, ApiError> {
+    let body = json(body)?;
+    decode(&send(Method::Patch, path, body, Session::Required).await?)
 }
 
-async fn delete(path: &str) -> Result<(), ApiError> {
-    send(Request::delete(path), None, Session::Required)
+async fn delete(path: String) -> Result<(), ApiError> {
+    send(Method::Delete, path, None, Session::Required)
         .await
         .map(|_| ())
 }
@@ -176,15 +198,28 @@ async fn delete(path: &str) -> Result<(), ApiError> {
 /// Signs in; the server also sets the session cookie.
 pub async fn login(email: String, password: String) -> Result<LoginResponse, ApiError> {
     let body = json(&LoginRequest { email, password })?;
-    let answer: LoginResponse =
-        decode(send(Request::post("/v1/auth/login"), body, Session::Optional).await?).await?;
+    let answer: LoginResponse = decode(
+        &send(
+            Method::Post,
+            "/v1/auth/login".into(),
+            body,
+            Session::Optional,
+        )
+        .await?,
+    )?;
     remember_csrf(Some(answer.csrf_token.clone()));
     Ok(answer)
 }
 
 /// Ends the session.
 pub async fn logout() -> Result<(), ApiError> {
-    let answer = send(Request::post("/v1/auth/logout"), None, Session::Optional).await;
+    let answer = send(
+        Method::Post,
+        "/v1/auth/logout".into(),
+        None,
+        Session::Optional,
+    )
+    .await;
     remember_csrf(None);
     answer.map(|_| ())
 }
@@ -193,7 +228,7 @@ pub async fn logout() -> Result<(), ApiError> {
 /// means nobody is signed in yet.
 pub async fn me() -> Result<MeResponse, ApiError> {
     let me: MeResponse =
-        decode(send(Request::get("/v1/me"), None, Session::Optional).await?).await?;
+        decode(&send(Method::Get, "/v1/me".into(), None, Session::Optional).await?)?;
     remember_csrf(me.csrf_token.clone());
     Ok(me)
 }
@@ -204,12 +239,12 @@ pub async fn accept_invitation(
     request: AcceptRequest,
 ) -> Result<AcceptResponse, ApiError> {
     let path = format!("/v1/invitations/{}/accept", encode(token));
-    decode(send(Request::post(&path), json(&request)?, Session::Optional).await?).await
+    decode(&send(Method::Post, path, json(&request)?, Session::Optional).await?)
 }
 
 /// Keys: the caller's own, or with `all` every key of the organization (admins).
 pub async fn keys(query: &KeyListQuery) -> Result<Page<KeyView>, ApiError> {
-    get(&with_query("/v1/keys", query)).await
+    get(with_query("/v1/keys", query)).await
 }
 
 /// The signed-in person's keys.
@@ -223,33 +258,33 @@ pub async fn my_keys() -> Result<Page<KeyView>, ApiError> {
 
 /// Generates a key; the answer holds its plaintext, once.
 pub async fn create_key(request: CreateKeyRequest) -> Result<CreatedKey, ApiError> {
-    post("/v1/keys", &request).await
+    post("/v1/keys".into(), &request).await
 }
 
 /// A key's display information.
 pub async fn key(id: &str) -> Result<KeyView, ApiError> {
-    get(&format!("/v1/keys/{}", encode(id))).await
+    get(format!("/v1/keys/{}", encode(id))).await
 }
 
 /// Renames a key or changes its description.
 pub async fn update_key(id: &str, patch_body: KeyPatch) -> Result<KeyView, ApiError> {
-    patch(&format!("/v1/keys/{}", encode(id)), &patch_body).await
+    patch(format!("/v1/keys/{}", encode(id)), &patch_body).await
 }
 
 /// Revokes one key.
 pub async fn revoke_key(id: &str) -> Result<KeyView, ApiError> {
-    post_empty(&format!("/v1/keys/{}/revoke", encode(id))).await
+    post_empty(format!("/v1/keys/{}/revoke", encode(id))).await
 }
 
 /// Revokes many keys (admins), with a result per id.
 pub async fn bulk_revoke(ids: Vec<String>) -> Result<BulkRevokeResponse, ApiError> {
-    post("/v1/keys/revoke", &BulkRevokeRequest { ids }).await
+    post("/v1/keys/revoke".into(), &BulkRevokeRequest { ids }).await
 }
 
 /// Gives a key a new secret; the old one keeps working for the grace period.
 pub async fn roll_key(id: &str, grace_seconds: u32) -> Result<CreatedKey, ApiError> {
     post(
-        &format!("/v1/keys/{}/roll", encode(id)),
+        format!("/v1/keys/{}/roll", encode(id)),
         &RollRequest { grace_seconds },
     )
     .await
@@ -257,51 +292,47 @@ pub async fn roll_key(id: &str, grace_seconds: u32) -> Result<CreatedKey, ApiErr
 
 /// Deletes a key, handing its resources over or deleting them as `query` says.
 pub async fn delete_key(id: &str, query: &DeleteKeyQuery) -> Result<(), ApiError> {
-    delete(&with_query(&format!("/v1/keys/{}", encode(id)), query)).await
+    delete(with_query(&format!("/v1/keys/{}", encode(id)), query)).await
 }
 
 /// A key's verifications per minute.
 pub async fn key_usage(id: &str, query: &UsageQuery) -> Result<UsagePage, ApiError> {
-    get(&with_query(
-        &format!("/v1/keys/{}/usage", encode(id)),
-        query,
-    ))
-    .await
+    get(with_query(&format!("/v1/keys/{}/usage", encode(id)), query)).await
 }
 
 /// The organization's settings (admins).
 pub async fn settings() -> Result<SettingsView, ApiError> {
-    get("/v1/settings").await
+    get("/v1/settings".into()).await
 }
 
 /// Changes the organization's settings (admins).
 pub async fn update_settings(patch_body: SettingsPatch) -> Result<SettingsView, ApiError> {
-    patch("/v1/settings", &patch_body).await
+    patch("/v1/settings".into(), &patch_body).await
 }
 
 /// The audit log, newest first.
 pub async fn events(query: &EventQuery) -> Result<Page<EventView>, ApiError> {
-    get(&with_query("/v1/events", query)).await
+    get(with_query("/v1/events", query)).await
 }
 
 /// The organization's members.
 pub async fn members(query: &PageQuery) -> Result<Page<UserView>, ApiError> {
-    get(&with_query("/v1/members", query)).await
+    get(with_query("/v1/members", query)).await
 }
 
 /// Invites someone; the answer's token makes the invitation link.
 pub async fn invite(request: InviteRequest) -> Result<InvitationResponse, ApiError> {
-    post("/v1/invitations", &request).await
+    post("/v1/invitations".into(), &request).await
 }
 
 /// Sets a member's organization roles.
 pub async fn set_roles(id: &str, roles: RolesPatch) -> Result<UserView, ApiError> {
-    patch(&format!("/v1/members/{}", encode(id)), &roles).await
+    patch(format!("/v1/members/{}", encode(id)), &roles).await
 }
 
 /// Removes a member from the organization.
 pub async fn remove_member(id: &str) -> Result<(), ApiError> {
-    delete(&format!("/v1/members/{}", encode(id))).await
+    delete(format!("/v1/members/{}", encode(id))).await
 }
 
 /// Applications, workspaces or user groups.
@@ -310,7 +341,7 @@ pub async fn namespaces(kind: Namespaces) -> Result<Page<NamespaceView>, ApiErro
         limit: Some(model::service::MAX_LIMIT),
         cursor: None,
     };
-    get(&with_query(kind.path(), &query)).await
+    get(with_query(kind.path(), &query)).await
 }
 
 /// Creates an application, workspace or user group.
@@ -318,12 +349,12 @@ pub async fn create_namespace(
     kind: Namespaces,
     request: NamespaceRequest,
 ) -> Result<NamespaceView, ApiError> {
-    post(kind.path(), &request).await
+    post(kind.path().into(), &request).await
 }
 
 /// Deletes a workspace or user group.
 pub async fn delete_namespace(kind: Namespaces, id: &str) -> Result<(), ApiError> {
-    delete(&format!("{}/{}", kind.path(), encode(id))).await
+    delete(format!("{}/{}", kind.path(), encode(id))).await
 }
 
 /// Renames a workspace or user group.
@@ -333,7 +364,7 @@ pub async fn rename_namespace(
     name: String,
 ) -> Result<NamespaceView, ApiError> {
     patch(
-        &format!("{}/{}", kind.path(), encode(id)),
+        format!("{}/{}", kind.path(), encode(id)),
         &RenameRequest { name },
     )
     .await
@@ -347,14 +378,14 @@ pub async fn add_group_member(group: &str, user: String) -> Result<(), ApiError>
         encode(group)
     );
     let body = json(&GroupMemberRequest { user })?;
-    send(Request::post(&path), body, Session::Required)
+    send(Method::Post, path, body, Session::Required)
         .await
         .map(|_| ())
 }
 
 /// Takes a member out of a user group.
 pub async fn remove_group_member(group: &str, user: &str) -> Result<(), ApiError> {
-    delete(&format!(
+    delete(format!(
         "{}/{}/members/{}",
         Namespaces::Usergroups.path(),
         encode(group),
@@ -365,32 +396,32 @@ pub async fn remove_group_member(group: &str, user: &str) -> Result<(), ApiError
 
 /// The permission catalogue.
 pub async fn permissions() -> Result<Page<PermissionView>, ApiError> {
-    get("/v1/permissions").await
+    get("/v1/permissions".into()).await
 }
 
 /// Adds a permission to the catalogue.
 pub async fn define_permission(request: PermissionRequest) -> Result<PermissionView, ApiError> {
-    post("/v1/permissions", &request).await
+    post("/v1/permissions".into(), &request).await
 }
 
 /// Grants, filtered by principal and namespace.
 pub async fn grants(query: &GrantQuery) -> Result<Page<Grant>, ApiError> {
-    get(&with_query("/v1/grants", query)).await
+    get(with_query("/v1/grants", query)).await
 }
 
 /// Grants a permission.
 pub async fn create_grant(request: GrantRequest) -> Result<Grant, ApiError> {
-    post("/v1/grants", &request).await
+    post("/v1/grants".into(), &request).await
 }
 
 /// Removes a grant.
 pub async fn delete_grant(id: &str) -> Result<(), ApiError> {
-    delete(&format!("/v1/grants/{}", encode(id))).await
+    delete(format!("/v1/grants/{}", encode(id))).await
 }
 
 /// Resources of a namespace the caller may read.
 pub async fn resources(query: &ResourceQuery) -> Result<Page<Resource>, ApiError> {
-    get(&with_query("/v1/resources", query)).await
+    get(with_query("/v1/resources", query)).await
 }
 
 /// An id or token as one path segment.

@@ -1,9 +1,10 @@
 //! Filtering a list of keys by search text and status, as a plain type the tables apply. The
-//! search itself is `model::rules::key_matches`, the same function behind the API's `q`.
+//! search itself is `model::rules::key_matches` (the same function behind the API's `q`), with
+//! the browser's lowercasing ([`lowercase`]).
 
 use model::api::KeyView;
 use model::domain::KeyStatus;
-use model::rules::key_matches;
+use model::rules::key_matches_by;
 
 /// The search box and status filter above a key table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,13 +18,19 @@ pub struct KeyFilter {
 impl KeyFilter {
     /// Whether `key` passes the filter.
     pub fn matches(&self, key: &KeyView) -> bool {
-        key_matches(key, &self.q) && self.status.is_none_or(|s| key.status == s)
+        key_matches_by(key, &self.q, lowercase) && self.status.is_none_or(|s| key.status == s)
     }
 
     /// The keys that pass, in their order.
     pub fn apply(&self, keys: impl IntoIterator<Item = KeyView>) -> Vec<KeyView> {
         keys.into_iter().filter(|k| self.matches(k)).collect()
     }
+}
+
+/// `text` lowercased by the browser (`String.prototype.toLowerCase`): the same Unicode default
+/// case mapping as `str::to_lowercase`, without compiling Rust's case tables into the wasm.
+pub fn lowercase(text: &str) -> String {
+    js_sys::JsString::from(text).to_lower_case().into()
 }
 
 /// Every status, in the order the filter offers them.

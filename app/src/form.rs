@@ -108,12 +108,29 @@ pub fn now() -> OffsetDateTime {
 
 /// The last second of `day` (`YYYY-MM-DD`) in UTC.
 fn end_of_day(day: &str) -> Option<OffsetDateTime> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = Date::parse(day, &format).ok()?;
+    let date = parse_day(day)?;
     Some(
         date.with_time(Time::from_hms(23, 59, 59).ok()?)
             .assume_utc(),
     )
+}
+
+/// A `YYYY-MM-DD` day, as a date input gives it. Parsed by hand: `time`'s format-description
+/// parser would add its generic machinery to the wasm for this one shape.
+pub fn parse_day(day: &str) -> Option<Date> {
+    let mut parts = day.split('-');
+    let mut number = |digits: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == digits && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
+    };
+    let (year, month, day) = (number(4)?, number(2)?, number(2)?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()
 }
 
 /// The least-privilege hint shown next to the permission picker.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod components;
+pub mod erased;
 pub mod filter;
 pub mod form;
 pub mod pages;
@@ -15,6 +16,7 @@ use leptos::prelude::*;
 use model::api::MeResponse;
 use model::domain::Role;
 
+use crate::erased::Load;
 use crate::pages::admin::Admin;
 use crate::pages::invitation::InvitationPage;
 use crate::pages::keys::KeysPage;
@@ -40,7 +42,7 @@ pub fn App() -> impl IntoView {
         }
     });
     // A console reloaded on a live cookie resumes its session.
-    let resumed = LocalResource::new(move || async move {
+    let resumed = Load::new(move || async move {
         if let Ok(answer) = api::me().await {
             me.set(Some(answer));
         }

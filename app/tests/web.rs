@@ -140,6 +140,31 @@ fn search_matches_name_id_and_owner() {
         assert!(model::rules::key_matches(&key, q), "{q}");
     }
     assert!(!model::rules::key_matches(&key, "backup"));
+    // The console's filter searches with the browser's lowercasing: the same matches.
+    let filter = |q: &str| KeyFilter {
+        q: q.into(),
+        status: None,
+    };
+    for q in ["", "deploy", "KEY_AAAA", "ann@example", "ANN"] {
+        assert!(filter(q).matches(&key), "{q}");
+    }
+    assert!(!filter("backup").matches(&key));
+}
+
+#[wasm_bindgen_test]
+fn the_browser_lowercases_like_rust() {
+    for text in [
+        "Deploy BOT",
+        "ÀÉÎÕÜ",
+        "ΣΑΣ ΟΔΟΣ",
+        "İstanbul",
+        "ẞ STRASSE",
+        "ǅ ǈ",
+        "ＡＢＣ",
+        "Ⓐ 𐐀",
+    ] {
+        assert_eq!(app::filter::lowercase(text), text.to_lowercase(), "{text}");
+    }
 }
 
 #[wasm_bindgen_test]

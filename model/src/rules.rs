@@ -352,11 +352,18 @@ pub fn effective(access: &Access, creator: &Rights) -> Rights {
 /// case-insensitively. An empty `q` matches everything. Both the API's `q` and the console's
 /// search box use this.
 pub fn key_matches(key: &crate::api::KeyView, q: &str) -> bool {
-    let q = q.trim().to_lowercase();
+    key_matches_by(key, q, str::to_lowercase)
+}
+
+/// [`key_matches`] with the lowercasing given. The console passes the browser's
+/// `toLowerCase` (the same Unicode default case mapping) so that its wasm does not carry
+/// Rust's case tables.
+pub fn key_matches_by(key: &crate::api::KeyView, q: &str, lower: impl Fn(&str) -> String) -> bool {
+    let q = lower(q.trim());
     q.is_empty()
         || [&key.name, &key.id, &key.owner.name, &key.owner.email]
             .iter()
-            .any(|field| field.to_lowercase().contains(&q))
+            .any(|field| lower(field).contains(&q))
 }
 
 #[cfg(test)]

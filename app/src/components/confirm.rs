@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use crate::api::ApiError;
 use crate::components::dialog::Dialog;
 use crate::components::error_note::ErrorNote;
+use crate::erased::Call;
 
 /// Asks before doing something that cannot be undone.
 #[component]
@@ -73,7 +74,7 @@ where
     F: Fn() -> Fut + 'static,
     Fut: Future<Output = Result<(), ApiError>> + 'static,
 {
-    let action = Action::new_local(move |_: &()| {
+    let action = Call::new(move |_: &()| {
         let running = call();
         async move {
             running.await?;
@@ -83,7 +84,7 @@ where
     });
     view! {
         <ConfirmDialog title testid confirm_label pending=action.pending()
-            error=Signal::derive(move || action.value().get().and_then(Result::err))
+            error=Signal::derive(move || action.error())
             on_confirm=Callback::new(move |()| { action.dispatch(()); }) on_close>
             {children()}
         </ConfirmDialog>

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::ApiError;
+use crate::erased::Sent;
 
 /// An error message with the problem's title and detail.
 #[component]
@@ -16,17 +17,12 @@ pub fn ErrorNote(
 
 /// The error of an action's last run, if it failed.
 #[component]
-pub fn ActionError<I: 'static, O: Clone + Send + Sync + 'static>(
-    /// The action.
-    action: Action<I, Result<O, ApiError>>,
+pub fn ActionError(
+    /// The call.
+    #[prop(into)]
+    action: Sent,
 ) -> impl IntoView {
-    move || {
-        action
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|error| view! { <ErrorNote error/> })
-    }
+    move || action.error().map(|error| view! { <ErrorNote error/> })
 }
 
 /// A loaded value's view, or its error.

@@ -54,8 +54,10 @@ pub fn buckets(
     out
 }
 
-const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 160.0;
+// The drawing's size in SVG units: ten per pixel of the original 600 × 160 design, so every
+// coordinate is a whole number (formatting floats would pull float-printing code into the wasm).
+const WIDTH: u64 = 6000;
+const HEIGHT: u64 = 1600;
 
 /// The chart of `items` between `since` and `until`, in `n` bars.
 #[component]
@@ -79,20 +81,21 @@ pub fn UsageChart(
         .max()
         .unwrap_or(0)
         .max(1);
-    let slot = WIDTH / data.len().max(1) as f64;
+    let n = data.len().max(1) as u64;
     let label = format!(
         "{valid} valid and {refused} refused verifications between {} and {} UTC",
         minute(since),
         minute(until)
     );
-    let scale = move |n: u64| n as f64 / top as f64 * HEIGHT;
+    let scale = move |count: u64| count * HEIGHT / top;
     view! {
         <figure class="chart" data-testid="usage-chart">
-            <svg viewBox=format!("0 0 {WIDTH} {}", HEIGHT + 2.0) role="img" aria-label=label.clone()
+            <svg viewBox=format!("0 0 {WIDTH} {}", HEIGHT + 20) role="img" aria-label=label.clone()
                 preserveAspectRatio="none">
                 {data.into_iter().enumerate().map(|(i, b)| {
-                    let x = i as f64 * slot + slot * 0.1;
-                    let w = slot * 0.8;
+                    // A bar fills the middle 80 % of its slot.
+                    let x = (10 * i as u64 + 1) * WIDTH / (10 * n);
+                    let w = 8 * WIDTH / (10 * n);
                     let hv = scale(b.valid);
                     let hr = scale(b.refused);
                     view! {
@@ -103,7 +106,7 @@ pub fn UsageChart(
                         </g>
                     }
                 }).collect_view()}
-                <line class="axis" x1="0" y1=HEIGHT x2=WIDTH y2=HEIGHT/>
+                <line class="axis" stroke-width="10" x1="0" y1=HEIGHT x2=WIDTH y2=HEIGHT/>
             </svg>
             <figcaption>
                 <span class="legend valid">"valid"</span>" "

@@ -5,6 +5,7 @@ use model::api::{AcceptRequest, MeResponse};
 
 use crate::api::{self, ApiError};
 use crate::components::error_note::{ActionError, BusyButton};
+use crate::erased::Call;
 
 /// The invitation page, opened from the link an admin sent.
 #[component]
@@ -16,7 +17,7 @@ pub fn InvitationPage(
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let accept = Action::new_local(move |request: &AcceptRequest| {
+    let accept = Call::new(move |request: &AcceptRequest| {
         let (token, request) = (token.clone(), request.clone());
         async move {
             let password = request.password.clone();

@@ -10,8 +10,9 @@ use model::rules::{KeyName, description};
 use crate::api::{self, ApiError};
 use crate::components::confirm::{ConfirmCall, ConfirmDialog};
 use crate::components::dialog::Dialog;
-use crate::components::error_note::ErrorNote;
+use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
 use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day_or_never, minute, rights};
+use crate::erased::{Call, Load};
 
 /// An action on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +103,7 @@ pub fn KeyInfoDialog(
     on_close: Callback<()>,
 ) -> impl IntoView {
     let id = key.id.clone();
-    let fresh = LocalResource::new(move || {
+    let fresh = Load::new(move || {
         let id = id.clone();
         async move { api::key(&id).await }
     });
@@ -150,7 +151,7 @@ pub fn RenameKeyDialog(
     let about = RwSignal::new(key.description.clone().unwrap_or_default());
     let invalid = RwSignal::new(None::<String>);
     let id = key.id.clone();
-    let save = Action::new_local(move |patch: &KeyPatch| {
+    let save = Call::new(move |patch: &KeyPatch| {
         let (id, patch) = (id.clone(), patch.clone());
         async move {
             api::update_key(&id, patch).await?;
@@ -184,11 +185,9 @@ pub fn RenameKeyDialog(
                 </label>
                 <p class="hint">"The expiry, namespace and rights of a key never change after creation."</p>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
-                {move || save.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                <ActionError action=save/>
                 <div class="actions">
-                    <button type="submit" data-testid="rename-submit" disabled=move || save.pending().get()>
-                        {move || if save.pending().get() { "Saving…" } else { "Save" }}
-                    </button>
+                    <BusyButton submit=true pending=save.pending() label="Save" busy="Saving…" testid="rename-submit"/>
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>
@@ -208,7 +207,7 @@ pub fn RollKeyDialog(
 ) -> impl IntoView {
     let grace = RwSignal::new(3600u32);
     let id = key.id.clone();
-    let roll = Action::new_local(move |seconds: &u32| {
+    let roll = Call::new(move |seconds: &u32| {
         let (id, seconds) = (id.clone(), *seconds);
         async move {
             let rolled = api::roll_key(&id, seconds).await?;
@@ -227,12 +226,10 @@ pub fn RollKeyDialog(
                     }).collect_view()}
                 </select>
             </label>
-            {move || roll.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            <ActionError action=roll/>
             <div class="actions">
-                <button data-testid="roll-submit" disabled=move || roll.pending().get()
-                    on:click=move |_| { roll.dispatch(grace.get_untracked()); }>
-                    {move || if roll.pending().get() { "Rolling…" } else { "Roll key" }}
-                </button>
+                <BusyButton pending=roll.pending() label="Roll key" busy="Rolling…" testid="roll-submit"
+                    on_click=Callback::new(move |()| roll.dispatch(grace.get_untracked()))/>
                 <button class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
             </div>
         </Dialog>
@@ -284,7 +281,7 @@ pub fn DeleteKeyDialog(
 ) -> impl IntoView {
     let (id, namespace) = (key.id.clone(), key.namespace.clone());
     // The key's resources, when the owner may list them; the host's 409 is the fallback.
-    let owned = LocalResource::new(move || {
+    let owned = Load::new(move || {
         let (id, namespace) = (id.clone(), namespace.clone());
         async move {
             let query = ResourceQuery {
@@ -306,7 +303,7 @@ pub fn DeleteKeyDialog(
     let conflict = RwSignal::new(false);
     let disposal = RwSignal::new(None::<Disposal>);
     let needs_choice = move || conflict.get() || owned.get().is_some_and(|o| !o.is_empty());
-    let members = LocalResource::new(move || async move {
+    let members = Load::new(move || async move {
         api::members(&PageQuery {
             limit: Some(model::service::MAX_LIMIT),
             cursor: None,
@@ -314,7 +311,7 @@ pub fn DeleteKeyDialog(
         .await
     });
     let id = key.id.clone();
-    let remove = Action::new_local(move |choice: &Option<Disposal>| {
+    let remove = Call::new(move |choice: &Option<Disposal>| {
         let id = id.clone();
         let query = match choice {
             Some(Disposal::Transfer(to)) => DeleteKeyQuery {
@@ -347,7 +344,7 @@ pub fn DeleteKeyDialog(
     let namespace = key.namespace.clone();
     view! {
         <ConfirmDialog title=format!("Delete “{}”?", key.name) testid="delete-dialog" confirm_label="Delete"
-            pending=remove.pending() error=Signal::derive(move || remove.value().get().and_then(Result::err))
+            pending=remove.pending() error=Signal::derive(move || remove.error())
             on_confirm=confirm on_close=on_cancel>
             <p>"The key and every grant naming it are removed for good. Scripts using it get NOT_FOUND."</p>
             {move || needs_choice().then(|| {

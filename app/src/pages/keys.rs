@@ -7,10 +7,11 @@ use model::domain::{KeyRole, KeyStatus, Role};
 
 use crate::api::{self, ApiError};
 use crate::components::dialog::Dialog;
-use crate::components::error_note::ErrorNote;
+use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
 use crate::components::key_cells::{StatusBadge, day, day_or_never, rights};
 use crate::components::new_key::NewKeyPanel;
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 use crate::filter::KeyFilter;
 use crate::form::{NewKeyForm, RightsChoice, expiry_bounds, least_privilege_hint, now};
 use crate::pages::key_actions::{KeyAction, KeyActionDialog};
@@ -27,14 +28,14 @@ pub fn KeysPage(
     let filter = RwSignal::new(KeyFilter::default());
     let action = RwSignal::new(None::<(KeyAction, KeyView)>);
     let changed = RwSignal::new(0u32);
-    let enable = Action::new_local(|_: &()| async move {
+    let enable = Call::new(|_: &()| async move {
         api::update_settings(SettingsPatch {
             api_keys_enabled: Some(true),
             ..Default::default()
         })
         .await
     });
-    let settings = LocalResource::new(move || {
+    let settings = Load::new(move || {
         enable.version().get();
         async move {
             if is_admin {
@@ -44,7 +45,7 @@ pub fn KeysPage(
             }
         }
     });
-    let keys = LocalResource::new(move || {
+    let keys = Load::new(move || {
         changed.get();
         async move { api::my_keys().await }
     });
@@ -74,17 +75,15 @@ pub fn KeysPage(
                     Ok(Some(s)) if !s.api_keys_enabled => view! {
                         <p class="notice" data-testid="api-keys-disabled">
                             "API keys are disabled in this organization. "
-                            <button data-testid="enable-api-keys" disabled=move || enable.pending().get()
-                                on:click=move |_| { enable.dispatch(()); }>
-                                {move || if enable.pending().get() { "Enabling…" } else { "Enable API keys" }}
-                            </button>
+                            <BusyButton pending=enable.pending() label="Enable API keys" busy="Enabling…" testid="enable-api-keys"
+                                on_click=Callback::new(move |()| enable.dispatch(()))/>
                         </p>
                     }.into_any(),
                     Err(error) => view! { <ErrorNote error/> }.into_any(),
                     _ => ().into_any(),
                 })}
             </Transition>
-            {move || enable.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            <ActionError action=enable/>
             {move || plaintext.get().map(|plaintext_value| view! {
                 <NewKeyPanel plaintext=plaintext_value on_close=Callback::new(move |()| plaintext.set(None))/>
             })}
@@ -222,7 +221,7 @@ pub fn GenerateKeyDialog(
     let first = namespaces.first().map(|n| n.id.clone()).unwrap_or_default();
     let form = RwSignal::new(NewKeyForm::new(first));
     let invalid = RwSignal::new(None::<String>);
-    let create = Action::new_local(move |request: &model::api::CreateKeyRequest| {
+    let create = Call::new(move |request: &model::api::CreateKeyRequest| {
         let request = request.clone();
         async move {
             let answer = api::create_key(request).await?;
@@ -344,11 +343,9 @@ pub fn GenerateKeyDialog(
                         on:input=move |ev| form.update(|f| f.expiry = event_target_value(&ev))/>
                 </label>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="form-error">{m}</p> })}
-                {move || create.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                <ActionError action=create/>
                 <div class="actions">
-                    <button type="submit" data-testid="new-key-submit" disabled=move || create.pending().get()>
-                        {move || if create.pending().get() { "Generating…" } else { "Generate" }}
-                    </button>
+                    <BusyButton submit=true pending=create.pending() label="Generate" busy="Generating…" testid="new-key-submit"/>
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>

@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use model::api::MeResponse;
 
 use crate::api::{self, ApiError};
-use crate::components::error_note::ErrorNote;
+use crate::components::error_note::{ActionError, BusyButton};
+use crate::erased::Call;
 
 /// The sign-in form.
 #[component]
@@ -16,7 +17,7 @@ pub fn LoginPage(
 ) -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let sign_in = Action::new_local(move |(email, password): &(String, String)| {
+    let sign_in = Call::new(move |(email, password): &(String, String)| {
         let (email, password) = (email.clone(), password.clone());
         async move {
             api::login(email, password).await?;
@@ -42,11 +43,9 @@ pub fn LoginPage(
                     <input type="password" required autocomplete="current-password" data-testid="login-password"
                         bind:value=password/>
                 </label>
-                <button type="submit" data-testid="login-submit" disabled=move || sign_in.pending().get()>
-                    {move || if sign_in.pending().get() { "Signing in…" } else { "Sign in" }}
-                </button>
+                <BusyButton submit=true pending=sign_in.pending() label="Sign in" busy="Signing in…" testid="login-submit"/>
             </form>
-            {move || sign_in.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+            <ActionError action=sign_in/>
         </section>
     }
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use model::api::{EventQuery, EventView, UsageQuery};
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Duration, OffsetDateTime, Time};
 
 use crate::api;
 use crate::components::error_note::loaded;
@@ -10,7 +10,8 @@ use crate::components::key_cells::minute;
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
 use crate::components::usage_chart::UsageChart;
-use crate::form::now;
+use crate::erased::Load;
+use crate::form::{now, parse_day};
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
 const EVENT_TYPES: [&str; 15] = [
@@ -62,10 +63,7 @@ impl EventFilter {
 const PAGE: u32 = 50;
 
 fn day_at(day: &str, at: Time) -> Option<OffsetDateTime> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(day.trim(), &format)
-        .ok()
-        .map(|d| d.with_time(at).assume_utc())
+    parse_day(day.trim()).map(|d| d.with_time(at).assume_utc())
 }
 
 /// The events page; `key` (from the route) preselects a key and shows its usage.
@@ -81,7 +79,7 @@ pub fn EventsPage(
     let applied = RwSignal::new(typed.get_untracked());
     let pager = RwSignal::new(Pager::default());
     let chart = RwSignal::new(key);
-    let events = LocalResource::new(move || {
+    let events = Load::new(move || {
         let query = applied.with(|f| f.query(pager.with(Pager::cursor)));
         async move { api::events(&query).await }
     });
@@ -171,7 +169,7 @@ fn KeyUsage(
 ) -> impl IntoView {
     let window = RwSignal::new(1usize);
     let key = id.clone();
-    let usage = LocalResource::new(move || {
+    let usage = Load::new(move || {
         let (_, minutes, bars) = WINDOWS[window.get().min(WINDOWS.len() - 1)];
         let until = now();
         let since = until - Duration::minutes(minutes);

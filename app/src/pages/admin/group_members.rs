@@ -10,6 +10,7 @@ use model::api::{NamespaceView, UserView};
 use crate::api::{self, ApiError};
 use crate::components::confirm::ConfirmCall;
 use crate::components::error_note::{ActionError, BusyButton};
+use crate::erased::Call;
 
 /// How a picker names a member: name and email.
 pub fn member_label(member: &UserView) -> String {
@@ -62,7 +63,7 @@ pub fn GroupMembership(
         let g = group.get();
         known.with(|k| members.with_value(|ms| member_choices(ms, &g, k)))
     });
-    let add = Action::new_local(move |(g, u): &(String, String)| {
+    let add = Call::new(move |(g, u): &(String, String)| {
         let (g, u) = (g.clone(), u.clone());
         async move {
             api::add_group_member(&g, u.clone()).await?;

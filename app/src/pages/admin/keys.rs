@@ -12,6 +12,7 @@ use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day, day_or_never};
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 use crate::pages::key_actions::RevokeKeyDialog;
 use crate::pages::keys::StatusSelect;
 use crate::route::{AdminPage, Route};
@@ -29,7 +30,7 @@ pub fn AdminKeysPage() -> impl IntoView {
     let selected = RwSignal::new(BTreeSet::<String>::new());
     let revoking = RwSignal::new(None::<KeyView>);
     let changed = RwSignal::new(0u32);
-    let bulk = Action::new_local(move |ids: &Vec<String>| {
+    let bulk = Call::new(move |ids: &Vec<String>| {
         let ids = ids.clone();
         async move {
             let answer = api::bulk_revoke(ids).await?;
@@ -38,7 +39,7 @@ pub fn AdminKeysPage() -> impl IntoView {
             Ok::<BulkRevokeResponse, ApiError>(answer)
         }
     });
-    let keys = LocalResource::new(move || {
+    let keys = Load::new(move || {
         changed.get();
         let query = KeyListQuery {
             limit: Some(PAGE),
@@ -78,7 +79,7 @@ pub fn AdminKeysPage() -> impl IntoView {
                     })/>
             </div>
             <ActionError action=bulk/>
-            {move || bulk.value().get().and_then(Result::ok).map(|answer| view! {
+            {move || bulk.ok().map(|answer| view! {
                 <ul class="results" data-testid="bulk-results" aria-live="polite">
                     {answer.results.into_iter().map(|r| view! {
                         <li data-testid="bulk-result" data-key-id=r.id.clone() class=if r.ok { "ok" } else { "error" }>

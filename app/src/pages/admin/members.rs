@@ -10,6 +10,7 @@ use crate::components::confirm::ConfirmCall;
 use crate::components::copy::CopyButton;
 use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 use crate::route::invitation_link;
 
 /// The roles an admin hands out, with what each allows.
@@ -22,7 +23,7 @@ const ROLES: [(Role, &str, &str); 2] = [
 #[component]
 pub fn MembersPage() -> impl IntoView {
     let changed = RwSignal::new(0u32);
-    let members = LocalResource::new(move || {
+    let members = Load::new(move || {
         changed.get();
         async move {
             api::members(&PageQuery {
@@ -74,7 +75,7 @@ fn InviteForm() -> impl IntoView {
     let email = RwSignal::new(String::new());
     let developer = RwSignal::new(true);
     let admin = RwSignal::new(false);
-    let invite = Action::new_local(move |request: &InviteRequest| {
+    let invite = Call::new(move |request: &InviteRequest| {
         let request = request.clone();
         async move {
             let answer = api::invite(request).await?;
@@ -102,7 +103,7 @@ fn InviteForm() -> impl IntoView {
             <label class="check"><input type="checkbox" data-testid="invite-admin" bind:checked=admin/>"admin"</label>
             <BusyButton submit=true pending=invite.pending() label="Invite" busy="Inviting…" testid="invite-submit"/>
             <ActionError action=invite/>
-            {move || invite.value().get().and_then(Result::ok).map(|link| view! {
+            {move || invite.ok().map(|link| view! {
                 <div class="notice" role="status">
                     <p>"Send this one-time link to the person; it lets them choose a name and password."</p>
                     <code class="secret" data-testid="invitation-link">{link.clone()}</code>
@@ -123,7 +124,7 @@ fn RolesEditor(
 ) -> impl IntoView {
     let roles = RwSignal::new(member.roles.clone());
     let id = member.id.clone();
-    let save = Action::new_local(move |next: &Vec<Role>| {
+    let save = Call::new(move |next: &Vec<Role>| {
         let (id, next) = (id.clone(), next.clone());
         async move {
             let answer = api::set_roles(&id, RolesPatch { roles: next }).await?;

@@ -9,8 +9,9 @@ use super::group_members::GroupMembership;
 use crate::api::{self, ApiError, Namespaces};
 use crate::components::confirm::ConfirmCall;
 use crate::components::dialog::Dialog;
-use crate::components::error_note::{ActionError, BusyButton, ErrorNote, loaded};
+use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 
 /// The namespaces page.
 #[component]
@@ -20,7 +21,7 @@ pub fn NamespacesPage(
 ) -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let refresh = Callback::new(move |()| changed.update(|n| *n += 1));
-    let all = LocalResource::new(move || {
+    let all = Load::new(move || {
         changed.get();
         async move {
             let apps = api::namespaces(Namespaces::Apps).await?;
@@ -141,7 +142,7 @@ fn CreateNamespace(
     let name = RwSignal::new(String::new());
     let parent = RwSignal::new(parents.first().map(|p| p.0.clone()).unwrap_or_default());
     let needs_parent = kind != Namespaces::Apps;
-    let create = Action::new_local(move |request: &NamespaceRequest| {
+    let create = Call::new(move |request: &NamespaceRequest| {
         let request = request.clone();
         async move {
             api::create_namespace(kind, request).await?;
@@ -217,7 +218,7 @@ pub fn RenameNamespaceDialog(
     let name = RwSignal::new(ns.name.clone());
     let invalid = RwSignal::new(None::<String>);
     let id = ns.id.clone();
-    let save = Action::new_local(move |name: &String| {
+    let save = Call::new(move |name: &String| {
         let (id, name) = (id.clone(), name.clone());
         async move {
             api::rename_namespace(kind, &id, name).await?;
@@ -243,11 +244,9 @@ pub fn RenameNamespaceDialog(
                 </label>
                 <p class="hint">"Only the name changes: the id "<code>{ns.id.clone()}</code>", its grants and keys stay."</p>
                 {move || invalid.get().map(|m| view! { <p class="error" role="alert" data-testid="rename-namespace-invalid">{m}</p> })}
-                {move || save.value().get().and_then(Result::err).map(|error| view! { <ErrorNote error/> })}
+                <ActionError action=save/>
                 <div class="actions">
-                    <button type="submit" data-testid="rename-namespace-submit" disabled=move || save.pending().get()>
-                        {move || if save.pending().get() { "Saving…" } else { "Save" }}
-                    </button>
+                    <BusyButton submit=true pending=save.pending() label="Save" busy="Saving…" testid="rename-namespace-submit"/>
                     <button type="button" class="secondary" data-testid="dialog-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                 </div>
             </form>

@@ -12,6 +12,7 @@ use super::group_members::member_label;
 use crate::api::{self, ApiError, Namespaces};
 use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::table::DataTable;
+use crate::erased::{Call, Load};
 
 /// Everything the grant form offers: namespaces, principals and the catalogue.
 #[derive(Debug, Clone, Default)]
@@ -31,12 +32,12 @@ pub fn PermissionsPage(
 ) -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let refresh = Callback::new(move |()| changed.update(|n| *n += 1));
-    let catalogue = LocalResource::new(move || {
+    let catalogue = Load::new(move || {
         changed.get();
         async move { api::permissions().await }
     });
     let org = organization.clone();
-    let choices = LocalResource::new(move || {
+    let choices = Load::new(move || {
         changed.get();
         let org = org.clone();
         async move {
@@ -133,7 +134,7 @@ pub fn principals(
 fn DefinePermission(on_defined: Callback<()>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let about = RwSignal::new(String::new());
-    let define = Action::new_local(move |request: &PermissionRequest| {
+    let define = Call::new(move |request: &PermissionRequest| {
         let request = request.clone();
         async move {
             api::define_permission(request).await?;
@@ -168,7 +169,7 @@ fn Grants(choices: Choices) -> impl IntoView {
     let namespace = RwSignal::new(String::new());
     let principal = RwSignal::new(String::new());
     let changed = RwSignal::new(0u32);
-    let grants = LocalResource::new(move || {
+    let grants = Load::new(move || {
         changed.get();
         let query = GrantQuery {
             principal: Some(principal.get()).filter(|p| !p.is_empty()),
@@ -178,7 +179,7 @@ fn Grants(choices: Choices) -> impl IntoView {
         };
         async move { api::grants(&query).await }
     });
-    let remove = Action::new_local(move |id: &String| {
+    let remove = Call::new(move |id: &String| {
         let id = id.clone();
         async move {
             api::delete_grant(&id).await?;
@@ -247,7 +248,7 @@ fn GrantForm(choices: Choices, on_granted: Callback<()>) -> impl IntoView {
     let namespace = RwSignal::new(first(&choices.namespaces));
     let permission = RwSignal::new(choices.permissions.first().cloned().unwrap_or_default());
     let resources = RwSignal::new(String::new());
-    let grant = Action::new_local(move |request: &GrantRequest| {
+    let grant = Call::new(move |request: &GrantRequest| {
         let request = request.clone();
         async move {
             api::create_grant(request).await?;

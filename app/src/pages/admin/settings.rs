@@ -5,12 +5,13 @@ use model::api::SettingsView;
 
 use crate::api::{self, ApiError};
 use crate::components::error_note::{ActionError, BusyButton, loaded};
+use crate::erased::{Call, Load};
 use crate::form::SettingsForm;
 
 /// The settings page.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    let current = LocalResource::new(move || async move { api::settings().await });
+    let current = Load::new(move || async move { api::settings().await });
     view! {
         <section class="panel">
             <h1>"Settings"</h1>
@@ -33,7 +34,7 @@ fn SettingsEditor(
     let form = RwSignal::new(SettingsForm::from_settings(&current));
     let invalid = RwSignal::new(None::<String>);
     let done = RwSignal::new(false);
-    let save = Action::new_local(move |patch: &model::api::SettingsPatch| {
+    let save = Call::new(move |patch: &model::api::SettingsPatch| {
         let patch = patch.clone();
         async move {
             let answer = api::update_settings(patch).await?;
