@@ -674,8 +674,9 @@ impl<S: Store> Keygate<S> {
         loop {
             let page = self.store.list(&prefix, cursor.as_deref(), 1000).await?;
             for entry in &page.keys {
+                // Through the record cache: on the server, a busy owner's keys are in memory.
                 let record =
-                    get_json::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry)))
+                    get_shared::<S, KeyRecord>(&self.store, &schema::key(schema::id_of(entry)))
                         .await?;
                 if record.is_some_and(|r| r.status(now) == KeyStatus::Active) {
                     active += 1;
