@@ -514,7 +514,12 @@ impl<S: Store> Keygate<S> {
             namespace: Some(record.namespace.clone()),
             owner: Some(record.owner.clone()),
             name: Some(record.name.clone()),
-            permissions: Some(effective.map(|e| e.scopes.clone()).unwrap_or_default()),
+            // Moved out when this verification computed them, copied when they are shared.
+            permissions: Some(
+                effective
+                    .map(|e| Arc::try_unwrap(e).map_or_else(|e| e.scopes.clone(), |e| e.scopes))
+                    .unwrap_or_default(),
+            ),
             expires_at: record.expires_at,
         })
     }
