@@ -12,8 +12,8 @@
 //! until the next commit of any kind, since what they were derived from cannot be traced.
 
 use std::any::Any;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use super::Batch;
 
@@ -34,6 +34,10 @@ pub struct RecordCache {
     /// that a commit overtook must not put the value it read before the commit back, and a
     /// derived value computed before a commit is stale after it.
     generation: AtomicU64,
+    /// Held shared to keep a record, exclusively to forget: a record read before a commit is
+    /// either kept before that commit forgets it, or sees the new generation and is dropped,
+    /// never visible in between.
+    turn: RwLock<()>,
 }
 
 /// A derived value and the generation its inputs were read at.
@@ -56,6 +60,7 @@ impl RecordCache {
         Self {
             records: quick_cache::sync::Cache::new(capacity),
             generation: AtomicU64::new(0),
+            turn: RwLock::new(()),
         }
     }
 
@@ -82,11 +87,11 @@ impl RecordCache {
         if !Self::keeps(key) {
             return;
         }
-        self.records.insert(key.to_owned(), record);
-        // A commit that forgot between the read and the insert may have missed this entry:
-        // checking after inserting closes that window (at worst, a fresh entry is dropped).
-        if self.generation() != read_at {
-            self.records.remove(key);
+        // A poisoned lock only means another thread panicked while holding it; the cache's
+        // state is still whole.
+        let _turn = self.turn.read().unwrap_or_else(|e| e.into_inner());
+        if self.generation() == read_at {
+            self.records.insert(key.to_owned(), record);
         }
     }
 
@@ -113,6 +118,7 @@ impl RecordCache {
     /// Drops every record `batch` wrote and outdates every derived value. Called by the
     /// store after the batch committed (or failed to).
     pub fn forget(&self, batch: &Batch) {
+        let _turn = self.turn.write().unwrap_or_else(|e| e.into_inner());
         for op in &batch.ops {
             let key = op.key();
             if Self::keeps(key) {
@@ -156,6 +162,45 @@ mod tests {
         assert_eq!(cache.get::<u32>("v1:key:a"), None);
         cache.remember("v1:key:a", Arc::new(3_u32), cache.generation());
         assert_eq!(cache.get::<u32>("v1:key:a").as_deref(), Some(&3));
+    }
+
+    /// Writers commit ever newer values of one record while readers read through the cache:
+    /// once a commit's `forget` has returned, no reader may see an older value.
+    #[test]
+    fn after_a_commit_no_reader_sees_an_older_record() {
+        use std::sync::atomic::AtomicBool;
+
+        let cache = RecordCache::new(100);
+        let store = AtomicU64::new(0);
+        let published = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        let mut batch = Batch::default();
+        batch.mark("v1:key:k".into());
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    while !done.load(Ordering::SeqCst) {
+                        let floor = published.load(Ordering::SeqCst);
+                        let seen = match cache.get::<u64>("v1:key:k") {
+                            Some(v) => *v,
+                            None => {
+                                let read_at = cache.generation();
+                                let v = store.load(Ordering::SeqCst);
+                                cache.remember("v1:key:k", Arc::new(v), read_at);
+                                v
+                            }
+                        };
+                        assert!(seen >= floor, "saw {seen} after {floor} was committed");
+                    }
+                });
+            }
+            for v in 1..=20_000 {
+                store.store(v, Ordering::SeqCst);
+                cache.forget(&batch);
+                published.store(v, Ordering::SeqCst);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
     }
 
     #[test]
