@@ -765,7 +765,10 @@ async fn logout_ends_the_session(c: Ctx) -> Result<()> {
 }
 
 async fn keys_are_displayed_and_only_name_and_description_change(c: Ctx) -> Result<()> {
-    let (_, id) = c.new_key().await?;
+    let (key, id) = c.new_key().await?;
+    // Verified first, so a host that caches the record has it when the name changes.
+    let before = c.verify(json!({"key": key})).await?;
+    ensure!(before.body["name"] == "contract", "{}", before.body);
     let path = format!("/v1/keys/{id}");
     let shown = c.admin("GET", &path, None).await?;
     ensure!(
@@ -784,6 +787,12 @@ async fn keys_are_displayed_and_only_name_and_description_change(c: Ctx) -> Resu
             && renamed.body["name"] == "renamed"
             && renamed.body["description"] == "why",
         "{renamed:?}"
+    );
+    let after = c.verify(json!({"key": key})).await?;
+    ensure!(
+        after.body["code"] == "VALID" && after.body["name"] == "renamed",
+        "verification still tells the old name: {}",
+        after.body
     );
     for body in [
         json!({"expires_at": "2099-01-01T00:00:00Z"}),
