@@ -17,25 +17,35 @@ use crate::Settings;
 use crate::load::{self, MakeRequest, Outcome};
 use crate::report::Report;
 
-/// Section 1, core: criterion's medians for `model`'s verification and its floor (`model/benches`).
+/// Section 1, core: criterion's medians for `model`'s verification and its floor, and the two
+/// measured in alternation (`model/benches/verify.rs`, `paired`), which the target is read from.
 pub fn core(settings: &Settings, report: &mut Report) -> Result<()> {
+    let read = |path: std::path::PathBuf| -> Result<Value> {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: run `cargo bench -p model`", path.display()))?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let criterion = settings.target.join("criterion/verify");
     for n in ["1000", "1000000"] {
         let median = |which: &str| -> Result<f64> {
-            let path = settings
-                .target
-                .join(format!("criterion/verify/{which}/{n}/new/estimates.json"));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("{}: run `cargo bench -p model`", path.display()))?;
-            let v: Value = serde_json::from_str(&text)?;
-            v["median"]["point_estimate"]
+            read(criterion.join(format!("{which}/{n}/new/estimates.json")))?["median"]
+                ["point_estimate"]
                 .as_f64()
                 .context("criterion median")
         };
         let (model, floor) = (median("model")?, median("floor")?);
+        report.figure(
+            "core",
+            format!("criterion medians, measured apart, {n} keys"),
+            format!("{model:.0} ns vs {floor:.0} ns = {:.2}×", model / floor),
+        );
+        let paired = read(criterion.join(format!("paired/{n}.json")))?;
+        let ns = |field: &str| paired[field].as_f64().context("paired figure");
+        let (model, floor) = (ns("model_ns")?, ns("floor_ns")?);
         let ratio = model / floor;
         report.target(
             "core",
-            format!("verify vs floor, {n} keys"),
+            format!("verify vs floor, measured in alternation, {n} keys"),
             format!("{model:.0} ns vs {floor:.0} ns = {ratio:.2}×"),
             "≤ 1.5×",
             ratio <= 1.5,

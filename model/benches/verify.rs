@@ -5,10 +5,12 @@
 //! (`rules::effective`) with a permission check. The floor is the least any verifier must do:
 //! a bare SHA-256 of the same secret bytes plus one hash-map lookup. Both run over the same
 //! map, at 1 k and 1 M keys, visiting the keys in a scattered order so the map's memory
-//! behaves as under real traffic. `cargo xtask bench` reads the estimates into its report.
+//! behaves as under real traffic. Criterion measures the two seconds apart; `paired` then runs
+//! them in alternating chunks, so noise slows both alike. `cargo xtask bench` reports both.
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use model::domain::{Access, KeyRecord, KeyRole};
@@ -75,35 +77,94 @@ fn verify(c: &mut Criterion) {
         .unwrap_or(usize::MAX);
     for n in [1_000, 1_000_000].into_iter().filter(|n| *n <= max) {
         let keys = keys(n);
-        let mut i = 0;
-        group.bench_with_input(BenchmarkId::new("model", n), &keys, |b, keys| {
-            b.iter(|| {
-                i = (i + 1) % n;
-                let text = black_box(keys.texts[i].as_str());
-                let Ok(key) = KeyRef::parse(text) else {
-                    return false;
-                };
-                let Some(record) = keys.records.get(key.id_part()) else {
-                    return false;
-                };
-                rules::check_secret(record, &key.secret_hash(), now) == SecretCheck::Active
-                    && rules::permits(&record.access, &creator, "resources.read", None)
-            })
-        });
-        let mut i = 0;
         let ids: Vec<&str> = keys.texts.iter().map(|t| &t[3..15]).collect();
-        group.bench_with_input(BenchmarkId::new("floor", n), &keys, |b, keys| {
+        let model = |i: usize| verify_one(&keys, &creator, now, i);
+        let floor = |i: usize| floor_one(&keys, &ids, i);
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("model", n), |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                let text = black_box(keys.texts[i].as_str());
-                let digest = Sha256::digest(&text.as_bytes()[SECRET]);
-                let found = keys.records.get(black_box(ids[i]));
-                black_box(digest);
-                found.is_some()
+                model(i)
             })
         });
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("floor", n), |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                floor(i)
+            })
+        });
+        paired(n, model, floor);
     }
     group.finish();
+}
+
+/// `model`'s verification of the `i`-th key.
+fn verify_one(keys: &Keys, creator: &Rights, now: OffsetDateTime, i: usize) -> bool {
+    let text = black_box(keys.texts[i].as_str());
+    let Ok(key) = KeyRef::parse(text) else {
+        return false;
+    };
+    let Some(record) = keys.records.get(key.id_part()) else {
+        return false;
+    };
+    rules::check_secret(record, &key.secret_hash(), now) == SecretCheck::Active
+        && rules::permits(&record.access, creator, "resources.read", None)
+}
+
+/// The floor for the `i`-th key: SHA-256 of its secret's bytes and one hash-map lookup.
+fn floor_one(keys: &Keys, ids: &[&str], i: usize) -> bool {
+    let text = black_box(keys.texts[i].as_str());
+    let digest = Sha256::digest(&text.as_bytes()[SECRET]);
+    let found = keys.records.get(black_box(ids[i]));
+    black_box(digest);
+    found.is_some()
+}
+
+/// The same two measured side by side: alternating chunks of `CHUNK` verifications and
+/// `CHUNK` floors for about two seconds, so that a noisy neighbour slows both alike (criterion
+/// measures one, then the other, seconds apart). Writes the totals for `cargo xtask bench`
+/// to `<criterion dir>/verify/paired/{n}.json`.
+fn paired(n: usize, model: impl Fn(usize) -> bool, floor: impl Fn(usize) -> bool) {
+    const CHUNK: usize = 1_000;
+    // Only under `cargo bench` (criterion passes `--bench`), not as a quick test.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let (mut model_time, mut floor_time, mut done) = (Duration::ZERO, Duration::ZERO, 0usize);
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        for k in 0..CHUNK {
+            black_box(model((i + k) % n));
+        }
+        model_time += t.elapsed();
+        // Other keys than the model's chunk just read, so neither finds the other's in cache.
+        let t = Instant::now();
+        for k in 0..CHUNK {
+            black_box(floor((i + n / 2 + k) % n));
+        }
+        floor_time += t.elapsed();
+        i = (i + CHUNK) % n;
+        done += CHUNK;
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / done as f64;
+    let (model_ns, floor_ns) = (per(model_time), per(floor_time));
+    println!(
+        "verify/paired/{n}: model {model_ns:.1} ns, floor {floor_ns:.1} ns = {:.2}x",
+        model_ns / floor_ns
+    );
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "target".into())
+        .join("criterion/verify/paired");
+    let json = format!(r#"{{"model_ns": {model_ns}, "floor_ns": {floor_ns}, "each": {done}}}"#);
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{n}.json")), json))
+    {
+        eprintln!("verify/paired/{n}: not written: {e}");
+    }
 }
 
 criterion_group!(benches, verify);
