@@ -257,8 +257,7 @@ impl Store for KvBackend {
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         for op in &batch.ops {
-            let (Op::Put(k, _) | Op::Delete(k)) = op;
-            faults::check(k)?;
+            faults::check(op.key())?;
         }
         // Records first (they are the keys without ":ix:"), then index entries, then deletes.
         let (mut puts, deletes): (Vec<_>, Vec<_>) = batch
@@ -267,8 +266,7 @@ impl Store for KvBackend {
             .partition(|op| matches!(op, Op::Put(..)));
         puts.sort_by_key(|op| matches!(op, Op::Put(k, _) if k.contains(":ix:")));
         for op in puts.iter().chain(&deletes) {
-            let (Op::Put(k, _) | Op::Delete(k)) = op;
-            forget(k);
+            forget(op.key());
         }
         for op in puts.into_iter().chain(deletes) {
             match &op {

@@ -150,7 +150,7 @@ impl<'a> KeyRef<'a> {
 
     /// The public key id, `key_…`.
     pub fn key_id(&self) -> String {
-        format!("key_{}", self.id_part())
+        ["key_", self.id_part()].concat()
     }
 
     /// SHA-256 of the secret part.

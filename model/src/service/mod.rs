@@ -651,11 +651,12 @@ impl<S: Store> Keygate<S> {
             let Some(grant) = get_shared::<S, Grant>(&self.store, &schema::grant(id)).await? else {
                 continue;
             };
+            let grant = Arc::unwrap_or_clone(grant);
             if grant.principal == record.id && grant.namespace == record.namespace {
                 let extra =
                     crate::domain::Access::Permissions(vec![crate::domain::PermissionScope {
-                        permission: grant.permission.clone(),
-                        resources: grant.resources.clone(),
+                        permission: grant.permission,
+                        resources: grant.resources,
                     }]);
                 effective.merge(&rules::effective(&extra, &creator));
             }

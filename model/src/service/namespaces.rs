@@ -56,17 +56,18 @@ pub fn valid_permission(name: &str) -> bool {
 }
 
 impl<S: Store> Keygate<S> {
-    /// The namespace record of `id` in `org` (`None` for the organization itself).
+    /// The namespace record of `id` in `org` (`None` for the organization itself), shared
+    /// with the store's record cache: most callers only check that it exists.
     pub(crate) async fn namespace_in(
         &self,
         org: &Organization,
         id: &str,
-    ) -> Result<Option<Namespace>> {
+    ) -> Result<Option<Arc<Namespace>>> {
         if id == org.id {
             return Ok(None);
         }
         match get_shared::<S, Namespace>(&self.store, &schema::namespace(id)).await? {
-            Some(ns) if ns.org == org.id => Ok(Some(Arc::unwrap_or_clone(ns))),
+            Some(ns) if ns.org == org.id => Ok(Some(ns)),
             _ => Err(Error::NotFound("namespace")),
         }
     }
@@ -199,7 +200,7 @@ impl<S: Store> Keygate<S> {
 
     async fn get_ns(&self, caller: &Caller, id: &str, kind: NamespaceKind) -> Result<Namespace> {
         match self.namespace_in(&caller.org, id).await {
-            Ok(Some(ns)) if ns.kind == kind => Ok(ns),
+            Ok(Some(ns)) if ns.kind == kind => Ok(Arc::unwrap_or_clone(ns)),
             Err(Error::Store(e)) => Err(Error::Store(e)),
             _ => Err(Error::NotFound("namespace")),
         }
@@ -254,9 +255,10 @@ impl<S: Store> Keygate<S> {
             .ok()
             .flatten()
             .and_then(|ns| match ns.kind {
-                NamespaceKind::Application => Some(ns.id),
+                NamespaceKind::Application => Some(ns.id.clone()),
                 _ => ns
                     .parent
+                    .clone()
                     .filter(|p| p.starts_with(Kind::Application.prefix())),
             }))
     }
