@@ -249,10 +249,8 @@ impl<S: Store> Keygate<S> {
     }
 
     async fn parent_app(&self, org: &Organization, namespace: &str) -> Result<Option<String>> {
-        Ok(self
-            .namespace_in(org, namespace)
-            .await
-            .ok()
+        // Absent or another organization's: no application. A failing store stays an error.
+        Ok(found(self.namespace_in(org, namespace).await)?
             .flatten()
             .and_then(|ns| match ns.kind {
                 NamespaceKind::Application => Some(ns.id.clone()),
