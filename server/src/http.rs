@@ -26,13 +26,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tower_http::services::{ServeDir, ServeFile};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::store::RedbStore;
 
-/// What every handler shares.
+/// What every handler shares, behind one `Arc`: axum clones the state for each extractor of
+/// each request, and this makes that one reference count rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub keygate: Keygate<RedbStore>,
     /// Whether the session cookie carries `Secure` (everywhere but on loopback).
     pub secure_cookies: bool,
@@ -45,24 +48,32 @@ pub struct AppState {
 impl AppState {
     /// State over `keygate`.
     pub fn new(keygate: Keygate<RedbStore>, secure_cookies: bool) -> Self {
-        Self {
+        Self(std::sync::Arc::new(Shared {
             keygate,
             secure_cookies,
             writes: std::sync::Arc::default(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
 /// Runs every changing request but verification one at a time.
 async fn one_writer(
-    State(state): State<AppState>,
+    State(writes): State<std::sync::Arc<tokio::sync::Mutex<()>>>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     let changes =
         wire::is_mutating(request.method().as_str()) && request.uri().path() != "/v1/keys/verify";
     if changes {
-        let _guard = state.writes.lock().await;
+        let _guard = writes.lock().await;
         next.run(request).await
     } else {
         next.run(request).await
@@ -141,7 +152,7 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError(Error::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            std::sync::Arc::clone(&state.writes),
             one_writer,
         ))
         .with_state(state);
@@ -151,13 +162,14 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .as_ref()
         .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
         .unwrap_or_default();
-    let mut app = match assets {
+    let app = match assets {
         Some(dir) => {
             let index = dir.join("index.html");
             api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
         }
         None => api,
     };
+    let mut headers = Vec::new();
     for (name, value) in wire::security_headers(&index_html) {
         let value = if index_html.is_empty() && name == "content-security-policy" {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
@@ -167,12 +179,21 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
                 Err(_) => continue,
             }
         };
-        app = app.layer(SetResponseHeaderLayer::if_not_present(
-            axum::http::HeaderName::from_static(name),
-            value,
-        ));
+        headers.push((axum::http::HeaderName::from_static(name), value));
     }
-    app
+    // One layer for all of them (a layer per header cost a service clone each per request).
+    let headers = std::sync::Arc::new(headers);
+    app.layer(tower::util::MapResponseLayer::new(
+        move |mut response: Response| {
+            let present = response.headers_mut();
+            for (name, value) in headers.iter() {
+                if !present.contains_key(name) {
+                    present.insert(name.clone(), value.clone());
+                }
+            }
+            response
+        },
+    ))
 }
 
 /// A model error on its way out as problem JSON.
