@@ -9,7 +9,8 @@
 //!
 //! [`get_shared`](super::get_shared) fills it with records, only for keys under [`CACHED`].
 //! It also keeps values *derived* from records (a key's effective rights): those hold only
-//! until the next commit of any kind, since what they were derived from cannot be traced.
+//! until the next commit that writes anything but what no derived value is read from
+//! ([`NOT_DERIVED_FROM`]), since what they were derived from cannot be traced.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,18 @@ use super::Batch;
 /// The store prefixes of the records verification reads. Sessions, throttles, events, usage
 /// and index entries are never cached.
 pub const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
+
+/// The prefixes of records no derived value is computed from: counts, events, sessions and
+/// throttles. A batch writing only these (the usage flush every few seconds, a sign-in)
+/// leaves derived values valid; any other write outdates them all. A prefix missing here
+/// only costs recomputation, so the list names what is certain and nothing else.
+pub const NOT_DERIVED_FROM: [&str; 5] = [
+    "v1:usage:",
+    "v1:usage-summary:",
+    "v1:event:",
+    "v1:session:",
+    "v1:throttle:",
+];
 
 /// The prefix of derived values' names.
 pub const DERIVED: &str = "derived:";
@@ -115,18 +128,24 @@ impl RecordCache {
         );
     }
 
-    /// Drops every record `batch` wrote and outdates every derived value. Called by the
-    /// store after the batch committed (or failed to).
+    /// Drops every record `batch` wrote and, unless it wrote only under [`NOT_DERIVED_FROM`],
+    /// outdates every derived value. Called by the store after the batch committed (or
+    /// failed to).
     pub fn forget(&self, batch: &Batch) {
         let _turn = self.turn.write().unwrap_or_else(|e| e.into_inner());
+        let mut outdates = false;
         for op in &batch.ops {
             let key = op.key();
             if Self::keeps(key) {
                 self.records.remove(key);
             }
+            outdates |= !NOT_DERIVED_FROM.iter().any(|p| key.starts_with(p));
         }
         // After the removals: a reader that sees the new generation reads the new records.
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        // (A batch under NOT_DERIVED_FROM wrote no kept record either: none is stale.)
+        if outdates {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -204,16 +223,32 @@ mod tests {
     }
 
     #[test]
-    fn a_derived_value_lasts_until_any_commit() {
+    fn a_derived_value_lasts_until_a_commit_that_may_change_its_inputs() {
         let cache = RecordCache::new(100);
         cache.remember_derived("derived:k", Arc::new(7_u32), cache.generation());
         assert_eq!(cache.derived::<u32>("derived:k").as_deref(), Some(&7));
-        let mut unrelated = Batch::default();
-        unrelated.mark("v1:event:x".into());
-        cache.forget(&unrelated);
-        assert_eq!(cache.derived::<u32>("derived:k"), None);
+        // Usage counts, events, sessions and throttles are never inputs.
+        let counts = || {
+            let mut batch = Batch::default();
+            for key in NOT_DERIVED_FROM {
+                batch.mark(format!("{key}x"));
+            }
+            batch
+        };
+        cache.forget(&counts());
+        assert_eq!(cache.derived::<u32>("derived:k").as_deref(), Some(&7));
+        // Anything else may be, kept record or not (an index entry, say), even in company.
+        for other in ["v1:ix:user-groups:u:g", "v1:grant:g", "v1:instance-admin"] {
+            cache.remember_derived("derived:k", Arc::new(7_u32), cache.generation());
+            let mut batch = counts();
+            batch.mark(other.into());
+            cache.forget(&batch);
+            assert_eq!(cache.derived::<u32>("derived:k"), None, "{other}");
+        }
 
         // Computed from reads made before a commit, stored after it: never served.
+        let mut unrelated = Batch::default();
+        unrelated.mark("v1:ix:org-keys:x".into());
         let read_at = cache.generation();
         cache.forget(&unrelated);
         cache.remember_derived("derived:k", Arc::new(8_u32), read_at);
