@@ -97,6 +97,13 @@ async fn run(args: Args) -> Result<(), String> {
     let app = router(state, args.assets);
     tracing::info!(%addr, "serving");
     println!("Keygate: listening on http://{addr}");
+    // Answers leave at once rather than waiting on Nagle's algorithm for an earlier segment's
+    // acknowledgement (axum leaves TCP_NODELAY off).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
