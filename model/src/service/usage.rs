@@ -41,8 +41,9 @@ struct KeyCounts {
 }
 /// Pending counts by key id. Keyed by the id alone so that counting a key already pending
 /// (the common case, on the verification path) finds it without allocating; hashed, as a
-/// flush writes every pending key in one batch, in any order.
-type Pending = HashMap<String, KeyCounts>;
+/// flush writes every pending key in one batch, in any order. foldhash rather than SipHash:
+/// key ids are not chosen by whoever verifies (an unknown key is never counted).
+type Pending = HashMap<String, KeyCounts, foldhash::fast::RandomState>;
 
 /// Counts waiting to be flushed, by key and minute.
 ///
