@@ -437,10 +437,12 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
     for key in warm {
         verify_once(key).await?;
     }
-    // Single requests, one at a time: a cold key, the same key again, the bare route, and
-    // the key made malformed (the verify endpoint's answer without a lookup).
-    let (mut first, mut again, mut bare, mut shape) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Single requests, one at a time: a cold key, the same key again, the bare route, the
+    // key made malformed (the verify endpoint's answer without a lookup), and a POST of the
+    // same body to the bare route, refused 405 without being read (what carrying a body
+    // costs before the worker reads it).
+    let (mut first, mut again, mut bare, mut shape, mut carried) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (key, broken) in cold.iter().zip(malformed(cold)) {
         first.push(verify_once(key).await?);
         again.push(verify_once(key).await?);
@@ -449,8 +451,21 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         ensure!(health.status == 200);
         bare.push(started.elapsed());
         shape.push(verify_as(&broken, "NOT_FOUND").await?);
+        let started = Instant::now();
+        let unread = json!({"key": broken});
+        let refused = api
+            .call("POST", "/healthz", As::Nobody, Some(&unread))
+            .await?;
+        ensure!(refused.status == 405, "{refused:?}");
+        carried.push(started.elapsed());
     }
-    let (first, again, bare, shape) = (median(first), median(again), median(bare), median(shape));
+    let (first, again, bare, shape, carried) = (
+        median(first),
+        median(again),
+        median(bare),
+        median(shape),
+        median(carried),
+    );
     report.figure(
         "edge",
         format!(
@@ -471,6 +486,11 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         "edge",
         "malformed key / bare route; warm verify / malformed key (single requests)",
         format!("{:.2}×; {:.2}×", shape / bare, again / shape),
+    );
+    report.figure(
+        "edge",
+        "the verify body POSTed to the bare route, unread (405): latency / bare route",
+        format!("{carried:.2} ms = {:.2}×", carried / bare),
     );
     let c = settings.connections;
     // The worker's CPU is workerd's, a grandchild of wrangler: not charged.
