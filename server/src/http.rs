@@ -353,10 +353,13 @@ async fn verify(State(state): State<AppState>, request: Request) -> ApiResult<Re
         .await
         .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
     let req = wire::decode_verify(&body)?;
-    Ok(json(
+    let answer = state.keygate.verify_json(&req, now()).await?;
+    Ok((
         StatusCode::OK,
-        state.keygate.verify(&req, now()).await?,
-    ))
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        answer,
+    )
+        .into_response())
 }
 
 async fn settings(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {

@@ -479,49 +479,80 @@ impl<S: Store> Keygate<S> {
 
     /// `POST /v1/keys/verify` (SPEC §4.1). A store failure is an `Err`, never `VALID`.
     pub async fn verify(&self, req: &VerifyRequest, now: Timestamp) -> Result<VerifyResponse> {
-        let (record, code, effective) = match self.check_key(&req.key, now).await? {
-            Checked::NotFound => return Ok(VerifyResponse::bare(VerifyCode::NotFound)),
-            Checked::Refused { record, code } => {
-                self.usage.count(&record, now, code);
-                (record, code, None)
-            }
+        Ok(match self.outcome(req, now).await? {
+            None => VerifyResponse::bare(VerifyCode::NotFound),
+            // The permissions are moved out when this verification computed them.
+            Some((code, record, rights)) => answer(
+                code,
+                &record,
+                rights.map(|r| Arc::try_unwrap(r).map_or_else(|r| r.scopes.clone(), |r| r.scopes)),
+            ),
+        })
+    }
+
+    /// [`Keygate::verify`]'s answer as the JSON text the endpoint sends. Where the store keeps
+    /// a record cache, a key verified `VALID` before, with no commit since that could change
+    /// its answer, is answered from it: the secret, the status at `now` and the request's
+    /// namespace and permissions are checked again every time; the answer's text, which
+    /// depends on nothing else (the key's record, its creator's membership and the ceiling,
+    /// all outdated by any commit that touches them), is reused.
+    pub async fn verify_json(&self, req: &VerifyRequest, now: Timestamp) -> Result<String> {
+        let Some(cache) = self.store.records() else {
+            return Ok(serde_json::to_string(&self.verify(req, now).await?)?);
+        };
+        let name = KeyRef::parse(&req.key).ok().map(|key| {
+            (
+                key,
+                [crate::store::cache::DERIVED, "valid:", key.id_part()].concat(),
+            )
+        });
+        if let Some((key, name)) = &name
+            && let Some(known) = cache.derived::<KnownValid>(name)
+            && rules::check_secret(&known.record, &key.secret_hash(), now) == SecretCheck::Active
+            && decide(&known.record, &known.rights.rights, req) == VerifyCode::Valid
+        {
+            self.usage.count(&known.record, now, VerifyCode::Valid);
+            return Ok(known.answer.clone());
+        }
+        let read_at = cache.generation();
+        let Some((code, record, rights)) = self.outcome(req, now).await? else {
+            return Ok(serde_json::to_string(&VerifyResponse::bare(
+                VerifyCode::NotFound,
+            ))?);
+        };
+        let text = serde_json::to_string(&answer(
+            code,
+            &record,
+            rights.as_ref().map(|r| r.scopes.clone()),
+        ))?;
+        if let (Some((_, name)), Some(rights), VerifyCode::Valid) = (name, rights, code) {
+            let known = KnownValid {
+                record,
+                rights,
+                answer: text.clone(),
+            };
+            cache.remember_derived(&name, Arc::new(known), read_at);
+        }
+        Ok(text)
+    }
+
+    /// A verification's outcome, counted: `None` for a key that is not found; otherwise the
+    /// code, the record and, for a key that was usable, its rights.
+    async fn outcome(
+        &self,
+        req: &VerifyRequest,
+        now: Timestamp,
+    ) -> Result<Option<(VerifyCode, Arc<KeyRecord>, Option<Arc<VerifiedRights>>)>> {
+        let (code, record, rights) = match self.check_key(&req.key, now).await? {
+            Checked::NotFound => return Ok(None),
+            Checked::Refused { record, code } => (code, record, None),
             Checked::Usable { record, owner, org } => {
-                let effective = self.verified_rights(&record, &owner, &org).await?;
-                let code = if req
-                    .namespace
-                    .as_deref()
-                    .is_some_and(|ns| ns != record.namespace)
-                {
-                    VerifyCode::WrongNamespace
-                } else if req
-                    .permissions
-                    .iter()
-                    .flatten()
-                    .any(|p| !effective.rights.allows(p, req.resource.as_deref()))
-                {
-                    VerifyCode::InsufficientPermissions
-                } else {
-                    VerifyCode::Valid
-                };
-                self.usage.count(&record, now, code);
-                (record, code, Some(effective))
+                let rights = self.verified_rights(&record, &owner, &org).await?;
+                (decide(&record, &rights.rights, req), record, Some(rights))
             }
         };
-        Ok(VerifyResponse {
-            valid: code == VerifyCode::Valid,
-            code,
-            key_id: Some(record.id.clone()),
-            namespace: Some(record.namespace.clone()),
-            owner: Some(record.owner.clone()),
-            name: Some(record.name.clone()),
-            // Moved out when this verification computed them, copied when they are shared.
-            permissions: Some(
-                effective
-                    .map(|e| Arc::try_unwrap(e).map_or_else(|e| e.scopes.clone(), |e| e.scopes))
-                    .unwrap_or_default(),
-            ),
-            expires_at: record.expires_at,
-        })
+        self.usage.count(&record, now, code);
+        Ok(Some((code, record, rights)))
     }
 
     /// `GET /v1/settings` (admin only).
@@ -708,6 +739,54 @@ impl VerifiedRights {
             scopes: rights.to_scopes(),
             rights,
         }
+    }
+}
+
+/// A key's last `VALID` answer and what decides whether it still holds
+/// ([`Keygate::verify_json`]); kept as a derived value, so outdated by any commit that could
+/// change it.
+struct KnownValid {
+    record: Arc<KeyRecord>,
+    rights: Arc<VerifiedRights>,
+    answer: String,
+}
+
+/// The answer about a found key: its identity and, when usable, its effective permissions.
+fn answer(
+    code: VerifyCode,
+    record: &KeyRecord,
+    permissions: Option<Vec<crate::domain::PermissionScope>>,
+) -> VerifyResponse {
+    VerifyResponse {
+        valid: code == VerifyCode::Valid,
+        code,
+        key_id: Some(record.id.clone()),
+        namespace: Some(record.namespace.clone()),
+        owner: Some(record.owner.clone()),
+        name: Some(record.name.clone()),
+        permissions: Some(permissions.unwrap_or_default()),
+        expires_at: record.expires_at,
+    }
+}
+
+/// The outcome for a usable key (secret, status, organization and creator checked): the
+/// namespace asked for, then every permission asked for (on the resource, when named).
+fn decide(record: &KeyRecord, rights: &Rights, req: &VerifyRequest) -> VerifyCode {
+    if req
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| ns != record.namespace)
+    {
+        VerifyCode::WrongNamespace
+    } else if req
+        .permissions
+        .iter()
+        .flatten()
+        .any(|p| !rights.allows(p, req.resource.as_deref()))
+    {
+        VerifyCode::InsufficientPermissions
+    } else {
+        VerifyCode::Valid
     }
 }
 
