@@ -89,8 +89,16 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         // serde stops at its first error, which can be one of shape (an unknown field) in a
         // body that is not JSON further on, or be reported as syntax though the JSON is fine
         // (an enum given a number: "expected value"): whether the whole body is JSON decides.
-        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => Error::invalid("body", e.to_string()),
+        // After a syntax error it is read as a value, which, unlike skipping it, checks every
+        // string and number (a lone surrogate, 1e400 stay 400).
+        let whole = match e.classify() {
+            serde_json::error::Category::Data => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(body).map(drop)
+            }
+            _ => serde_json::from_slice::<serde_json::Value>(body).map(drop),
+        };
+        match whole {
+            Ok(()) => Error::invalid("body", e.to_string()),
             Err(syntax) => malformed(syntax),
         }
     })
@@ -286,6 +294,17 @@ mod tests {
             assert!(matches!(
                 decode::<crate::api::CreateKeyRequest>(ct, body),
                 Err(Error::Validation { .. })
+            ));
+        }
+        // …but a string or number JSON cannot hold stays 400 wherever serde meets it.
+        for body in [
+            &b"{\"name\": \"\xff\"}"[..],
+            br#"{"name": "\ud800"}"#,
+            br#"{"name": 1e400}"#,
+        ] {
+            assert!(matches!(
+                decode::<crate::api::CreateKeyRequest>(ct, body),
+                Err(Error::BadRequest(_))
             ));
         }
         assert!(matches!(
