@@ -8,7 +8,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use model::store::{Batch, Listing, Op, Store, StoreError};
+use model::store::cache::CACHED_LISTINGS;
+use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
 use worker::kv::KvStore;
 
 /// The binding name of the KV namespace in `wrangler.toml`.
@@ -20,13 +21,6 @@ pub const BINDING: &str = "KEYGATE_KV";
 pub const CACHE_TTL_MS: f64 = 5_000.0;
 /// Most records one isolate keeps; past it the cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
-/// The records the verification path reads: the key, its creator, the organization, the
-/// namespace and the grants. Sessions, throttles, events and usage are never cached.
-const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
-/// The index listings the verification path reads (the creator's groups, the grants naming a
-/// user or group): cached like records, so a warm isolate computes the creator's rights
-/// without a KV call.
-const CACHED_LISTS: [&str; 2] = ["v1:ix:user-groups:", "v1:ix:principal-grants:"];
 
 /// A cached read: the value or its known absence, and its expiry in ms since the epoch.
 type Entry = (Option<Vec<u8>>, f64);
@@ -58,7 +52,8 @@ fn cached(key: &str, now: f64) -> Option<Option<Vec<u8>>> {
 }
 
 fn remember(key: &str, value: Option<Vec<u8>>, now: f64) {
-    if CACHED.iter().any(|p| key.starts_with(p)) {
+    // The records verification reads, as the model names them.
+    if RecordCache::keeps(key) {
         CACHE.with(|c| {
             bounded_insert(
                 &mut c.borrow_mut(),
@@ -79,7 +74,7 @@ fn cached_list(page: &Page, now: f64) -> Option<Listing> {
 }
 
 fn remember_list(page: Page, listing: &Listing, now: f64) {
-    if CACHED_LISTS.iter().any(|p| page.0.starts_with(p)) {
+    if CACHED_LISTINGS.iter().any(|p| page.0.starts_with(p)) {
         LISTS.with(|l| {
             bounded_insert(
                 &mut l.borrow_mut(),

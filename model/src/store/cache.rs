@@ -18,9 +18,16 @@ use std::sync::{Arc, RwLock};
 
 use super::Batch;
 
-/// The store prefixes of the records verification reads. Sessions, throttles, events, usage
-/// and index entries are never cached.
+/// The store prefixes of the records verification reads: the key, its creator, the
+/// organization, the namespace and the grants. Every host's cache keeps these and only these
+/// records (this one, and the worker's short-lived byte cache); sessions, throttles, events
+/// and usage are never cached.
 pub const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
+
+/// The index listings verification reads (the creator's groups, the grants naming a user or
+/// group: `Keygate::rights_in`). The worker caches them like records, so a warm isolate
+/// computes the creator's rights without a KV call; the server reads them from redb.
+pub const CACHED_LISTINGS: [&str; 2] = ["v1:ix:user-groups:", "v1:ix:principal-grants:"];
 
 /// The prefixes of records no derived value is computed from: counts, events, sessions and
 /// throttles. A batch writing only these (the usage flush every few seconds, a sign-in)
