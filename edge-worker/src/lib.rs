@@ -15,7 +15,7 @@ use model::api::{
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
     RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
-    SettingsPatch, UsageQuery,
+    SettingsPatch, SetupRequest, UsageQuery,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::{Error, wire};
@@ -55,8 +55,10 @@ macro_rules! handler {
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let usage = USAGE.with(std::sync::Arc::clone);
     let keygate = Rc::new(Keygate::with_usage(KvBackend::new(env.kv(BINDING)?), usage));
+    let url = req.url()?;
+    let secure = url.scheme() == "https";
     if !BOOTSTRAPPED.get() {
-        if let Err(e) = bootstrap(&keygate, &env).await {
+        if let Err(e) = bootstrap(&keygate, &env, &url.origin().ascii_serialization()).await {
             return respond(Err(e));
         }
         BOOTSTRAPPED.set(true);
@@ -106,8 +108,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         .get_async("/v1/members", handler!(members))
         .patch_async("/v1/members/:id", handler!(set_roles))
         .delete_async("/v1/members/:id", handler!(remove_member))
+        .get_async("/v1/invitations", handler!(invitations))
         .post_async("/v1/invitations", handler!(invite))
+        .delete_async("/v1/invitations/:id", handler!(revoke_invitation))
         .post_async("/v1/invitations/:token/accept", handler!(accept))
+        .post_async("/v1/setup/:token", handler!(setup))
         .get_async("/v1/organizations", handler!(organizations))
         .post_async("/v1/organizations", handler!(create_organization))
         .get_async("/v1/apps", handler!(list_apps))
@@ -143,6 +148,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         .or_else_any_method_async("/*rest", handler!(no_such_endpoint))
         .run(req, env)
         .await;
+    // Served over TLS (always, on Cloudflare): browsers are told to keep to it.
+    let response = response.map(|mut r| {
+        if secure {
+            let _ = r.headers_mut().set("strict-transport-security", wire::HSTS);
+        }
+        r
+    });
     // The test build reports the KV calls this request made (its cache misses).
     #[cfg(feature = "fault-injection")]
     let response = response.map(|mut r| {
@@ -173,8 +185,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 }
 
 /// First start (SPEC §7): creates the organization and admin from `KEYGATE_ADMIN_*` when KV
-/// is empty. A generated password goes to the worker's log once, as the server prints it.
-async fn bootstrap(keygate: &Kg, env: &Env) -> Result<(), Error> {
+/// is empty. Without a password, the worker's log gets a one-time set-up link instead (a
+/// new one when an isolate starts after the last one expired; never a password, which Workers
+/// Logs would keep).
+async fn bootstrap(keygate: &Kg, env: &Env, origin: &str) -> Result<(), Error> {
     let var = |name: &str| {
         env.secret(name)
             .map(|s| s.to_string())
@@ -188,14 +202,21 @@ async fn bootstrap(keygate: &Kg, env: &Env) -> Result<(), Error> {
             now(),
         )
         .await?;
-    if let Some(first) = first {
+    if let Some(first) = &first {
         console_log!(
             "Keygate: created the first organization and its admin {}",
             first.email
         );
-        if let Some(password) = first.generated_password {
-            console_log!("Keygate: sign in with password {password} (shown only this once)");
-        }
+    }
+    let setup = match first.and_then(|f| f.setup_token) {
+        Some(token) => Some(token),
+        None => keygate.renew_setup(now(), false).await?,
+    };
+    if let Some(token) = setup {
+        console_log!(
+            "Keygate: choose the first admin's password at {origin}/#/setup/{token} (valid for {} minutes)",
+            model::service::SETUP_TTL.whole_minutes()
+        );
     }
     Ok(())
 }
@@ -227,8 +248,15 @@ impl Reply {
     }
 }
 
-/// The one place results become responses; errors become problem JSON.
+/// The one place results become responses; errors become problem JSON. No answer may be
+/// stored by a cache: several carry a secret shown once.
 fn respond(result: ApiResult) -> worker::Result<Response> {
+    let mut response = answer(result)?;
+    response.headers_mut().set("cache-control", "no-store")?;
+    Ok(response)
+}
+
+fn answer(result: ApiResult) -> worker::Result<Response> {
     match result {
         Ok(reply) => {
             let mut response = match &reply.body {
@@ -277,7 +305,12 @@ async fn caller(req: &Request, ctx: &Ctx) -> Result<Caller, Error> {
         header(req, "cookie"),
         header(req, CSRF_HEADER),
     );
-    let credential = wire::credential(authorization.as_deref(), cookie.as_deref(), csrf.as_deref());
+    let credential = wire::credential(
+        authorization.as_deref(),
+        cookie.as_deref(),
+        csrf.as_deref(),
+        is_secure(req),
+    );
     ctx.data
         .authenticate(credential, wire::is_mutating(req.method().as_ref()), now())
         .await
@@ -292,11 +325,10 @@ async fn body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, Er
     wire::decode(content_type.as_deref(), &bytes)
 }
 
+/// Whether the request came over TLS: the session cookie is then `Secure` and `__Host-`
+/// prefixed (on Cloudflare always; under `wrangler dev`, plain HTTP, never).
 fn is_secure(req: &Request) -> bool {
-    req.url()
-        .ok()
-        .and_then(|u| u.host_str().map(|h| !wire::is_loopback_host(h)))
-        .unwrap_or(true)
+    req.url().map_or(true, |u| u.scheme() == "https")
 }
 
 async fn login(mut req: Request, ctx: Ctx) -> ApiResult {
@@ -315,7 +347,7 @@ async fn logout(req: Request, ctx: Ctx) -> ApiResult {
     Ok(Reply {
         status: 204,
         body: None,
-        cookie: Some(wire::clear_cookie()),
+        cookie: Some(wire::clear_cookie(is_secure(&req))),
     })
 }
 
@@ -481,6 +513,36 @@ async fn invite(mut req: Request, ctx: Ctx) -> ApiResult {
     Ok(Reply::json(
         201,
         &ctx.data.invite(&caller, invite, now()).await?,
+    ))
+}
+
+async fn invitations(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    let query: PageQuery = wire::query(raw_query(&req).as_deref())?;
+    Ok(Reply::json(
+        200,
+        &ctx.data.invitations(&caller, query, now()).await?,
+    ))
+}
+
+async fn revoke_invitation(req: Request, ctx: Ctx) -> ApiResult {
+    let caller = caller(&req, &ctx).await?;
+    ctx.data
+        .revoke_invitation(&caller, &id(&ctx), now())
+        .await?;
+    Ok(Reply {
+        status: 204,
+        body: None,
+        cookie: None,
+    })
+}
+
+async fn setup(mut req: Request, ctx: Ctx) -> ApiResult {
+    let setup: SetupRequest = body(&mut req).await?;
+    let token = ctx.param("token").cloned().unwrap_or_default();
+    Ok(Reply::json(
+        200,
+        &ctx.data.setup(&token, setup, now()).await?,
     ))
 }
 
@@ -776,10 +838,23 @@ async fn gateway(mut req: Request, ctx: Ctx) -> Result<Response, Error> {
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
     let forwarded = Request::new_with_init(&target, &init).map_err(internal)?;
-    worker::Fetch::Request(forwarded)
+    let answer = worker::Fetch::Request(forwarded)
         .send()
         .await
-        .map_err(|e| Error::Upstream(e.to_string()))
+        .map_err(|e| Error::Upstream(e.to_string()))?;
+    // The upstream's answer shares the console's origin: it sets no session cookie, and
+    // whatever it holds runs sandboxed.
+    let headers = worker::Headers::new();
+    for (name, value) in answer.headers().entries() {
+        if wire::gateway_passes_back(&name, &value) {
+            headers.append(&name, &value).map_err(internal)?;
+        }
+    }
+    for (name, value) in wire::GATEWAY_ANSWER_HEADERS {
+        headers.set(name, value).map_err(internal)?;
+    }
+    // Same status, body streamed through: only the headers are new.
+    Ok(answer.with_headers(headers))
 }
 
 fn internal(e: worker::Error) -> Error {

@@ -254,6 +254,15 @@ impl Store for KvBackend {
         for op in &batch.ops {
             faults::check(op.key())?;
         }
+        // Workers KV deletes an expiring record itself; it takes no expiry sooner than a
+        // minute ahead, and a record that expired earlier is simply never read as live (each
+        // record carries its own expiry, which the model checks).
+        let earliest = (js_sys::Date::now() / 1000.0) as i64 + 60;
+        let expiries: std::collections::HashMap<String, u64> = batch
+            .expiries
+            .iter()
+            .map(|(k, at)| (k.clone(), (*at).max(earliest).unsigned_abs()))
+            .collect();
         // Records first (they are the keys without ":ix:"), then index entries, then deletes.
         let (mut puts, deletes): (Vec<_>, Vec<_>) = batch
             .ops
@@ -265,13 +274,16 @@ impl Store for KvBackend {
         }
         for op in puts.into_iter().chain(deletes) {
             match &op {
-                Op::Put(k, v) => self
-                    .kv
-                    .put_bytes(k, v)
-                    .map_err(err)?
+                Op::Put(k, v) => {
+                    let put = self.kv.put_bytes(k, v).map_err(err)?;
+                    match expiries.get(k) {
+                        Some(at) => put.expiration(*at),
+                        None => put,
+                    }
                     .execute()
                     .await
-                    .map_err(err)?,
+                    .map_err(err)?
+                }
                 Op::Delete(k) => self.kv.delete(k).await.map_err(err)?,
             }
             // A read that ran while this write was in flight may have cached the old value.

@@ -82,6 +82,11 @@ pub struct MeNamespace {
     pub kind: NamespaceKind,
     pub name: String,
     pub permissions: Vec<String>,
+    /// The same permissions with what each covers: `resources` is `null` for every resource
+    /// of the namespace, or the ids a grant limits it to (what a key's permission declared
+    /// without a resource list will cover: the console's hint).
+    #[serde(default)]
+    pub scopes: Vec<PermissionScope>,
 }
 
 /// `GET /v1/me`.
@@ -343,6 +348,33 @@ pub struct InvitationResponse {
 pub struct AcceptRequest {
     pub name: String,
     pub password: String,
+}
+
+/// `POST /v1/setup/{token}`: the first admin's password, chosen through the set-up link.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub password: String,
+    /// A display name instead of "Administrator".
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A pending invitation as the API shows it: never its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvitationView {
+    pub id: String,
+    pub email: String,
+    pub roles: Vec<Role>,
+    /// The admin who invited; `null` for an organization's first admin, invited by the
+    /// instance.
+    pub invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 /// The answer to an accepted invitation.

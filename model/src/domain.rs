@@ -89,7 +89,9 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub roles: BTreeSet<Role>,
-    pub password_hash: PasswordHash,
+    /// `None` for a first admin who has not chosen a password yet (the set-up link).
+    #[serde(default)]
+    pub password_hash: Option<PasswordHash>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Timestamp,
 }
@@ -203,9 +205,28 @@ impl KeyRecord {
 /// A pending invitation, stored under the SHA-256 of its one-time token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invitation {
+    /// `inv_…`; empty in invitations written before invitations could be listed.
+    #[serde(default)]
+    pub id: String,
     pub org: String,
     pub email: String,
     pub roles: BTreeSet<Role>,
+    /// The admin who invited; `None` for the first admin of an organization made by the
+    /// instance (whose inviter belongs to another organization).
+    #[serde(default)]
+    pub invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: Timestamp,
+}
+
+/// The one-time set-up link of a first admin started without a password (SPEC §7): who holds
+/// the token chooses the password. Stored under the token's SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupToken {
+    pub token_hash: String,
+    pub user: String,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: Timestamp,
 }

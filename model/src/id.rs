@@ -14,6 +14,7 @@ pub enum Kind {
     Grant,
     Resource,
     Event,
+    Invitation,
 }
 
 impl Kind {
@@ -29,6 +30,7 @@ impl Kind {
             Kind::Grant => "gnt_",
             Kind::Resource => "res_",
             Kind::Event => "evt_",
+            Kind::Invitation => "inv_",
         }
     }
 

@@ -146,11 +146,41 @@ const ROUTES: &[Route] = &[
         true,
     ),
     Route(
+        "GET",
+        "/v1/invitations",
+        "Pending invitations (admins), never their tokens",
+        None,
+        200,
+        List("InvitationView"),
+        &["limit", "cursor"],
+        true,
+    ),
+    Route(
+        "DELETE",
+        "/v1/invitations/{id}",
+        "Withdraw a pending invitation (admins)",
+        None,
+        204,
+        Empty,
+        &[],
+        true,
+    ),
+    Route(
         "POST",
         "/v1/invitations/{token}/accept",
         "Accept an invitation",
         Some("AcceptRequest"),
         201,
+        One("AcceptResponse"),
+        &[],
+        false,
+    ),
+    Route(
+        "POST",
+        "/v1/setup/{token}",
+        "Choose the first admin's password through the one-time set-up link",
+        Some("SetupRequest"),
+        200,
         One("AcceptResponse"),
         &[],
         false,
@@ -694,6 +724,7 @@ fn register(c: ComponentsBuilder) -> ComponentsBuilder {
             add::<RolesPatch>(c),
         ))));
     let c = add::<CreateOrganizationRequest>(add::<CreatedOrganization>(c));
+    let c = add::<InvitationView>(add::<SetupRequest>(c));
     let c = add::<NamespaceView>(add::<NamespaceRequest>(add::<RenameRequest>(add::<
         GroupMemberRequest,
     >(c))));

@@ -186,9 +186,20 @@ impl Rights {
             .all(|s| matches!(s, Scope::Only(ids) if ids.is_empty()))
     }
 
-    /// Whether `permission` is held, on `resource` when one is named.
+    /// Whether `permission` is held, on `resource` when one is named; with none named,
+    /// whether it is held on anything at all (a verification without a resource: the answer
+    /// lists the resource limits). Checks of Keygate's own API that act on the namespace as a
+    /// whole use [`Rights::allows_everywhere`] instead.
     pub fn allows(&self, permission: &str, resource: Option<&str>) -> bool {
         self.0.get(permission).is_some_and(|s| s.covers(resource))
+    }
+
+    /// Whether `permission` is held on every resource of the namespace: a grant without a
+    /// resource list. What a namespace-wide action needs (creating resources, managing
+    /// workspaces or user groups, receiving a deleted key's resources): a grant on some
+    /// resources says nothing of the others, nor of resources not created yet.
+    pub fn allows_everywhere(&self, permission: &str) -> bool {
+        self.0.get(permission) == Some(&Scope::All)
     }
 
     /// The permission names held, sorted.
@@ -228,8 +239,11 @@ pub fn is_read(permission: &str) -> bool {
     permission == "read" || permission.ends_with(".read")
 }
 
-/// Checks that a key may declare `access` given what its creator holds in the namespace now:
-/// every requested permission must be held there, on every resource it names (SPEC §3.1).
+/// Checks that a key may declare `access` given what its creator holds in the namespace now
+/// (SPEC §3.1): every requested permission must be held there, and every resource it names
+/// must be a well-formed resource id the creator holds it on. A permission declared without
+/// a resource list needs only to be held: held on some resources, the key's permission
+/// covers exactly those, now and as the creator's grants change (the live ceiling, seed 000).
 pub fn check_declared(access: &Access, creator: &Rights) -> Result<()> {
     if let Access::Permissions(list) = access {
         if list.is_empty() {
@@ -240,16 +254,20 @@ pub fn check_declared(access: &Access, creator: &Rights) -> Result<()> {
         }
         for scope in list {
             let ok = match &scope.resources {
-                None => creator.0.get(&scope.permission) == Some(&Scope::All),
+                None => creator.allows(&scope.permission, None),
                 Some(ids) if ids.is_empty() => {
                     return Err(Error::invalid(
                         "permissions",
                         "a resource list cannot be empty",
                     ));
                 }
-                Some(ids) => ids
-                    .iter()
-                    .all(|r| creator.allows(&scope.permission, Some(r))),
+                Some(ids) => {
+                    // An id is data the gateway forwards: only ids can be named, never text
+                    // that could read as a separator or another permission downstream.
+                    check_resource_ids("permissions", ids)?;
+                    ids.iter()
+                        .all(|r| creator.allows(&scope.permission, Some(r)))
+                }
             };
             if !ok {
                 return Err(Error::PermissionNotHeld(scope.permission.clone()));
@@ -258,6 +276,27 @@ pub fn check_declared(access: &Access, creator: &Rights) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks a declared resource list (of a key's permissions or a grant): non-empty, at most
+/// [`MAX_RESOURCES`] ids, each a well-formed `res_…` id.
+pub fn check_resource_ids(field: &'static str, ids: &[String]) -> Result<()> {
+    if ids.is_empty() || ids.len() > MAX_RESOURCES {
+        return Err(Error::invalid(
+            field,
+            format!("a resource list names 1 to {MAX_RESOURCES} res_… ids"),
+        ));
+    }
+    if ids.iter().any(|r| !crate::id::Kind::Resource.matches(r)) {
+        return Err(Error::invalid(
+            field,
+            "a resource list names res_… ids, and nothing else",
+        ));
+    }
+    Ok(())
+}
+
+/// Most resource ids one permission of a key or one grant may name.
+pub const MAX_RESOURCES: usize = 100;
 
 /// What a key's own record says of a presented secret now (SPEC §4.1), before its creator
 /// is consulted.
@@ -416,10 +455,52 @@ mod tests {
         assert!(eff.allows("datasets.edit", Some("res_a")));
         assert!(!eff.allows("datasets.edit", Some("res_c")));
         assert!(eff.allows("datasets.read", Some("res_c")));
-        // Declaring more than the creator holds is refused at creation.
+        // Seed 000: "Edit all datasets" is offered to a creator who holds it on two, and the
+        // key's permission then covers those two, as the ceiling above shows.
+        assert!(check_declared(&key, &creator).is_ok());
+        // Naming a resource the creator does not hold it on is refused at creation…
+        let beyond = Access::Permissions(vec![scope("datasets.edit", Some(&["res_cccccccccccc"]))]);
         assert!(
-            matches!(check_declared(&key, &creator), Err(Error::PermissionNotHeld(p)) if p == "datasets.edit")
+            matches!(check_declared(&beyond, &creator), Err(Error::PermissionNotHeld(p)) if p == "datasets.edit")
         );
+        // …as is a permission not held on anything.
+        let other = Access::Permissions(vec![scope("billing.admin", None)]);
+        assert!(matches!(
+            check_declared(&other, &creator),
+            Err(Error::PermissionNotHeld(_))
+        ));
+        // A grant on some resources is not a grant on the namespace.
+        assert!(creator.allows("datasets.edit", None));
+        assert!(!creator.allows_everywhere("datasets.edit"));
+        assert!(creator.allows_everywhere("datasets.read"));
+    }
+
+    #[test]
+    fn declared_resources_are_well_formed_ids_only() {
+        let creator = Rights::all_of(["datasets.read"]);
+        for ids in [
+            vec!["res_a,datasets.edit,billing.admin"],
+            vec!["res_A1b2C3d4E5f6", "res_A1b2C3d4E5f6|x"],
+            vec!["usr_A1b2C3d4E5f6"],
+            vec![""],
+        ] {
+            let key = Access::Permissions(vec![scope("datasets.read", Some(&ids))]);
+            assert!(
+                matches!(
+                    check_declared(&key, &creator),
+                    Err(Error::Validation {
+                        field: "permissions",
+                        ..
+                    })
+                ),
+                "{ids:?}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_RESOURCES)
+            .map(|i| format!("res_{i:012}"))
+            .collect();
+        assert!(check_resource_ids("resources", &many).is_err());
+        assert!(check_resource_ids("resources", &many[..MAX_RESOURCES]).is_ok());
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct Listing {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub ops: Vec<Op>,
+    /// When records this batch puts expire (Unix seconds), by store key: the store deletes
+    /// them after that (the server's purge, Workers KV's own expiration), so that records
+    /// made by unauthenticated traffic (throttles, sessions, invitations) cannot pile up.
+    /// A put without an entry here clears an earlier expiry of its key.
+    pub expiries: Vec<(String, i64)>,
 }
 
 /// One write of a [`Batch`].
@@ -63,6 +68,25 @@ impl Batch {
     pub fn put<T: Serialize>(&mut self, key: String, value: &T) -> Result<&mut Self> {
         self.ops.push(Op::Put(key, serde_json::to_vec(value)?));
         Ok(self)
+    }
+
+    /// Adds a put of `value` as JSON that the store deletes once `at` has passed.
+    pub fn put_expiring<T: Serialize>(
+        &mut self,
+        key: String,
+        value: &T,
+        at: crate::domain::Timestamp,
+    ) -> Result<&mut Self> {
+        self.expiries.push((key.clone(), at.unix_timestamp()));
+        self.put(key, value)
+    }
+
+    /// When the record this batch puts at `key` expires, if it does (Unix seconds).
+    pub fn expiry_of(&self, key: &str) -> Option<i64> {
+        self.expiries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, at)| *at)
     }
 
     /// Adds an index entry: a key whose presence is the information.
@@ -98,6 +122,16 @@ pub trait Store {
     /// change (it calls [`RecordCache::forget`] on each commit) may.
     fn records(&self) -> Option<&RecordCache> {
         None
+    }
+    /// Waits for this process's turn to change the store, held until the value is dropped: a
+    /// store that serializes its changes (the server's: one change at a time, so a rule
+    /// checked on reads still holds when its write commits) hands out one turn at a time.
+    /// Operations that run something slow between their reads and their commit (password
+    /// hashing) take their turn themselves, around the reads and the commit only; the host
+    /// takes it for every other change. A store that cannot serialize (Workers KV) answers at
+    /// once.
+    fn turn(&self) -> impl Future<Output = impl Sized> {
+        std::future::ready(())
     }
 }
 
@@ -232,9 +266,17 @@ pub mod schema {
     pub fn usage_summary(key: &str) -> String {
         format!("v1:usage-summary:{key}")
     }
-    /// Failed sign-ins of one (lower-cased) email.
+    /// Sign-in attempts of one (lower-cased, valid, so at most 254 bytes) email.
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())
+    }
+    /// An organization's pending invitations: entry `{id}` holds the invitation's token hash.
+    pub fn org_invitations(org: &str) -> String {
+        format!("v1:ix:org-invitations:{org}:")
+    }
+    /// The one-time set-up link of a first admin who has no password yet.
+    pub fn setup() -> String {
+        "v1:setup".into()
     }
     pub fn key(id: &str) -> String {
         ["v1:key:", id].concat()

@@ -14,21 +14,52 @@ pub fn is_mutating(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
-/// The credential a request presents. A bearer token wins over the cookie.
+/// The session cookie's name: `__Host-` prefixed when it is `Secure`, so that a browser takes
+/// it only from this origin over TLS, for the whole site, never from a sibling subdomain or a
+/// plain-HTTP page that sets one of the same name (SPEC §11).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// [`SESSION_COOKIE`] with the `__Host-` prefix.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-keygate_session";
+
+/// Whether the host runs a request in the store's turn ([`crate::store::Store::turn`]): every
+/// change but verification (which only counts, in memory) and the changes that take their
+/// turn themselves, around their reads and commit only, because they hash a password in
+/// between (sign-in, accepting an invitation, the set-up link).
+pub fn host_takes_turn(method: &str, path: &str) -> bool {
+    let own_turn = path == "/v1/keys/verify"
+        || path == "/v1/auth/login"
+        || path.starts_with("/v1/setup/")
+        || (path.starts_with("/v1/invitations/") && path.ends_with("/accept"));
+    is_mutating(method) && !own_turn
+}
+
+/// The credential a request presents. A bearer token wins over the cookie. `cookie` is every
+/// `Cookie` header of the request, as one value or several joined with `; `; `secure` says
+/// which name the session cookie has on this host ([`session_cookie_name`]): a secure host
+/// reads only the `__Host-` one.
 pub fn credential<'a>(
     authorization: Option<&'a str>,
     cookie: Option<&'a str>,
     csrf: Option<&'a str>,
+    secure: bool,
 ) -> Credential<'a> {
     if let Some(token) = authorization.and_then(|v| v.strip_prefix("Bearer ")) {
         return Credential::Bearer(token.trim());
     }
+    let wanted = session_cookie_name(secure);
     let session = cookie
         .into_iter()
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+            (name == wanted && !value.is_empty()).then_some(value)
         });
     match session {
         Some(token) => Credential::Cookie { token, csrf },
@@ -36,20 +67,25 @@ pub fn credential<'a>(
     }
 }
 
-/// The `Set-Cookie` value that carries a session: HttpOnly, SameSite=Strict, Secure except on
-/// loopback.
+/// The `Set-Cookie` value that carries a session: HttpOnly, SameSite=Strict, and, when
+/// `secure`, `Secure` under the `__Host-` name.
 pub fn session_cookie(token: &str, secure: bool) -> String {
+    let name = session_cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     let max_age = crate::rules::SESSION_TTL.whole_seconds();
-    format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    )
+    format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
 /// The `Set-Cookie` value that ends a session in the browser.
-pub fn clear_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn clear_cookie(secure: bool) -> String {
+    let name = session_cookie_name(secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
+
+/// `Strict-Transport-Security` for a host told it is served over TLS: a year, subdomains
+/// included.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// Whether `host` (a `Host` header or URL host, port allowed) is a loopback name.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -155,12 +191,78 @@ pub fn security_headers(index_html: &str) -> [(&'static str, String); 4] {
 }
 
 /// Headers the gateway adds to a forwarded request (SPEC §4.4).
-pub const IDENTITY_HEADERS: [&str; 4] = [
+pub const IDENTITY_HEADERS: [&str; 5] = [
     "x-keygate-key-id",
     "x-keygate-namespace",
     "x-keygate-owner",
     "x-keygate-permissions",
+    "x-keygate-key-name",
 ];
+
+/// The bytes [`header_text`] leaves as they are: RFC 3986's unreserved characters. Every
+/// other byte — the separators `,` `|` `=`, `%` itself, spaces, controls, anything not
+/// ASCII — is percent-encoded, so a value built from key data is visible ASCII and no
+/// name, id or permission can add, end or split a header value or an entry of one.
+const HEADER_TEXT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One name, id or permission as the gateway writes it into a header (percent-encoded UTF-8;
+/// ids and permission names, which are made of unreserved characters, read as they are).
+pub fn header_text(raw: &str) -> String {
+    percent_encoding::utf8_percent_encode(raw, HEADER_TEXT).to_string()
+}
+
+/// The value of `X-Keygate-Permissions`: entries separated by `,`, each a permission or
+/// `permission=res_a|res_b` for one limited to some resources, every part [`header_text`].
+pub fn permissions_header(scopes: &[crate::domain::PermissionScope]) -> String {
+    let mut out = String::new();
+    for (i, scope) in scopes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&header_text(&scope.permission));
+        if let Some(ids) = &scope.resources {
+            out.push('=');
+            for (j, id) in ids.iter().enumerate() {
+                if j > 0 {
+                    out.push('|');
+                }
+                out.push_str(&header_text(id));
+            }
+        }
+    }
+    out
+}
+
+/// Reads an `X-Keygate-Permissions` value back (what an upstream does): the inverse of
+/// [`permissions_header`], `None` for a value it could not have written.
+pub fn parse_permissions_header(value: &str) -> Option<Vec<crate::domain::PermissionScope>> {
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .ok()
+            .map(|text| text.into_owned())
+    };
+    if value.is_empty() {
+        return Some(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|entry| {
+            let (permission, resources) = match entry.split_once('=') {
+                Some((p, ids)) => (p, Some(ids.split('|').map(decode).collect::<Option<_>>()?)),
+                None => (entry, None),
+            };
+            Some(crate::domain::PermissionScope {
+                permission: decode(permission)?,
+                resources,
+            })
+        })
+        .collect()
+}
 
 /// The API key a gateway request carries: `Authorization: Bearer kg_…` or `X-API-Key`.
 pub fn gateway_key<'a>(
@@ -174,35 +276,24 @@ pub fn gateway_key<'a>(
         .or_else(|| x_api_key.map(str::trim))
 }
 
-/// The gateway's decision on a verification: the identity headers to forward with, or the
-/// refusal to answer at the edge (never forwarded).
+/// The gateway's decision on a verification: the identity headers to forward with (in the
+/// order of [`IDENTITY_HEADERS`], every value encoded by [`header_text`]), or the refusal to
+/// answer at the edge (never forwarded).
 pub fn gateway_identity(
     answer: &crate::api::VerifyResponse,
 ) -> Result<Vec<(&'static str, String)>> {
     if !answer.valid {
         return Err(Error::KeyRefused(answer.code));
     }
-    let permissions = answer
-        .permissions
-        .iter()
-        .flatten()
-        .map(|p| match &p.resources {
-            None => p.permission.clone(),
-            Some(ids) => format!("{}={}", p.permission, ids.join("|")),
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+    let text = |value: &Option<String>| header_text(value.as_deref().unwrap_or_default());
     let values = [
-        answer.key_id.clone(),
-        answer.namespace.clone(),
-        answer.owner.clone(),
-        Some(permissions),
+        text(&answer.key_id),
+        text(&answer.namespace),
+        text(&answer.owner),
+        permissions_header(answer.permissions.as_deref().unwrap_or_default()),
+        text(&answer.name),
     ];
-    Ok(IDENTITY_HEADERS
-        .iter()
-        .copied()
-        .zip(values.into_iter().map(Option::unwrap_or_default))
-        .collect())
+    Ok(IDENTITY_HEADERS.iter().copied().zip(values).collect())
 }
 
 /// Whether a request header is dropped before forwarding: the key itself, and any identity
@@ -211,6 +302,26 @@ pub fn gateway_drops(header: &str) -> bool {
     let h = header.to_ascii_lowercase();
     h == "authorization" || h == "x-api-key" || h == "cookie" || h.starts_with("x-keygate-")
 }
+
+/// Whether a header of the upstream's answer goes back to the caller through the gateway:
+/// every one but a `Set-Cookie` for Keygate's session cookie (under any prefix), which would
+/// otherwise be set with the console's origin.
+pub fn gateway_passes_back(name: &str, value: &str) -> bool {
+    if !name.eq_ignore_ascii_case("set-cookie") {
+        return true;
+    }
+    let cookie = value.split(';').next().unwrap_or_default();
+    let cookie_name = cookie.split('=').next().unwrap_or_default().trim();
+    !cookie_name.to_ascii_lowercase().ends_with(SESSION_COOKIE)
+}
+
+/// Headers the gateway sets on every upstream answer it passes back: the upstream's content
+/// shares the console's origin, so any HTML or script in it runs sandboxed (an opaque
+/// origin: no cookies, no same-origin calls of the API) and is never sniffed into a type.
+pub const GATEWAY_ANSWER_HEADERS: [(&str, &str); 2] = [
+    ("content-security-policy", "sandbox"),
+    ("x-content-type-options", "nosniff"),
+];
 
 /// Decodes a query string (without `?`) into `T`; a wrong one is 422 `validation_failed`.
 pub fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T> {
@@ -247,13 +358,14 @@ mod tests {
     #[test]
     fn bearer_wins_and_cookie_is_found_among_others() {
         assert!(matches!(
-            credential(Some("Bearer abc"), Some("keygate_session=x"), None),
+            credential(Some("Bearer abc"), Some("keygate_session=x"), None, false),
             Credential::Bearer("abc")
         ));
         let c = credential(
             None,
             Some("theme=dark; keygate_session=tok; z=1"),
             Some("c"),
+            false,
         );
         assert!(matches!(
             c,
@@ -263,9 +375,22 @@ mod tests {
             }
         ));
         assert!(matches!(
-            credential(None, Some("keygate_session="), None),
+            credential(None, Some("keygate_session="), None, false),
             Credential::None
         ));
+        // A secure host reads only the __Host- cookie: one set without the prefix (by a
+        // sibling subdomain, or over plain HTTP) is no session there.
+        assert!(matches!(
+            credential(None, Some("keygate_session=planted"), None, true),
+            Credential::None
+        ));
+        assert!(matches!(
+            credential(None, Some("__Host-keygate_session=tok"), None, true),
+            Credential::Cookie { token: "tok", .. }
+        ));
+        assert!(session_cookie("t", true).starts_with("__Host-keygate_session=t; Path=/;"));
+        assert!(session_cookie("t", true).ends_with("; Secure"));
+        assert!(!session_cookie("t", false).contains("Secure"));
     }
 
     #[test]
@@ -353,6 +478,93 @@ mod tests {
         );
         assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
         assert!(!csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"));
+    }
+
+    fn scope(permission: &str, resources: Option<&[&str]>) -> crate::domain::PermissionScope {
+        crate::domain::PermissionScope {
+            permission: permission.into(),
+            resources: resources.map(|r| r.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn an_id_cannot_add_a_permission_to_the_gateway_headers() {
+        // The audit's finding: a "resource" carrying separators read downstream as two more
+        // permissions. Encoded, it stays one resource of one permission.
+        let hostile = [scope(
+            "datasets.read",
+            Some(&["res_a,datasets.edit,billing.admin", "b|c=d"]),
+        )];
+        let value = permissions_header(&hostile);
+        assert_eq!(value.matches(',').count(), 0, "{value}");
+        assert_eq!(value.matches('=').count(), 1, "{value}");
+        assert_eq!(value.matches('|').count(), 1, "{value}");
+        assert_eq!(parse_permissions_header(&value), Some(hostile.to_vec()));
+        // Ids and permission names read as they are.
+        let plain = [
+            scope("datasets.read", None),
+            scope("datasets.edit", Some(&["res_A1b2C3d4E5f6", "res_x"])),
+        ];
+        assert_eq!(
+            permissions_header(&plain),
+            "datasets.read,datasets.edit=res_A1b2C3d4E5f6|res_x"
+        );
+        assert_eq!(header_text("line\r\nx-evil: 1"), "line%0D%0Ax-evil%3A%201");
+    }
+
+    #[test]
+    fn upstream_cookies_for_the_session_never_pass_back() {
+        for value in [
+            "keygate_session=x; Path=/",
+            "__Host-keygate_session=x; Secure; Path=/",
+            " KEYGATE_SESSION =x",
+        ] {
+            assert!(!gateway_passes_back("Set-Cookie", value), "{value}");
+        }
+        assert!(gateway_passes_back("set-cookie", "theme=dark"));
+        assert!(gateway_passes_back("content-type", "keygate_session=x"));
+    }
+
+    proptest::proptest! {
+        /// Any permission list, any key name and ids: every header value the gateway builds
+        /// is visible ASCII, its separators are exactly the ones it put there, and it reads
+        /// back to what it was built from.
+        #[test]
+        fn gateway_headers_round_trip(
+            scopes in proptest::collection::vec(
+                (".*", proptest::option::of(proptest::collection::vec(".*", 1..4))),
+                0..5,
+            ),
+            name in ".*",
+            id in ".*",
+        ) {
+            let scopes: Vec<_> = scopes
+                .into_iter()
+                .map(|(permission, resources)| crate::domain::PermissionScope { permission, resources })
+                .collect();
+            let value = permissions_header(&scopes);
+            proptest::prop_assert!(value.bytes().all(|b| (0x21..0x7f).contains(&b)), "{}", value);
+            proptest::prop_assert_eq!(value.matches(',').count(), scopes.len().saturating_sub(1));
+            let limited: Vec<_> = scopes.iter().filter_map(|s| s.resources.as_ref()).collect();
+            proptest::prop_assert_eq!(value.matches('=').count(), limited.len());
+            proptest::prop_assert_eq!(
+                value.matches('|').count(),
+                limited.iter().map(|ids| ids.len() - 1).sum::<usize>()
+            );
+            // An empty list and one empty permission name both write "": the only ambiguity,
+            // and neither can be a key's (permission names are never empty).
+            if !(scopes.len() == 1 && scopes[0].permission.is_empty() && scopes[0].resources.is_none()) {
+                proptest::prop_assert_eq!(parse_permissions_header(&value), Some(scopes));
+            }
+            for text in [&name, &id] {
+                let encoded = header_text(text);
+                proptest::prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+                let decoded = percent_encoding::percent_decode_str(&encoded)
+                    .decode_utf8()
+                    .map(|d| d.into_owned());
+                proptest::prop_assert_eq!(decoded.ok(), Some(text.clone()));
+            }
+        }
     }
 
     #[test]

@@ -653,6 +653,22 @@ fn every_operation_fails_whole_at_every_store_call() {
         let success = normalized(&after, &known);
         assert_eq!(success != before, writes, "{name}: what it changes");
         covered += 1;
+        // Sign-in counts the attempt in a batch of its own before the password is tried (so
+        // that racing sign-ins cannot try more than five): that count is all a failure after
+        // it may leave behind — a failing store never gives an attempt back.
+        let residue: &[&str] = if name == "sign in" {
+            &["v1:throttle:login:"]
+        } else {
+            &[]
+        };
+        let without = |lines: &BTreeMap<String, usize>| -> BTreeMap<String, usize> {
+            lines
+                .iter()
+                .filter(|(line, _)| !residue.iter().any(|p| line.starts_with(p)))
+                .map(|(line, n)| (line.clone(), *n))
+                .collect()
+        };
+        let (before, success) = (without(&before), without(&success));
         for n in 1..=calls {
             faults += 1;
             let (result, _, after) = run(&w, &op, n);
@@ -661,7 +677,7 @@ fn every_operation_fails_whole_at_every_store_call() {
                 Err(e) => problems.push(format!("{name}, call {n} failing: {} {e}", e.code())),
                 Ok(()) => problems.push(format!("{name}, call {n} failing: answered Ok")),
             }
-            let left = normalized(&after, &known);
+            let left = without(&normalized(&after, &known));
             if left != before && left != success {
                 problems.push(format!("{name}, call {n} failing: half applied"));
             }

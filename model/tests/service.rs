@@ -61,17 +61,68 @@ fn verify(key: &str) -> VerifyRequest {
 #[test]
 fn bootstrap_happens_once() {
     let kg = Keygate::new(MemoryStore::default());
-    let first = block_on(kg.bootstrap(None, None, now())).expect("bootstrap");
-    assert!(
-        first
-            .and_then(|b| b.generated_password)
-            .is_some_and(|p| p.len() == 20)
-    );
+    let first = block_on(kg.bootstrap(None, Some("pw-123456".into()), now())).expect("bootstrap");
+    assert!(first.is_some_and(|b| b.setup_token.is_none()));
     assert!(
         block_on(kg.bootstrap(None, None, now()))
             .expect("second")
             .is_none()
     );
+}
+
+/// Finding 11: without a password, the first admin has none, and a one-time set-up link
+/// (valid for an hour, renewed at a later start) lets the first person choose it.
+#[test]
+fn without_a_password_the_first_admin_chooses_one_through_a_set_up_link() {
+    use model::api::SetupRequest;
+    let kg = Keygate::new(MemoryStore::default());
+    let t0 = now();
+    let token = block_on(kg.bootstrap(None, None, t0))
+        .expect("bootstrap")
+        .and_then(|b| b.setup_token)
+        .expect("a set-up token");
+    assert!(token.starts_with("kgu_") && token.len() > 40);
+    let login = |password: &str| {
+        block_on(kg.login(
+            LoginRequest {
+                email: "admin@keygate.local".into(),
+                password: password.into(),
+            },
+            now(),
+        ))
+    };
+    // No password works yet, not even an empty one.
+    assert!(matches!(login(""), Err(Error::InvalidCredentials)));
+    let setup = |token: &str, at| {
+        block_on(kg.setup(
+            token,
+            SetupRequest {
+                password: "chosen-password".into(),
+                name: Some("Ada".into()),
+            },
+            at,
+        ))
+    };
+    // An hour later the link is dead; a start then prints a new one, and only the new works.
+    assert!(matches!(
+        setup(&token, t0 + Duration::minutes(61)),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        block_on(kg.renew_setup(t0 + Duration::minutes(5), false)).expect("renew"),
+        None,
+        "a link that still works is not replaced unless asked"
+    );
+    let renewed = block_on(kg.renew_setup(t0 + Duration::minutes(61), false))
+        .expect("renew")
+        .expect("a new link");
+    assert!(matches!(setup(&token, now()), Err(Error::NotFound(_))));
+    let user = setup(&renewed, now()).expect("set up").user;
+    assert_eq!(user.name, "Ada");
+    assert!(login("chosen-password").is_ok());
+    // Spent: neither the link nor a later start sets it again.
+    assert!(matches!(setup(&renewed, now()), Err(Error::NotFound(_))));
+    assert_eq!(block_on(kg.renew_setup(now(), true)).expect("renew"), None);
 }
 
 #[test]

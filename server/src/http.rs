@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
 };
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use model::api::{
     EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
     KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
     RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
-    SettingsPatch, UsageQuery,
+    SettingsPatch, SetupRequest, UsageQuery,
 };
 use model::service::{CSRF_HEADER, Caller, Keygate};
 use model::wire;
@@ -37,21 +37,17 @@ pub struct AppState(std::sync::Arc<Shared>);
 /// The parts of [`AppState`].
 pub struct Shared {
     pub keygate: Keygate<RedbStore>,
-    /// Whether the session cookie carries `Secure` (everywhere but on loopback).
-    pub secure_cookies: bool,
-    /// Serializes changes, so a rule checked on reads (the active-key quota, unique emails,
-    /// the last admin) still holds when its write commits. redb serializes write
-    /// transactions anyway, so this costs little; verification never takes it.
-    pub writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Whether the server is told it is served over TLS (`--behind-tls`): the session cookie
+    /// is then `Secure` under its `__Host-` name, and answers carry HSTS.
+    pub behind_tls: bool,
 }
 
 impl AppState {
     /// State over `keygate`.
-    pub fn new(keygate: Keygate<RedbStore>, secure_cookies: bool) -> Self {
+    pub fn new(keygate: Keygate<RedbStore>, behind_tls: bool) -> Self {
         Self(std::sync::Arc::new(Shared {
             keygate,
-            secure_cookies,
-            writes: std::sync::Arc::default(),
+            behind_tls,
         }))
     }
 }
@@ -64,20 +60,26 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Runs every changing request but verification one at a time.
-async fn one_writer(
-    State(writes): State<std::sync::Arc<tokio::sync::Mutex<()>>>,
+/// Around every API request: changes run in the store's turn, one at a time
+/// ([`wire::host_takes_turn`]: those that hash a password take theirs inside the model,
+/// around their reads and commit only), and no answer may be stored by a cache: several
+/// carry a secret shown once (a new key, a rolled key, a session, an invitation).
+async fn api_layer(
+    State(store): State<RedbStore>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let changes =
-        wire::is_mutating(request.method().as_str()) && request.uri().path() != "/v1/keys/verify";
-    if changes {
-        let _guard = writes.lock().await;
+    use model::store::Store;
+    let mut response = if wire::host_takes_turn(request.method().as_str(), request.uri().path()) {
+        let _turn = store.turn().await;
         next.run(request).await
     } else {
         next.run(request).await
-    }
+    };
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The whole app: the API under `/v1`, `/healthz`, and the console from `assets` when given.
@@ -101,8 +103,13 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
             "/v1/members/{id}",
             axum::routing::patch(set_roles).delete(remove_member),
         )
-        .route("/v1/invitations", post(invite))
+        .route("/v1/invitations", get(invitations).post(invite))
+        .route(
+            "/v1/invitations/{id}",
+            axum::routing::delete(revoke_invitation),
+        )
         .route("/v1/invitations/{token}/accept", post(accept))
+        .route("/v1/setup/{token}", post(setup))
         .route(
             "/v1/organizations",
             get(organizations).post(create_organization),
@@ -152,10 +159,10 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError(Error::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::clone(&state.writes),
-            one_writer,
+            state.keygate.store().clone(),
+            api_layer,
         ))
-        .with_state(state);
+        .with_state(state.clone());
     // The console's index.html decides the policy (its inline script's hash); without a
     // console nothing is allowed to run at all.
     let index_html = assets
@@ -170,6 +177,12 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
         None => api,
     };
     let mut headers = Vec::new();
+    if state.behind_tls {
+        headers.push((
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(wire::HSTS),
+        ));
+    }
     for (name, value) in wire::security_headers(&index_html) {
         let value = if index_html.is_empty() && name == "content-security-policy" {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
@@ -278,6 +291,7 @@ impl FromRequestParts<AppState> for Auth {
             header(headers, AUTHORIZATION.as_str()),
             Some(cookie.as_str()).filter(|c| !c.is_empty()),
             header(headers, CSRF_HEADER),
+            state.behind_tls,
         );
         let mutating = wire::is_mutating(parts.method.as_str());
         let caller = state
@@ -305,7 +319,7 @@ async fn login(
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
     let answer = state.keygate.login(req, now()).await?;
-    let cookie = wire::session_cookie(&answer.token, state.secure_cookies);
+    let cookie = wire::session_cookie(&answer.token, state.behind_tls);
     let mut response = json(StatusCode::OK, answer);
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(SET_COOKIE, value);
@@ -316,7 +330,7 @@ async fn login(
 async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
     state.keygate.logout(&caller).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&wire::clear_cookie()) {
+    if let Ok(value) = HeaderValue::from_str(&wire::clear_cookie(state.behind_tls)) {
         response.headers_mut().insert(SET_COOKIE, value);
     }
     Ok(response)
@@ -498,6 +512,38 @@ async fn invite(
     Ok(json(
         StatusCode::CREATED,
         state.keygate.invite(&caller, req, now()).await?,
+    ))
+}
+
+async fn invitations(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let query: PageQuery = wire::query(query.as_deref())?;
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.invitations(&caller, query, now()).await?,
+    ))
+}
+
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Ids(id): Ids<String>,
+) -> ApiResult<Response> {
+    state.keygate.revoke_invitation(&caller, &id, now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn setup(
+    State(state): State<AppState>,
+    Ids(token): Ids<String>,
+    Body(req): Body<SetupRequest>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        state.keygate.setup(&token, req, now()).await?,
     ))
 }
 
@@ -807,6 +853,36 @@ pub async fn flush_usage_until(
     }
     if let Err(e) = keygate.flush_usage(now()).await {
         tracing::error!(error = %e, "final usage flush failed");
+    }
+}
+
+/// How often expired records are purged from the store.
+pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Purges expired records (sessions, invitations, throttles, set-up links, old usage) every
+/// [`PURGE_EVERY`] until `stop` resolves, a full round of batches each time.
+pub async fn purge_expired_until(store: RedbStore, stop: impl std::future::Future<Output = ()>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => loop {
+                match store.purge_expired(now().unix_timestamp()).await {
+                    Ok(n) if n >= 1000 => continue,
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::debug!(purged = n, "expired records purged");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "purge failed; retried at the next round");
+                        break;
+                    }
+                }
+            },
+            () = &mut stop => break,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! test; `main.rs` only parses flags, sets up tracing, binds and serves.
 
 pub mod http;
+pub mod serve;
 pub mod store;
 
 pub use http::{AppState, router};

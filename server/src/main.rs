@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use model::service::Keygate;
+use server::serve::{Limits, serve};
 use server::{AppState, RedbStore, router};
 use time::OffsetDateTime;
 use tracing_subscriber::EnvFilter;
@@ -27,9 +28,23 @@ struct Args {
     /// Email of the first admin, used only when the store is empty.
     #[arg(long, env = "KEYGATE_ADMIN_EMAIL", hide_env_values = true)]
     admin_email: Option<String>,
-    /// Password of the first admin; generated and printed once when unset.
+    /// Password of the first admin. When unset, the server prints a one-time set-up link
+    /// (valid for an hour, a new one at each start until used) for choosing it.
     #[arg(long, env = "KEYGATE_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// The server is reached over TLS (a proxy in front of it terminates it): the session
+    /// cookie is then `Secure` and `__Host-` prefixed, and answers carry HSTS.
+    #[arg(long, env = "KEYGATE_BEHIND_TLS")]
+    behind_tls: bool,
+    /// Most connections open at once; more are closed when accepted.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a request head may take to arrive (also how long an idle connection stays).
+    #[arg(long, env = "KEYGATE_HEADER_TIMEOUT", default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout: u64,
+    /// Seconds a request may take once its head arrived, body included.
+    #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT", default_value_t = Limits::default().request_timeout.as_secs())]
+    request_timeout: u64,
     /// Most records (keys, users, organizations…) kept decoded in memory for verification,
     /// a few hundred bytes each; 0 reads every verification from the store.
     #[arg(long, env = "KEYGATE_RECORD_CACHE", default_value_t = server::store::RECORD_CACHE_CAPACITY)]
@@ -62,54 +77,64 @@ async fn run(args: Args) -> Result<(), String> {
 
     let store = RedbStore::open_with(&args.data_dir, args.record_cache)
         .map_err(|e| format!("cannot open {}: {e}", args.data_dir.display()))?;
-    let keygate = Keygate::new(store);
+    let keygate = Keygate::new(store.clone());
+    let now = OffsetDateTime::now_utc();
     let first = keygate
-        .bootstrap(
-            args.admin_email,
-            args.admin_password,
-            OffsetDateTime::now_utc(),
-        )
+        .bootstrap(args.admin_email, args.admin_password, now)
         .await
         .map_err(|e| format!("bootstrap failed: {e}"))?;
-    if let Some(first) = first {
+    if let Some(first) = &first {
         println!(
             "Keygate: created the first organization and its admin {}",
             first.email
         );
-        if let Some(password) = first.generated_password {
-            // Printed once, to this console only; it is never logged or stored in plaintext.
-            println!("Keygate: sign in with password {password} (shown only this once)");
-        }
     }
+    // Until the first admin has chosen a password, every start prints a fresh link (the
+    // earlier one stops working): never a password, which a log would keep.
+    let setup = match first.and_then(|f| f.setup_token) {
+        Some(token) => Some(token),
+        None => keygate
+            .renew_setup(now, true)
+            .await
+            .map_err(|e| format!("set-up link: {e}"))?,
+    };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(keygate, !addr.ip().is_loopback());
-    let (stop_flush, flush_stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(keygate, args.behind_tls);
+    let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let flusher = tokio::spawn(server::http::flush_usage_until(
         state.keygate.clone(),
-        async {
-            let _ = flush_stopped.await;
-        },
+        stopped(tasks_stopped.clone()),
+    ));
+    let purger = tokio::spawn(server::http::purge_expired_until(
+        store,
+        stopped(tasks_stopped),
     ));
     let app = router(state, args.assets);
     tracing::info!(%addr, "serving");
     println!("Keygate: listening on http://{addr}");
-    // Answers leave at once rather than waiting on Nagle's algorithm for an earlier segment's
-    // acknowledgement (axum leaves TCP_NODELAY off).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = stop_flush.send(());
+    if let Some(token) = setup {
+        // Printed once, to this console only; only its hash is stored.
+        println!(
+            "Keygate: choose the first admin's password at http://{addr}/#/setup/{token} (valid for {} minutes)",
+            model::service::SETUP_TTL.whole_minutes()
+        );
+    }
+    let limits = Limits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+    };
+    serve(listener, app, limits, shutdown()).await;
+    let _ = stop_tasks.send(true);
     let _ = flusher.await;
+    let _ = purger.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,9 +11,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
+/// When each expiring record of [`TABLE`] expires (Unix seconds), by its key.
+const EXPIRES: TableDefinition<&str, i64> = TableDefinition::new("keygate_v1_expires");
+/// The same, ordered by time: what the purge reads.
+const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("keygate_v1_expiry");
+
+/// Most expired records one purge transaction deletes (the rest wait for the next round).
+const PURGE_BATCH: usize = 1000;
 
 /// How many decoded records the store keeps in memory by default (a few hundred bytes each).
 pub const RECORD_CACHE_CAPACITY: usize = 100_000;
@@ -24,6 +31,11 @@ pub struct RedbStore {
     db: Arc<Database>,
     /// `None` when the cache is switched off (capacity 0).
     records: Option<Arc<RecordCache>>,
+    /// One change at a time ([`Store::turn`]), so a rule checked on reads (the active-key
+    /// quota, unique emails, the last admin, the sign-in throttle) still holds when its write
+    /// commits. redb serializes write transactions anyway, so this costs little; verification
+    /// never takes it.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -43,12 +55,78 @@ impl RedbStore {
         let db = Database::create(dir.join("keygate.redb")).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TABLE).map_err(err)?;
+        txn.open_table(EXPIRES).map_err(err)?;
+        txn.open_table(EXPIRY).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(Self {
             db: Arc::new(db),
             records: (cached > 0).then(|| Arc::new(RecordCache::new(cached))),
+            writes: Arc::default(),
         })
     }
+
+    /// Deletes up to [`PURGE_BATCH`] records whose expiry is at or before `now` (Unix
+    /// seconds), in one transaction; returns how many. Sessions, invitations, sign-in
+    /// throttles, set-up links and old usage counts expire so (SPEC §11).
+    pub async fn purge_expired(&self, now: i64) -> Result<usize, StoreError> {
+        let db = Arc::clone(&self.db);
+        let records = self.records.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(err)?;
+            let mut gone = Batch::default();
+            {
+                let mut table = txn.open_table(TABLE).map_err(err)?;
+                let mut expires = txn.open_table(EXPIRES).map_err(err)?;
+                let mut expiry = txn.open_table(EXPIRY).map_err(err)?;
+                let due: Vec<(i64, String)> = expiry
+                    .range(..(now.saturating_add(1), ""))
+                    .map_err(err)?
+                    .take(PURGE_BATCH)
+                    .map(|entry| entry.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                for (at, key) in due {
+                    expiry.remove((at, key.as_str())).map_err(err)?;
+                    expires.remove(key.as_str()).map_err(err)?;
+                    table.remove(key.as_str()).map_err(err)?;
+                    gone.delete(key);
+                }
+            }
+            let count = gone.ops.len();
+            let committed = txn.commit().map_err(err);
+            if let Some(records) = records {
+                records.forget(&gone);
+            }
+            committed.map(|()| count)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+/// Applies `op` to the expiry tables: a put with an expiry (re)sets it, any other put or a
+/// delete clears what its key had.
+fn track_expiry(
+    expires: &mut redb::Table<&str, i64>,
+    expiry: &mut redb::Table<(i64, &str), ()>,
+    key: &str,
+    at: Option<i64>,
+) -> Result<(), StoreError> {
+    let old = expires.get(key).map_err(err)?.map(|v| v.value());
+    if let Some(old) = old {
+        expiry.remove((old, key)).map_err(err)?;
+    }
+    match at {
+        Some(at) => {
+            expires.insert(key, at).map_err(err)?;
+            expiry.insert((at, key), ()).map_err(err)?;
+        }
+        None if old.is_some() => {
+            expires.remove(key).map_err(err)?;
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 impl Store for RedbStore {
@@ -96,13 +174,17 @@ impl Store for RedbStore {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(TABLE).map_err(err)?;
+                let mut expires = txn.open_table(EXPIRES).map_err(err)?;
+                let mut expiry = txn.open_table(EXPIRY).map_err(err)?;
                 for op in &batch.ops {
                     match op {
                         Op::Put(k, v) => {
                             table.insert(k.as_str(), v.as_slice()).map_err(err)?;
+                            track_expiry(&mut expires, &mut expiry, k, batch.expiry_of(k))?;
                         }
                         Op::Delete(k) => {
                             table.remove(k.as_str()).map_err(err)?;
+                            track_expiry(&mut expires, &mut expiry, k, None)?;
                         }
                     }
                 }
@@ -120,6 +202,10 @@ impl Store for RedbStore {
 
     fn records(&self) -> Option<&RecordCache> {
         self.records.as_deref()
+    }
+
+    fn turn(&self) -> impl std::future::Future<Output = impl Sized> {
+        Arc::clone(&self.writes).lock_owned()
     }
 }
 
@@ -149,5 +235,42 @@ mod tests {
         drop(store);
         let store = RedbStore::open(dir.path()).expect("reopen");
         assert_eq!(store.get("b:1").await.expect("get"), Some(b"1".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_purged_and_a_later_put_decides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path()).expect("open");
+        let at = |s| time::OffsetDateTime::from_unix_timestamp(s).expect("time");
+        let mut batch = Batch::default();
+        batch
+            .put_expiring("s:old".into(), &1, at(100))
+            .expect("put");
+        batch
+            .put_expiring("s:later".into(), &1, at(200))
+            .expect("put");
+        batch
+            .put_expiring("s:kept".into(), &1, at(100))
+            .expect("put");
+        batch
+            .put_expiring("s:deleted".into(), &1, at(100))
+            .expect("put");
+        batch.mark("s:forever".into());
+        store.commit(batch).await.expect("commit");
+        // Put again: once with a later expiry, once without any; and one deleted.
+        let mut batch = Batch::default();
+        batch
+            .put_expiring("s:old".into(), &2, at(300))
+            .expect("put");
+        batch.mark("s:kept".into());
+        batch.delete("s:deleted".into());
+        store.commit(batch).await.expect("commit");
+        assert_eq!(store.purge_expired(150).await.expect("purge"), 0);
+        assert_eq!(store.purge_expired(250).await.expect("purge"), 1);
+        let left = store.list("s:", None, 10).await.expect("list").keys;
+        assert_eq!(left, ["s:forever", "s:kept", "s:old"]);
+        assert_eq!(store.purge_expired(300).await.expect("purge"), 1);
+        let left = store.list("s:", None, 10).await.expect("list").keys;
+        assert_eq!(left, ["s:forever", "s:kept"]);
     }
 }

@@ -70,6 +70,8 @@ enum Fresh {
     Member,
     Grant,
     Invitation,
+    /// A pending invitation's id (not its token).
+    InvitationId,
     /// The caller's own new session (for logout), in place of its usual credential.
     Session,
 }
@@ -138,6 +140,8 @@ struct Ids {
     grant: String,
     dev_key_id: String,
     dev_key: String,
+    /// A pending invitation's id.
+    invitation: String,
 }
 
 /// Both organizations, their callers and A's standing objects.
@@ -335,7 +339,29 @@ impl World {
         world.ids.dev_key_id = id_of(&made, "the developer's key")?;
         world.ids.dev_key = made.body["key"].as_str().context("plaintext")?.to_owned();
         (world.ids.app, world.ids.ws) = (app, ws);
+        world.ids.invitation = world.pending("pending@a.example").await?;
         Ok(world)
+    }
+
+    /// Invites `email` into A; returns the pending invitation's id.
+    async fn pending(&self, email: &str) -> Result<String> {
+        let invited = self
+            .admin(
+                "POST",
+                "/v1/invitations",
+                Some(&json!({"email": email, "roles": []})),
+            )
+            .await?;
+        ensure!(invited.status == 201, "{invited:?}");
+        let listed = self.admin("GET", "/v1/invitations?limit=200", None).await?;
+        listed.body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["email"] == email)
+            .and_then(|i| i["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("{email} is not pending: {}", listed.body))
     }
 
     /// Every id of organization A that B's callers must never see.
@@ -353,6 +379,7 @@ impl World {
             &i.resource,
             &i.grant,
             &i.dev_key_id,
+            &i.invitation,
         ]
     }
 
@@ -438,6 +465,9 @@ impl World {
                     .as_str()
                     .context("invitation")?
                     .to_owned();
+            }
+            Fresh::InvitationId => {
+                subst.id = self.pending(&format!("pending{n}@a.example")).await?;
             }
             Fresh::Session => {
                 let person = match who {
@@ -651,6 +681,13 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(403), N(403), Y(204), N(403), N(404), N(403)]),
         row("POST", "/v1/invitations", "/v1/invitations".into(), Some(json!({"email": "invitee{n}@example.com", "roles": []})), Fresh::None, Check::None,
             [N(401), N(403), N(403), Y(201), N(403), Y(201), N(403)]),
+        row("GET", "/v1/invitations", "/v1/invitations?limit=200".into(), None, Fresh::None, Check::Shows(w.invitation.clone()),
+            [N(401), N(403), N(403), Y(200), N(403), N(200), N(403)]),
+        row("DELETE", "/v1/invitations/{id}", "/v1/invitations/{id}".into(), None, Fresh::InvitationId, Check::Probe("/v1/invitations?limit=200".into(), lacks_id),
+            [N(401), N(403), N(403), Y(204), N(403), N(404), N(403)]),
+        // A set-up link exists only while the first admin has no password: none here.
+        row("POST", "/v1/setup/{token}", "/v1/setup/kgu_notatoken".into(), Some(json!({"password": "long-enough-pw"})), Fresh::None, Check::None,
+            [N(404), N(404), N(404), N(404), N(404), N(404), N(404)]),
         // The token is the credential: whoever holds it may accept, once.
         row("POST", "/v1/invitations/{token}/accept", "/v1/invitations/{id}/accept".into(), Some(json!({"name": "Invitee", "password": "long-enough-pw"})), Fresh::Invitation, Check::None,
             [Y(201), Y(201), Y(201), Y(201), Y(201), Y(201), Y(201)]),
@@ -690,10 +727,11 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(404), N(404), Y(200), Y(200), N(404), N(404)]),
         row("DELETE", "/v1/usergroups/{id}", "/v1/usergroups/{id}".into(), None, Fresh::Group, Check::Probe("/v1/usergroups/{id}".into(), gone),
             [N(401), N(404), N(404), Y(204), Y(204), N(404), N(404)]),
+        // Joining a group takes its grants: only an admin changes who is in one, never a key.
         row("POST", "/v1/usergroups/{id}/members", "/v1/usergroups/{id}/members".into(), Some(json!({"user": w.bystander})), Fresh::Group, Check::None,
-            [N(401), N(404), N(404), Y(204), Y(204), N(404), N(404)]),
+            [N(401), N(404), N(404), Y(204), N(403), N(404), N(404)]),
         row("DELETE", "/v1/usergroups/{id}/members/{user}", format!("/v1/usergroups/{{id}}/members/{}", w.bystander), None, Fresh::Group, Check::None,
-            [N(401), N(404), N(404), Y(204), Y(204), N(404), N(404)]),
+            [N(401), N(404), N(404), Y(204), N(403), N(404), N(404)]),
         // Grants.
         row("GET", "/v1/grants", format!("/v1/grants?principal={}", w.developer), None, Fresh::None, Check::Shows(w.grant.clone()),
             [N(401), N(403), N(403), Y(200), N(403), N(200), N(403)]),

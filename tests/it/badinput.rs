@@ -626,6 +626,28 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "not_found",
         )
         .anonymous(),
+        // Store keys derived from input stay bounded: an email that is no email at all is
+        // refused before anything is counted or written (the audit's finding 6).
+        case(
+            "over-long email at sign-in",
+            "POST",
+            "/v1/auth/login",
+            &json_bytes(
+                json!({"email": format!("{}@example.com", "a".repeat(60_000)), "password": "x"}),
+            ),
+            422,
+            "validation_failed",
+        )
+        .anonymous(),
+        case(
+            "sign-in with no email",
+            "POST",
+            "/v1/auth/login",
+            &json_bytes(json!({"email": "not an email", "password": "x"})),
+            422,
+            "validation_failed",
+        )
+        .anonymous(),
         // Sizes.
         case(
             "oversized login",

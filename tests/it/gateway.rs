@@ -183,3 +183,106 @@ async fn the_gateway_forwards_verified_requests_and_refuses_the_rest_at_the_edge
         "refused requests never reach the upstream"
     );
 }
+
+/// The audit's findings 1 and 9 at the gateway: key data in the identity headers is encoded,
+/// so that a key's name, ids and permissions reach the upstream as exactly what they are and
+/// nothing more; and the upstream's answer, which shares the console's origin, sets no
+/// session cookie and runs sandboxed.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_data_cannot_split_the_identity_headers_nor_the_upstream_set_the_session() {
+    let seen = Arc::new(Mutex::new(Vec::<BTreeMap<String, String>>::new()));
+    let log = Arc::clone(&seen);
+    let app = Router::new().fallback(move |headers: HeaderMap| {
+        let log = Arc::clone(&log);
+        async move {
+            let headers = headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            log.lock().expect("log").push(headers);
+            (
+                [
+                    ("set-cookie", "keygate_session=planted; Path=/"),
+                    (
+                        "set-cookie",
+                        "__Host-keygate_session=planted; Secure; Path=/",
+                    ),
+                    ("set-cookie", "theme=dark; Path=/"),
+                    ("content-type", "text/html"),
+                ],
+                "<script>fetch('/v1/me')</script>",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("upstream serves") });
+    let host = Host::worker_with(&[("KEYGATE_UPSTREAM", &format!("http://{addr}"))])
+        .await
+        .expect("worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("plain").await.expect("admin");
+    let name = "ci, prod|x=1; \"ünïcødé\" %41";
+    let scopes = json!([
+        {"permission": "resources.read", "resources": ["res_AAAAAAAAAAAA", "res_BBBBBBBBBBBB"]},
+        {"permission": "resources.write"},
+    ]);
+    let made = api
+        .call(
+            "POST",
+            "/v1/keys",
+            As::Bearer(&fx.token),
+            Some(&json!({"name": name, "namespace": fx.org, "permissions": scopes})),
+        )
+        .await
+        .expect("create");
+    assert_eq!(made.status, 201, "{made:?}");
+    let key = made.body["key"].as_str().expect("key").to_owned();
+
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{}/gateway/page", host.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("gateway");
+    assert_eq!(answer.status().as_u16(), 200);
+    let cookies: Vec<String> = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert!(
+        cookies.iter().all(|c| !c.contains("keygate_session")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("theme=dark")),
+        "{cookies:?}"
+    );
+    assert_eq!(
+        answer
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("sandbox")
+    );
+
+    let log = seen.lock().expect("log").clone();
+    let h = log.first().expect("forwarded");
+    let permissions = h.get("x-keygate-permissions").expect("permissions header");
+    let parsed = model::wire::parse_permissions_header(permissions);
+    let expected: Vec<model::domain::PermissionScope> =
+        serde_json::from_value(scopes).expect("scopes");
+    assert_eq!(parsed, Some(expected), "{permissions}");
+    let sent_name = h.get("x-keygate-key-name").expect("name header");
+    assert!(
+        !sent_name.contains([',', ';', '"', ' ', '|', '=']),
+        "{sent_name}"
+    );
+    let decoded = percent_encoding::percent_decode_str(sent_name).decode_utf8();
+    assert_eq!(decoded.ok().as_deref(), Some(name), "{sent_name}");
+}

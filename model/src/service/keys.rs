@@ -313,7 +313,7 @@ impl<S: Store> Keygate<S> {
                 if !self
                     .rights_in(&member, &caller.org, &record.namespace)
                     .await?
-                    .allows("resources.write", None)
+                    .allows_everywhere("resources.write")
                 {
                     return Err(Error::invalid(
                         "transfer_to",

@@ -13,8 +13,8 @@ use crate::api::{
     VerifyResponse,
 };
 use crate::domain::{
-    Access, Grant, KeyRecord, KeyStatus, Organization, PasswordHash, Role, Session, Settings,
-    Timestamp, User,
+    Access, Grant, KeyRecord, KeyStatus, Organization, PasswordHash, Resource, Role, Session,
+    Settings, Timestamp, User,
 };
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
@@ -31,7 +31,7 @@ mod resources;
 mod scan;
 mod usage;
 
-pub use usage::{UsageBuffer, UsageSummary, minute_of};
+pub use usage::{USAGE_RETENTION, UsageBuffer, UsageSummary, minute_of};
 
 pub use namespaces::{namespace_name, valid_permission};
 
@@ -117,9 +117,15 @@ struct LoginThrottle {
 pub struct Bootstrapped {
     pub organization: String,
     pub email: String,
-    /// Set when the host gave no password: print it once, on the host's console.
-    pub generated_password: Option<String>,
+    /// Set when the host gave no password: the token of the one-time set-up link
+    /// (`/#/setup/<token>`, [`SETUP_TTL`]) to print once, on the host's console.
+    pub setup_token: Option<String>,
 }
+
+/// Prefix of set-up tokens.
+pub const SETUP_PREFIX: &str = "kgu_";
+/// How long a set-up link works; a host started again after that prints a new one.
+pub const SETUP_TTL: time::Duration = time::Duration::hours(1);
 
 /// Keygate's operations over a store.
 #[derive(Debug, Clone)]
@@ -154,7 +160,10 @@ impl<S: Store> Keygate<S> {
     }
 
     /// First start: if the store has never been bootstrapped, creates the organization and its
-    /// first admin (roles admin + developer). Returns `None` when already done.
+    /// first admin (roles admin + developer). Without a password the admin has none yet, and
+    /// the answer carries a one-time set-up link's token instead: a generated password
+    /// printed to a log would be a standing credential there. Returns `None` when already
+    /// done.
     pub async fn bootstrap(
         &self,
         email: Option<String>,
@@ -165,9 +174,9 @@ impl<S: Store> Keygate<S> {
             return Ok(None);
         }
         let email = normalize_email(email.as_deref().unwrap_or(DEFAULT_ADMIN_EMAIL))?;
-        let (password, generated) = match password.filter(|p| !p.is_empty()) {
-            Some(p) => (p, false),
-            None => (random_base62(20)?, true),
+        let password_hash = match password.filter(|p| !p.is_empty()) {
+            Some(p) => Some(PasswordHash(password::hash(&p)?)),
+            None => None,
         };
         let org = Organization {
             id: new_id(Kind::Organization)?,
@@ -182,10 +191,14 @@ impl<S: Store> Keygate<S> {
             email: email.clone(),
             name: "Administrator".into(),
             roles: [Role::Admin, Role::Developer].into(),
-            password_hash: PasswordHash(password::hash(&password)?),
+            password_hash,
             created_at: now,
         };
         let mut batch = Batch::default();
+        let setup_token = match user.password_hash {
+            Some(_) => None,
+            None => Some(setup_into(&mut batch, &user.id, now)?),
+        };
         batch.put(schema::org(&org.id), &org)?;
         batch.put(schema::user(&user.id), &user)?;
         batch.put(schema::email(&email), &user.id)?;
@@ -196,47 +209,133 @@ impl<S: Store> Keygate<S> {
         Ok(Some(Bootstrapped {
             organization: org.id,
             email,
-            generated_password: generated.then_some(password),
+            setup_token,
         }))
     }
 
-    /// Signs in: a wrong email and a wrong password answer the same, in the same time.
+    /// At a later start: while the first admin has not chosen a password, a new set-up
+    /// link's token to print — when `replace` (the server: every start prints a fresh link,
+    /// and the earlier one stops working), or when no earlier link still works (the worker,
+    /// whose isolates each start: one link at a time). `None` once a password is set.
+    pub async fn renew_setup(&self, now: Timestamp, replace: bool) -> Result<Option<String>> {
+        let _turn = self.store.turn().await;
+        let Some(admin) = get_json::<S, String>(&self.store, &schema::instance_admin()).await?
+        else {
+            return Ok(None);
+        };
+        let user = get_json::<S, User>(&self.store, &schema::user(&admin)).await?;
+        if user.is_none_or(|u| u.password_hash.is_some()) {
+            return Ok(None);
+        }
+        let current = get_json::<S, crate::domain::SetupToken>(&self.store, &schema::setup())
+            .await?
+            .filter(|s| s.expires_at > now);
+        if current.is_some() && !replace {
+            return Ok(None);
+        }
+        let mut batch = Batch::default();
+        let token = setup_into(&mut batch, &admin, now)?;
+        self.store.commit(batch).await?;
+        Ok(Some(token))
+    }
+
+    /// `POST /v1/setup/{token}`: the first admin chooses its password (and, optionally, its
+    /// name) through the set-up link; the link is spent.
+    pub async fn setup(
+        &self,
+        token: &str,
+        req: crate::api::SetupRequest,
+        now: Timestamp,
+    ) -> Result<crate::api::AcceptResponse> {
+        let name = req.name.as_deref().map(members::display_name).transpose()?;
+        members::check_password(&req.password)?;
+        // Hashed before the turn: Argon2 never holds up other changes.
+        let hash = PasswordHash(password::hash(&req.password)?);
+        let _turn = self.store.turn().await;
+        let setup = get_json::<S, crate::domain::SetupToken>(&self.store, &schema::setup())
+            .await?
+            .filter(|s| s.expires_at > now)
+            .filter(|s| {
+                subtle::ConstantTimeEq::ct_eq(s.token_hash.as_bytes(), token_hash(token).as_bytes())
+                    .into()
+            })
+            .ok_or(Error::NotFound("set-up link"))?;
+        let mut user = get_json::<S, User>(&self.store, &schema::user(&setup.user))
+            .await?
+            .filter(|u| u.password_hash.is_none())
+            .ok_or(Error::NotFound("set-up link"))?;
+        user.password_hash = Some(hash);
+        if let Some(name) = name {
+            user.name = name;
+        }
+        let mut batch = Batch::default();
+        batch.put(schema::user(&user.id), &user)?;
+        batch.delete(schema::setup());
+        let actor = crate::api::Actor {
+            kind: "user".into(),
+            id: user.id.clone(),
+        };
+        events::record(
+            &mut batch,
+            &user.org,
+            actor,
+            "member.password_set",
+            Some(&user.id),
+            serde_json::json!({"email": user.email, "through": "set-up link"}),
+            now,
+        )?;
+        self.store.commit(batch).await?;
+        Ok(crate::api::AcceptResponse {
+            user: user_view(&user),
+        })
+    }
+
+    /// Signs in: a wrong email and a wrong password answer the same, in the same time. An
+    /// email that is not an email at all (too long, no `@`) is 422 and writes nothing.
+    ///
+    /// The attempt is counted before the password is tried, in the store's turn, so however
+    /// many sign-ins for one email race, at most [`MAX_LOGIN_FAILURES`] passwords are tried
+    /// per [`LOGIN_WINDOW`] (SPEC §10); a success gives its own count back. The password is
+    /// checked outside the turn, so a flood of sign-ins never holds up other changes.
     pub async fn login(&self, req: LoginRequest, now: Timestamp) -> Result<LoginResponse> {
-        let email = normalize_email(&req.email).unwrap_or_else(|_| req.email.trim().to_lowercase());
+        let email = normalize_email(&req.email)?;
         let throttle_key = schema::login_throttle(&email);
-        let throttle: Option<LoginThrottle> = get_json(&self.store, &throttle_key).await?;
-        let throttle = throttle.filter(|t| t.window_start + LOGIN_WINDOW > now);
-        if throttle
-            .as_ref()
-            .is_some_and(|t| t.failures >= MAX_LOGIN_FAILURES)
         {
-            return Err(Error::RateLimited);
+            let _turn = self.store.turn().await;
+            let throttle = self.live_throttle(&throttle_key, now).await?;
+            let (failures, window_start) =
+                throttle.map_or((0, now), |t| (t.failures, t.window_start));
+            if failures >= MAX_LOGIN_FAILURES {
+                return Err(Error::RateLimited);
+            }
+            let reserved = LoginThrottle {
+                failures: failures + 1,
+                window_start,
+            };
+            let mut batch = Batch::default();
+            batch.put_expiring(throttle_key.clone(), &reserved, window_start + LOGIN_WINDOW)?;
+            self.store.commit(batch).await?;
         }
         let user = match get_json::<S, String>(&self.store, &schema::email(&email)).await? {
             Some(id) => get_json::<S, User>(&self.store, &schema::user(&id)).await?,
             None => None,
         };
-        let ok = match &user {
-            Some(user) => password::verify(&req.password, &user.password_hash.0),
+        let ok = match user.as_ref().and_then(|u| u.password_hash.as_ref()) {
+            Some(hash) => password::verify(&req.password, &hash.0),
             None => {
                 password::verify(&req.password, password::decoy());
                 false
             }
         };
+        let _turn = self.store.turn().await;
+        let mut batch = Batch::default();
         let Some(user) = user.filter(|_| ok) else {
-            // Count the failure for this email, whether or not it exists, so both answer alike.
-            let mut batch = Batch::default();
-            let failures = throttle.as_ref().map_or(0, |t| t.failures) + 1;
-            let window_start = throttle.map_or(now, |t| t.window_start);
-            batch.put(
-                throttle_key,
-                &LoginThrottle {
-                    failures,
-                    window_start,
-                },
-            )?;
+            // The attempt stays counted, whether or not the email exists, so both answer
+            // alike; a known email's organization audits it.
             self.record_login_failure(&mut batch, &email, now).await?;
-            self.store.commit(batch).await?;
+            if !batch.ops.is_empty() {
+                self.store.commit(batch).await?;
+            }
             return Err(Error::InvalidCredentials);
         };
         let token = format!("{SESSION_PREFIX}{}", random_base62(43)?);
@@ -246,15 +345,36 @@ impl<S: Store> Keygate<S> {
             csrf_token: random_base62(32)?,
             expires_at: now + rules::SESSION_TTL,
         };
-        let mut batch = Batch::default();
-        batch.put(schema::session(&token_hash(&token)), &session)?;
-        batch.delete(throttle_key);
+        batch.put_expiring(
+            schema::session(&token_hash(&token)),
+            &session,
+            session.expires_at,
+        )?;
+        match self.live_throttle(&throttle_key, now).await? {
+            Some(t) if t.failures > 1 => {
+                let kept = LoginThrottle {
+                    failures: t.failures - 1,
+                    ..t
+                };
+                batch.put_expiring(throttle_key, &kept, kept.window_start + LOGIN_WINDOW)?;
+            }
+            _ => {
+                batch.delete(throttle_key);
+            }
+        }
         self.store.commit(batch).await?;
         Ok(LoginResponse {
             token,
             csrf_token: session.csrf_token,
             user: user_view(&user),
         })
+    }
+
+    /// The sign-in attempts counted for `key` in the window that is still running at `now`.
+    async fn live_throttle(&self, key: &str, now: Timestamp) -> Result<Option<LoginThrottle>> {
+        Ok(get_json::<S, LoginThrottle>(&self.store, key)
+            .await?
+            .filter(|t| t.window_start + LOGIN_WINDOW > now))
     }
 
     /// Audits a failed login against a known email's organization (an unknown email has no
@@ -372,6 +492,7 @@ impl<S: Store> Keygate<S> {
                     kind: ns.kind,
                     name: ns.name,
                     permissions: rights.permissions().map(str::to_owned).collect(),
+                    scopes: rights.to_scopes(),
                 });
             }
         }
@@ -509,7 +630,12 @@ impl<S: Store> Keygate<S> {
         if let Some((key, name)) = &name
             && let Some(known) = cache.derived::<KnownValid>(name)
             && rules::check_secret(&known.record, &key.secret_hash(), now) == SecretCheck::Active
-            && decide(&known.record, &known.rights.rights, req) == VerifyCode::Valid
+            && decide(
+                &known.record,
+                &known.rights.rights,
+                req,
+                self.resource_home(req).await?.as_deref(),
+            ) == VerifyCode::Valid
         {
             self.usage.count(&known.record, now, VerifyCode::Valid);
             return Ok(known.answer.clone());
@@ -548,11 +674,27 @@ impl<S: Store> Keygate<S> {
             Checked::Refused { record, code } => (code, record, None),
             Checked::Usable { record, owner, org } => {
                 let rights = self.verified_rights(&record, &owner, &org).await?;
-                (decide(&record, &rights.rights, req), record, Some(rights))
+                let home = self.resource_home(req).await?;
+                let code = decide(&record, &rights.rights, req, home.as_deref());
+                (code, record, Some(rights))
             }
         };
         self.usage.count(&record, now, code);
         Ok(Some((code, record, rights)))
+    }
+
+    /// The namespace the resource a verification names lives in, when Keygate knows that
+    /// resource (read through the record cache; an unknown id is `None`, a failing store an
+    /// error). Read only when a resource is named, so a plain verification costs nothing more.
+    async fn resource_home(&self, req: &VerifyRequest) -> Result<Option<String>> {
+        let Some(id) = req.resource.as_deref() else {
+            return Ok(None);
+        };
+        if !crate::id::Kind::Resource.matches(id) {
+            return Ok(None);
+        }
+        let resource = get_shared::<S, Resource>(&self.store, &schema::resource(id)).await?;
+        Ok(resource.map(|r| r.namespace.clone()))
     }
 
     /// `GET /v1/settings` (admin only).
@@ -770,19 +912,27 @@ fn answer(
 }
 
 /// The outcome for a usable key (secret, status, organization and creator checked): the
-/// namespace asked for, then every permission asked for (on the resource, when named).
-fn decide(record: &KeyRecord, rights: &Rights, req: &VerifyRequest) -> VerifyCode {
+/// namespace asked for, then every permission asked for (on the resource, when named). A
+/// resource Keygate knows to live in another namespace (`home`) is never covered, whatever
+/// the key's grants say: a grant on every resource of a namespace covers that namespace's.
+fn decide(
+    record: &KeyRecord,
+    rights: &Rights,
+    req: &VerifyRequest,
+    home: Option<&str>,
+) -> VerifyCode {
     if req
         .namespace
         .as_deref()
         .is_some_and(|ns| ns != record.namespace)
     {
         VerifyCode::WrongNamespace
-    } else if req
-        .permissions
-        .iter()
-        .flatten()
-        .any(|p| !rights.allows(p, req.resource.as_deref()))
+    } else if home.is_some_and(|ns| ns != record.namespace)
+        || req
+            .permissions
+            .iter()
+            .flatten()
+            .any(|p| !rights.allows(p, req.resource.as_deref()))
     {
         VerifyCode::InsufficientPermissions
     } else {
@@ -802,6 +952,19 @@ enum Checked {
         owner: Arc<User>,
         org: Arc<Organization>,
     },
+}
+
+/// Adds a fresh set-up link for `user` to `batch` (replacing any earlier one) and returns its
+/// token; only its hash is stored.
+fn setup_into(batch: &mut Batch, user: &str, now: Timestamp) -> Result<String> {
+    let token = format!("{SETUP_PREFIX}{}", random_base62(43)?);
+    let setup = crate::domain::SetupToken {
+        token_hash: token_hash(&token),
+        user: user.to_owned(),
+        expires_at: now + SETUP_TTL,
+    };
+    batch.put_expiring(schema::setup(), &setup, setup.expires_at)?;
+    Ok(token)
 }
 
 /// Hex SHA-256 of a session token: the store key of its session.

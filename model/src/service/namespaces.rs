@@ -149,14 +149,15 @@ impl<S: Store> Keygate<S> {
         Ok(out)
     }
 
-    /// Whether the caller holds `permission` in `namespace`, with a key's effective rights
-    /// when it authenticated with a key (which acts inside its own namespace only).
+    /// Whether the caller holds `permission` on the whole of `namespace` (a grant limited to
+    /// some resources does not manage the namespace), with a key's effective rights when it
+    /// authenticated with a key (which acts inside its own namespace only).
     async fn holds(&self, caller: &Caller, namespace: &str, permission: &str) -> Result<bool> {
         let user_rights = self.rights_in(&caller.user, &caller.org, namespace).await?;
         match &caller.via {
-            Via::Session { .. } => Ok(user_rights.allows(permission, None)),
+            Via::Session { .. } => Ok(user_rights.allows_everywhere(permission)),
             Via::Key(key) if key.namespace == namespace => {
-                Ok(rules::effective(&key.access, &user_rights).allows(permission, None))
+                Ok(rules::effective(&key.access, &user_rights).allows_everywhere(permission))
             }
             Via::Key(_) => Ok(false),
         }
@@ -417,7 +418,7 @@ impl<S: Store> Keygate<S> {
         Ok(())
     }
 
-    /// `POST /v1/usergroups/{id}/members` and `DELETE …/members/{user}`.
+    /// `POST /v1/usergroups/{id}/members` and `DELETE …/members/{user}` (admins only).
     pub async fn set_group_member(
         &self,
         caller: &Caller,
@@ -427,7 +428,18 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<()> {
         let ns = self.get_ns(caller, group, NamespaceKind::Usergroup).await?;
-        self.require_write(caller, &ns).await?;
+        if !self.may(caller, &ns, "read").await? {
+            return Err(Error::NotFound("namespace"));
+        }
+        // A group's members hold its grants: joining one is a grant of rights, which only an
+        // admin gives (SPEC §1). `usergroups.write` manages groups, never their membership,
+        // and a key never changes it (§4.2).
+        let admin = caller.user.has(Role::Admin) && matches!(caller.via, Via::Session { .. });
+        if !admin {
+            return Err(Error::Forbidden(
+                "only an admin adds or removes a user group's members",
+            ));
+        }
         let target = get_json::<S, User>(&self.store, &schema::user(user)).await?;
         if target.is_none_or(|u| u.org != caller.org.id) {
             return Err(Error::NotFound("user"));
@@ -582,13 +594,8 @@ impl<S: Store> Keygate<S> {
                 "not in the organization's catalogue",
             ));
         }
-        if let Some(ids) = &req.resources
-            && (ids.is_empty() || ids.iter().any(|r| !Kind::Resource.matches(r)))
-        {
-            return Err(Error::invalid(
-                "resources",
-                "a non-empty list of res_… ids, or absent for every resource",
-            ));
+        if let Some(ids) = &req.resources {
+            rules::check_resource_ids("resources", ids)?;
         }
         let grant = Grant {
             id: new_id(Kind::Grant)?,

@@ -90,9 +90,9 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<Resource> {
         let rights = self.caller_rights(caller, &req.namespace).await?;
-        if !rights.allows("resources.write", None) {
+        if !rights.allows_everywhere("resources.write") {
             return Err(Error::Forbidden(
-                "creating resources needs resources.write in the namespace",
+                "creating resources needs resources.write on the whole namespace",
             ));
         }
         let resource = Resource {

@@ -160,6 +160,10 @@ impl UsageSummary {
     }
 }
 
+/// How long a key's per-minute verification counts are kept (`GET /v1/keys/{id}/usage`
+/// answers from them); the store purges older ones (SPEC §11).
+pub const USAGE_RETENTION: time::Duration = time::Duration::days(90);
+
 impl<S: Store> Keygate<S> {
     /// Writes the buffered counts into the store. On a store failure the counts go back into
     /// the buffer for the next flush, so they are not lost.
@@ -193,7 +197,11 @@ impl<S: Store> Keygate<S> {
                     *stored.entry(*code).or_default() += n;
                     total += n;
                 }
-                batch.put(slot, &stored)?;
+                // Kept for USAGE_RETENTION, then purged by the store.
+                let ends = time::OffsetDateTime::from_unix_timestamp(minute * 60)
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    + USAGE_RETENTION;
+                batch.put_expiring(slot, &stored, ends)?;
                 match summary.minutes.iter_mut().find(|(m, _)| *m == minute) {
                     Some((_, n)) => *n += total,
                     None => summary.minutes.push((minute, total)),

@@ -19,10 +19,18 @@ use std::sync::{Arc, RwLock};
 use super::Batch;
 
 /// The store prefixes of the records verification reads: the key, its creator, the
-/// organization, the namespace and the grants. Every host's cache keeps these and only these
-/// records (this one, and the worker's short-lived byte cache); sessions, throttles, events
-/// and usage are never cached.
-pub const CACHED: [&str; 5] = ["v1:key:", "v1:user:", "v1:org:", "v1:ns:", "v1:grant:"];
+/// organization, the namespace, the grants, and the resource a verification names (whose
+/// namespace never changes). Every host's cache keeps these and only these records (this
+/// one, and the worker's short-lived byte cache); sessions, throttles, events and usage are
+/// never cached.
+pub const CACHED: [&str; 6] = [
+    "v1:key:",
+    "v1:user:",
+    "v1:org:",
+    "v1:ns:",
+    "v1:grant:",
+    "v1:res:",
+];
 
 /// The index listings verification reads (the creator's groups, the grants naming a user or
 /// group: `Keygate::rights_in`). The worker caches them like records, so a warm isolate
