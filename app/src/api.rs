@@ -15,10 +15,11 @@ use gloo_net::http::Request;
 use model::api::{
     AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
     CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest,
-    GroupMemberRequest, InvitationResponse, InviteRequest, KeyListQuery, KeyPatch, KeyView,
-    LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page, PageQuery,
-    PermissionRequest, PermissionView, Problem, RenameRequest, ResourceQuery, RolesPatch,
-    RollRequest, SettingsPatch, SettingsView, UsagePage, UsageQuery, UserView,
+    GroupMemberRequest, InvitationResponse, InvitationView, InviteRequest, KeyListQuery, KeyPatch,
+    KeyView, LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page,
+    PageQuery, PermissionRequest, PermissionView, Problem, RenameRequest, ResourceQuery,
+    RolesPatch, RollRequest, SettingsPatch, SettingsView, SetupRequest, UsagePage, UsageQuery,
+    UserView,
 };
 use model::domain::{Grant, Resource};
 use serde::Serialize;
@@ -323,6 +324,26 @@ pub async fn members(query: &PageQuery) -> Result<Page<UserView>, ApiError> {
 /// Invites someone; the answer's token makes the invitation link.
 pub async fn invite(request: InviteRequest) -> Result<InvitationResponse, ApiError> {
     post("/v1/invitations".into(), &request).await
+}
+
+/// The pending invitations (admins), never their tokens.
+pub async fn invitations() -> Result<Page<InvitationView>, ApiError> {
+    let query = PageQuery {
+        limit: Some(model::service::MAX_LIMIT),
+        cursor: None,
+    };
+    get(with_query("/v1/invitations", &query)).await
+}
+
+/// Withdraws a pending invitation: its link stops working.
+pub async fn revoke_invitation(id: &str) -> Result<(), ApiError> {
+    delete(format!("/v1/invitations/{}", encode(id))).await
+}
+
+/// Sets the first admin's password through the set-up link (no session needed).
+pub async fn setup(token: &str, request: SetupRequest) -> Result<AcceptResponse, ApiError> {
+    let path = format!("/v1/setup/{}", encode(token));
+    decode(&send(Method::Post, path, json(&request)?, Session::Optional).await?)
 }
 
 /// Sets a member's organization roles.

@@ -142,6 +142,21 @@ pub fn least_privilege_hint(selected: usize, held: usize) -> String {
     }
 }
 
+/// What a permission picked without a resource list will cover, when the person holds it on
+/// some resources only (seed 000: "Edit all datasets" then edits those): `None` when it is held
+/// on every resource of the namespace.
+pub fn coverage_hint(scope: &model::domain::PermissionScope) -> Option<String> {
+    let ids = scope.resources.as_ref()?;
+    let (count, noun) = match ids.len() {
+        1 => (String::from("the one resource"), "it"),
+        n => (format!("the {n} resources"), "them"),
+    };
+    Some(format!(
+        "applies only to {count} you hold it on ({}), and to any you are given later; nothing else, while you hold {noun}",
+        ids.join(", ")
+    ))
+}
+
 /// The management console's settings form: text fields as typed, turned into a patch of only
 /// what changed. The hosts check the ranges; their answer is shown next to the form.
 #[derive(Debug, Clone, PartialEq, Eq)]

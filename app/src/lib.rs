@@ -21,6 +21,7 @@ use crate::pages::admin::Admin;
 use crate::pages::invitation::InvitationPage;
 use crate::pages::keys::KeysPage;
 use crate::pages::login::LoginPage;
+use crate::pages::setup::SetupPage;
 use crate::route::{AdminPage, Route};
 
 /// What the sign-in page says when a call found the session gone.
@@ -50,7 +51,10 @@ pub fn App() -> impl IntoView {
     let on_signed_in = Callback::new(move |answer: MeResponse| {
         notice.set(None);
         me.set(Some(answer));
-        if matches!(route.get_untracked(), Route::Invitation(_)) {
+        if matches!(
+            route.get_untracked(),
+            Route::Invitation(_) | Route::Setup(_)
+        ) {
             Route::MyKeys.go();
         }
     });
@@ -75,6 +79,7 @@ pub fn App() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || resumed.get().map(|_| match (me.get(), route.get()) {
                     (None, Route::Invitation(token)) => view! { <InvitationPage token on_signed_in/> }.into_any(),
+                    (None, Route::Setup(token)) => view! { <SetupPage token on_signed_in/> }.into_any(),
                     (None, _) => view! { <LoginPage notice on_signed_in/> }.into_any(),
                     (Some(m), Route::Admin(page)) if m.roles.contains(&Role::Admin) => {
                         view! { <Admin page me=m/> }.into_any()
@@ -132,7 +137,7 @@ fn Nav(me: MeResponse, route: RwSignal<Route>) -> impl IntoView {
 fn same_page(shown: &Route, link: &Route) -> bool {
     match (shown, link) {
         (Route::Admin(AdminPage::Events(_)), Route::Admin(AdminPage::Events(_))) => true,
-        (Route::Invitation(_), Route::MyKeys) => true,
+        (Route::Invitation(_) | Route::Setup(_), Route::MyKeys) => true,
         _ => shown == link,
     }
 }

@@ -11,6 +11,8 @@ pub enum Route {
     Admin(AdminPage),
     /// Accepting an invitation, with its one-time token.
     Invitation(String),
+    /// Choosing the first admin's password, with the set-up link's one-time token.
+    Setup(String),
 }
 
 /// The management console's pages.
@@ -32,6 +34,7 @@ impl Route {
         let mut parts = path.split('/').filter(|p| !p.is_empty());
         match (parts.next(), parts.next(), parts.next()) {
             (Some("invitation"), Some(token), None) => Route::Invitation(token.to_owned()),
+            (Some("setup"), Some(token), None) => Route::Setup(token.to_owned()),
             (Some("admin"), Some(page), rest) => Route::Admin(match (page, rest) {
                 ("settings", None) => AdminPage::Settings,
                 ("events", key) => AdminPage::Events(key.map(str::to_owned)),
@@ -49,6 +52,7 @@ impl Route {
         match self {
             Route::MyKeys => "#/".into(),
             Route::Invitation(token) => format!("#/invitation/{token}"),
+            Route::Setup(token) => format!("#/setup/{token}"),
             Route::Admin(page) => match page {
                 AdminPage::Keys => "#/admin/keys".into(),
                 AdminPage::Settings => "#/admin/settings".into(),

@@ -20,7 +20,7 @@ use leptos::prelude::*;
 use model::api::{
     KeyOwner, KeyView, MeNamespace, NamespaceKind, NamespaceView, UsageItem, UserView, VerifyCode,
 };
-use model::domain::{KeyRole, KeyStatus, Settings};
+use model::domain::{KeyRole, KeyStatus, PermissionScope, Settings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
@@ -175,6 +175,16 @@ async fn permission_picker_offers_only_what_is_held_with_a_hint() {
         kind: NamespaceKind::Organization,
         name: "Acme".into(),
         permissions: vec!["datasets.read".into(), "datasets.edit".into()],
+        scopes: vec![
+            PermissionScope {
+                permission: "datasets.read".into(),
+                resources: None,
+            },
+            PermissionScope {
+                permission: "datasets.edit".into(),
+                resources: Some(vec!["res_aaaaaaaaaaaa".into(), "res_bbbbbbbbbbbb".into()]),
+            },
+        ],
     }];
     let _handle = leptos::mount::mount_to(root.clone(), move || {
         view! {
@@ -205,6 +215,20 @@ async fn permission_picker_offers_only_what_is_held_with_a_hint() {
         .and_then(|e| e.text_content())
         .unwrap_or_default();
     assert!(hint.contains("a key can do no more than you can"), "{hint}");
+    // Seed 000: a permission held on some resources is offered, saying what it will cover.
+    let coverage = find(&root, "permission-coverage")
+        .and_then(|e| e.text_content())
+        .unwrap_or_default();
+    assert!(
+        coverage.contains("the 2 resources")
+            && coverage.contains("res_aaaaaaaaaaaa, res_bbbbbbbbbbbb"),
+        "{coverage}"
+    );
+    assert_eq!(
+        count(&root, "permission-coverage"),
+        1,
+        "only the limited one"
+    );
 
     let first: HtmlInputElement = find(&root, "permission-option")
         .expect("option")
@@ -402,6 +426,7 @@ async fn an_organization_maximum_makes_the_expiry_required_and_bounded() {
         kind: NamespaceKind::Organization,
         name: "Acme".into(),
         permissions: vec!["datasets.read".into()],
+        scopes: Vec::new(),
     }];
     let _handle = leptos::mount::mount_to(root.clone(), move || {
         view! {
@@ -517,6 +542,7 @@ fn routes_round_trip_through_the_fragment() {
     for route in [
         Route::MyKeys,
         Route::Invitation("tok123".into()),
+        Route::Setup("kgu_tok".into()),
         Route::Admin(AdminPage::Keys),
         Route::Admin(AdminPage::Settings),
         Route::Admin(AdminPage::Events(None)),

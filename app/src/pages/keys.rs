@@ -13,7 +13,9 @@ use crate::components::new_key::NewKeyPanel;
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 use crate::filter::KeyFilter;
-use crate::form::{NewKeyForm, RightsChoice, expiry_bounds, least_privilege_hint, now};
+use crate::form::{
+    NewKeyForm, RightsChoice, coverage_hint, expiry_bounds, least_privilege_hint, now,
+};
 use crate::pages::key_actions::{KeyAction, KeyActionDialog};
 
 /// The signed-in person's keys.
@@ -236,7 +238,22 @@ pub fn GenerateKeyDialog(
             namespaces
                 .iter()
                 .find(|n| n.id == ns)
-                .map(|n| n.permissions.clone())
+                .map(|n| {
+                    // What each covers: `scopes`, from a host that sends it; else the names.
+                    n.permissions
+                        .iter()
+                        .map(|p| {
+                            n.scopes
+                                .iter()
+                                .find(|s| &s.permission == p)
+                                .cloned()
+                                .unwrap_or(model::domain::PermissionScope {
+                                    permission: p.clone(),
+                                    resources: None,
+                                })
+                        })
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         }
     };
@@ -307,7 +324,9 @@ pub fn GenerateKeyDialog(
                     view! {
                         <fieldset data-testid="permission-picker">
                             <legend>"Permissions you hold here"</legend>
-                            {held.into_iter().map(|p| {
+                            {held.into_iter().map(|scope| {
+                                let hint = coverage_hint(&scope);
+                                let p = scope.permission;
                                 let name = p.clone();
                                 let checked = {
                                     let name = name.clone();
@@ -326,6 +345,7 @@ pub fn GenerateKeyDialog(
                                                 });
                                             }/>
                                         {p}
+                                        {hint.map(|h| view! { <span class="hint" data-testid="permission-coverage">{h}</span> })}
                                     </label>
                                 }
                             }).collect_view()}

@@ -5,3 +5,4 @@ pub mod invitation;
 pub mod key_actions;
 pub mod keys;
 pub mod login;
+pub mod setup;

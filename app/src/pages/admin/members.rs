@@ -1,14 +1,15 @@
-//! Members (admins): invite by email (→ a copyable one-time invitation link), give or take the
-//! `developer` and `admin` roles, remove a member.
+//! Members (admins): invite by email (→ a copyable one-time invitation link), see and withdraw
+//! pending invitations, give or take the `developer` and `admin` roles, remove a member.
 
 use leptos::prelude::*;
-use model::api::{InviteRequest, PageQuery, RolesPatch, UserView};
+use model::api::{InvitationView, InviteRequest, PageQuery, RolesPatch, UserView};
 use model::domain::Role;
 
 use crate::api::{self, ApiError};
 use crate::components::confirm::ConfirmCall;
 use crate::components::copy::CopyButton;
 use crate::components::error_note::{ActionError, BusyButton, loaded};
+use crate::components::key_cells::{day, minute};
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 use crate::route::invitation_link;
@@ -38,7 +39,8 @@ pub fn MembersPage() -> impl IntoView {
     view! {
         <section class="panel">
             <h1>"Members"</h1>
-            <InviteForm/>
+            <InviteForm on_invited=refresh/>
+            <PendingInvitations changed/>
             {move || removing.get().map(|m| view! {
                 <RemoveMemberDialog member=m
                     on_done=Callback::new(move |()| { removing.set(None); refresh.run(()); })
@@ -69,9 +71,72 @@ pub fn MembersPage() -> impl IntoView {
     }
 }
 
+/// The pending invitations, each with a *Revoke* button (confirmed), refreshed whenever
+/// `changed` moves.
+#[component]
+fn PendingInvitations(
+    /// Bumped after an invitation is made or a member changes (removing an admin ends its
+    /// invitations).
+    changed: RwSignal<u32>,
+) -> impl IntoView {
+    let invitations = Load::new(move || {
+        changed.get();
+        api::invitations()
+    });
+    let revoking = RwSignal::new(None::<InvitationView>);
+    view! {
+        <h2>"Pending invitations"</h2>
+        {move || revoking.get().map(|invitation| {
+            let id = invitation.id.clone();
+            let call = move || {
+                let id = id.clone();
+                async move { api::revoke_invitation(&id).await }
+            };
+            view! {
+                <ConfirmCall title=format!("Revoke the invitation of {}?", invitation.email)
+                    testid="revoke-invitation-dialog" confirm_label="Revoke" call
+                    on_done=Callback::new(move |()| { revoking.set(None); changed.update(|n| *n += 1); })
+                    on_close=Callback::new(move |()| revoking.set(None))>
+                    <p>"Its link stops working at once. You can invite the same email again later."</p>
+                </ConfirmCall>
+            }
+        })}
+        <Transition fallback=|| view! { <p class="muted">"Loading invitations…"</p> }>
+            {move || invitations.get().map(|answer| loaded(answer, |page| {
+                let rows = page.items.into_iter().map(|i| {
+                    let who = i.clone();
+                    let roles = i.roles.iter().map(|r| match r {
+                        Role::Admin => "admin",
+                        Role::Developer => "developer",
+                    }).collect::<Vec<_>>().join(", ");
+                    view! {
+                        <tr data-testid="invitation-row" data-invitation-id=i.id.clone()>
+                            <td>{i.email.clone()}</td>
+                            <td>{if roles.is_empty() { "none".to_owned() } else { roles }}</td>
+                            <td>{i.created_at.map(minute).unwrap_or_default()}</td>
+                            <td>{day(i.expires_at)}</td>
+                            <td><button class="small secondary" data-testid="invitation-revoke"
+                                aria-label=format!("Revoke the invitation of {}", i.email)
+                                on:click=move |_| revoking.set(Some(who.clone()))>"Revoke"</button></td>
+                        </tr>
+                    }.into_any()
+                }).collect();
+                view! {
+                    <DataTable testid="invitations-table"
+                        headers=vec!["Email", "Roles", "Invited (UTC)", "Expires", ""] rows
+                        empty=("No pending invitations.", "invitations-empty")/>
+                }
+            }))}
+        </Transition>
+    }
+}
+
 /// Invites someone and shows the link to send them.
 #[component]
-fn InviteForm() -> impl IntoView {
+fn InviteForm(
+    /// Called once an invitation is made.
+    on_invited: Callback<()>,
+) -> impl IntoView {
     let email = RwSignal::new(String::new());
     let developer = RwSignal::new(true);
     let admin = RwSignal::new(false);
@@ -79,6 +144,7 @@ fn InviteForm() -> impl IntoView {
         let request = request.clone();
         async move {
             let answer = api::invite(request).await?;
+            on_invited.run(());
             Ok::<String, ApiError>(invitation_link(&answer.invitation_token))
         }
     });
