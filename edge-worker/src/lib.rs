@@ -58,10 +58,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let url = req.url()?;
     let secure = url.scheme() == "https";
     if !BOOTSTRAPPED.get() {
-        if let Err(e) = bootstrap(&keygate, &env, &url.origin().ascii_serialization()).await {
+        let origin = url.origin().ascii_serialization();
+        if let Err(e) = bootstrap(&keygate, &env, &origin).await {
             return respond(Err(e));
         }
         BOOTSTRAPPED.set(true);
+        let renewer = Rc::clone(&keygate);
+        ctx.wait_until(async move { renew_setup(&renewer, &origin).await });
     }
     let flusher = Rc::clone(&keygate);
     let router = Router::with_data(keygate);
@@ -208,17 +211,29 @@ async fn bootstrap(keygate: &Kg, env: &Env, origin: &str) -> Result<(), Error> {
             first.email
         );
     }
-    let setup = match first.and_then(|f| f.setup_token) {
-        Some(token) => Some(token),
-        None => keygate.renew_setup(now(), false).await?,
-    };
-    if let Some(token) = setup {
-        console_log!(
-            "Keygate: choose the first admin's password at {origin}/#/setup/{token} (valid for {} minutes)",
-            model::service::SETUP_TTL.whole_minutes()
-        );
+    if let Some(token) = first.and_then(|f| f.setup_token) {
+        log_setup_link(origin, &token);
     }
     Ok(())
+}
+
+/// An isolate's later start: a new set-up link when the last one expired unused (off the
+/// request path, in `wait_until`).
+async fn renew_setup(keygate: &Kg, origin: &str) {
+    match keygate.renew_setup(now(), false).await {
+        Ok(Some(token)) => log_setup_link(origin, &token),
+        Ok(None) => {}
+        Err(e) => console_error!("keygate: set-up link not renewed: {e}"),
+    }
+}
+
+/// A warning, not a log line: it asks the operator to act, and `wrangler dev` at its usual
+/// log level (and a Workers Logs filter for problems) shows warnings.
+fn log_setup_link(origin: &str, token: &str) {
+    worker::console_warn!(
+        "Keygate: choose the first admin's password at {origin}/#/setup/{token} (valid for {} minutes)",
+        model::service::SETUP_TTL.whole_minutes()
+    );
 }
 
 /// A successful answer: status, JSON body, and maybe a cookie.

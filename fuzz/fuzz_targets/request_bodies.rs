@@ -12,6 +12,7 @@ use model::api::{
     AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, GrantRequest,
     GroupMemberRequest, InviteRequest, KeyPatch, LoginRequest, NamespaceRequest, PermissionRequest,
     RenameRequest, ResourcePatch, ResourceRequest, RolesPatch, RollRequest, SettingsPatch,
+    SetupRequest,
 };
 use model::wire::{self, BODY_LIMIT};
 use serde::Serialize;
@@ -26,7 +27,7 @@ const CONTENT_TYPES: [Option<&str>; 4] = [
 ];
 
 /// How many body types [`check`] knows; the first input byte picks one.
-const TYPES: u8 = 17;
+const TYPES: u8 = 18;
 
 fuzz_target!(|data: &[u8]| {
     let Some((pick, body)) = data.split_first() else {
@@ -50,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
         13 => check::<PermissionRequest>(content_type, body),
         14 => check::<GrantRequest>(content_type, body),
         15 => check::<ResourceRequest>(content_type, body),
+        16 => check::<SetupRequest>(content_type, body),
         _ => check::<ResourcePatch>(content_type, body),
     }
 });

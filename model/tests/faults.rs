@@ -148,6 +148,8 @@ struct World {
     developer_id: String,
     leaver_id: String,
     invitation: String,
+    /// The same pending invitation's id.
+    invitation_id: String,
     app: String,
     workspace: String,
     group: String,
@@ -356,6 +358,15 @@ fn world() -> World {
             .await
             .expect("invitation")
             .invitation_token;
+        let invitation_id = kg
+            .invitations(&admin, PageQuery::default(), now())
+            .await
+            .expect("invitations")
+            .items
+            .into_iter()
+            .find(|i| i.email == "new@example.com")
+            .expect("pending")
+            .id;
         World {
             contents: Contents::new(),
             admin,
@@ -363,6 +374,7 @@ fn world() -> World {
             developer_id,
             leaver_id,
             invitation,
+            invitation_id,
             app,
             workspace,
             group,
@@ -483,6 +495,11 @@ fn operations() -> Vec<(&'static str, bool, Operation)> {
                 name: "New Person".into(),
                 password: PASSWORD.into(),
             },
+            w.at
+        )),
+        op!("revoke invitation", |kg, w| kg.revoke_invitation(
+            &w.admin,
+            &w.invitation_id,
             w.at
         )),
         op!("set roles", |kg, w| kg.set_roles(
@@ -619,6 +636,11 @@ fn operations() -> Vec<(&'static str, bool, Operation)> {
             w.at
         )),
         read!("me (developer)", |kg, w| kg.me(&w.developer)),
+        read!("invitations", |kg, w| kg.invitations(
+            &w.admin,
+            PageQuery::default(),
+            w.at
+        )),
         read!("members", |kg, w| kg
             .members(&w.admin, PageQuery::default())),
         read!("grants", |kg, w| kg.grants(&w.admin, GrantQuery::default())),

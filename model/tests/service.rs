@@ -362,3 +362,39 @@ fn usage_from_two_writers_adds_up() {
     .expect("list");
     assert_eq!(slots.keys.len(), 2, "{slots:?}");
 }
+
+/// The audit's finding 6: a sign-in with an email that is no email (absurdly long, no `@`)
+/// is refused as invalid input and writes nothing: no store key is built from it.
+#[test]
+fn absurd_sign_in_input_is_refused_and_writes_nothing() {
+    let kg = Keygate::new(MemoryStore::default());
+    let _ = signed_in(&kg);
+    let everything = |kg: &Keygate<MemoryStore>| {
+        block_on(kg.store().list("", None, 100_000))
+            .expect("list")
+            .keys
+    };
+    let before = everything(&kg);
+    for email in [
+        format!("{}@example.com", "a".repeat(60_000)),
+        "no at sign".to_owned(),
+        String::new(),
+    ] {
+        let answer = block_on(kg.login(
+            LoginRequest {
+                email: email.clone(),
+                password: "x".into(),
+            },
+            now(),
+        ));
+        assert!(
+            matches!(answer, Err(Error::Validation { field: "email", .. })),
+            "{}",
+            &email[..email.len().min(20)]
+        );
+    }
+    assert_eq!(everything(&kg), before);
+    // A valid email's throttle key is bounded by the email's own bound.
+    let longest = format!("{}@{}.com", "a".repeat(64), "b".repeat(185));
+    assert!(model::store::schema::login_throttle(&longest).len() <= model::store::MAX_KEY_BYTES);
+}

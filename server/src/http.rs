@@ -859,7 +859,7 @@ pub async fn flush_usage_until(
 /// How often expired records are purged from the store.
 pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Purges expired records (sessions, invitations, throttles, set-up links, old usage) every
+/// Purges expired records (sessions, invitations, throttles, old usage) every
 /// [`PURGE_EVERY`] until `stop` resolves, a full round of batches each time.
 pub async fn purge_expired_until(store: RedbStore, stop: impl std::future::Future<Output = ()>) {
     let mut tick = tokio::time::interval(PURGE_EVERY);

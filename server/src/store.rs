@@ -67,7 +67,7 @@ impl RedbStore {
 
     /// Deletes up to [`PURGE_BATCH`] records whose expiry is at or before `now` (Unix
     /// seconds), in one transaction; returns how many. Sessions, invitations, sign-in
-    /// throttles, set-up links and old usage counts expire so (SPEC §11).
+    /// throttles and old usage counts expire so (SPEC §11).
     pub async fn purge_expired(&self, now: i64) -> Result<usize, StoreError> {
         let db = Arc::clone(&self.db);
         let records = self.records.clone();

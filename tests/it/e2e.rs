@@ -225,6 +225,27 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
     let link = text(client, "[data-testid=invitation-link]").await?;
     ensure!(link.contains("#/invitation/"), "an invitation link: {link}");
     css(client, "[data-testid=members-table]").await?;
+    // The invitation is listed as pending; a second one is withdrawn from its row.
+    text_contains(client, "[data-testid=invitations-table]", DEVELOPER_EMAIL).await?;
+    let email = css(client, "[data-testid=invite-email]").await?;
+    email.clear().await?;
+    email.send_keys("withdrawn@example.com").await?;
+    click(client, "[data-testid=invite-submit]").await?;
+    text_contains(
+        client,
+        "[data-testid=invitations-table]",
+        "withdrawn@example.com",
+    )
+    .await?;
+    let withdrawn = "[data-testid=invitation-row][data-invitation-email='withdrawn@example.com']";
+    click(
+        client,
+        &format!("{withdrawn} [data-testid=invitation-revoke]"),
+    )
+    .await?;
+    click(client, "[data-testid=revoke-invitation-dialog-confirm]").await?;
+    gone(client, withdrawn).await?;
+    text_contains(client, "[data-testid=invitations-table]", DEVELOPER_EMAIL).await?;
     screenshot(client, "server-members").await?;
     click(client, "[data-testid=sign-out]").await?;
     css(client, "[data-testid=login-email]").await?;

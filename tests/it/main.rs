@@ -11,3 +11,4 @@ mod gateway;
 mod headers;
 mod load;
 mod server;
+mod setup;

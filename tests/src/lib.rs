@@ -268,25 +268,56 @@ impl Host {
             ])
             .arg("--persist-to")
             .arg(dir.path())
-            .args(["--var", &format!("KEYGATE_ADMIN_EMAIL:{ADMIN_EMAIL}")])
-            .args(["--var", &format!("KEYGATE_ADMIN_PASSWORD:{ADMIN_PASSWORD}")])
             .args(
-                vars.iter()
-                    .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
+                // The test's admin, unless the test gives its own.
+                [
+                    ("KEYGATE_ADMIN_EMAIL", ADMIN_EMAIL),
+                    ("KEYGATE_ADMIN_PASSWORD", ADMIN_PASSWORD),
+                ]
+                .iter()
+                .filter(|(k, _)| !vars.iter().any(|(name, _)| name == k))
+                .chain(vars)
+                .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
             )
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("CI", "true")
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", wrangler.display()))?;
+        let output = Output::default();
+        let mut child = child;
+        // The worker's log (its console) comes through wrangler: kept, and shown as before.
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.push(&line);
+                    eprintln!("{line}");
+                }
+            });
+        }
         let mut host = Host {
             name: "worker",
             base: format!("http://127.0.0.1:{port}"),
             child,
             _dir: Some(dir),
-            output: Output::default(),
+            output,
         };
         host.wait_healthy(Duration::from_secs(90)).await?;
         Ok(host)

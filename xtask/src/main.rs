@@ -258,8 +258,9 @@ fn run(root: &Path, listen: &str, data_dir: &Path) -> Result<()> {
         data_dir.display()
     );
     eprintln!(
-        "xtask: sign in as $KEYGATE_ADMIN_EMAIL / $KEYGATE_ADMIN_PASSWORD, or on first start with the \
-         email and password the server prints below (admin@keygate.local when none is set)"
+        "xtask: sign in as $KEYGATE_ADMIN_EMAIL / $KEYGATE_ADMIN_PASSWORD; when no password is set, \
+         open the one-time set-up link the server prints below to choose it (admin@keygate.local \
+         when no email is set)"
     );
     sh(cargo()
         .args([
@@ -545,7 +546,7 @@ fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<(
         }
     }
     eprintln!(
-        "xtask: serving the edge on http://127.0.0.1:{port}; a generated admin password appears in the log below"
+        "xtask: serving the edge on http://127.0.0.1:{port}; without KEYGATE_ADMIN_PASSWORD, the first admin's one-time set-up link appears in the log below"
     );
     sh(&mut cmd)
 }

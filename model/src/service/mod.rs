@@ -217,24 +217,25 @@ impl<S: Store> Keygate<S> {
     /// link's token to print — when `replace` (the server: every start prints a fresh link,
     /// and the earlier one stops working), or when no earlier link still works (the worker,
     /// whose isolates each start: one link at a time). `None` once a password is set.
+    ///
+    /// One store read when nothing is pending (the set-up record exists only until the link is
+    /// used), so that every start — each isolate's, at the edge — costs next to nothing.
     pub async fn renew_setup(&self, now: Timestamp, replace: bool) -> Result<Option<String>> {
         let _turn = self.store.turn().await;
-        let Some(admin) = get_json::<S, String>(&self.store, &schema::instance_admin()).await?
+        let Some(current) =
+            get_json::<S, crate::domain::SetupToken>(&self.store, &schema::setup()).await?
         else {
             return Ok(None);
         };
-        let user = get_json::<S, User>(&self.store, &schema::user(&admin)).await?;
+        if current.expires_at > now && !replace {
+            return Ok(None);
+        }
+        let user = get_json::<S, User>(&self.store, &schema::user(&current.user)).await?;
         if user.is_none_or(|u| u.password_hash.is_some()) {
             return Ok(None);
         }
-        let current = get_json::<S, crate::domain::SetupToken>(&self.store, &schema::setup())
-            .await?
-            .filter(|s| s.expires_at > now);
-        if current.is_some() && !replace {
-            return Ok(None);
-        }
         let mut batch = Batch::default();
-        let token = setup_into(&mut batch, &admin, now)?;
+        let token = setup_into(&mut batch, &current.user, now)?;
         self.store.commit(batch).await?;
         Ok(Some(token))
     }
@@ -955,7 +956,8 @@ enum Checked {
 }
 
 /// Adds a fresh set-up link for `user` to `batch` (replacing any earlier one) and returns its
-/// token; only its hash is stored.
+/// token; only its hash is stored. The record stays, expired, until the link is used: its
+/// presence is what tells a later start that the first admin still has no password.
 fn setup_into(batch: &mut Batch, user: &str, now: Timestamp) -> Result<String> {
     let token = format!("{SETUP_PREFIX}{}", random_base62(43)?);
     let setup = crate::domain::SetupToken {
@@ -963,7 +965,7 @@ fn setup_into(batch: &mut Batch, user: &str, now: Timestamp) -> Result<String> {
         user: user.to_owned(),
         expires_at: now + SETUP_TTL,
     };
-    batch.put_expiring(schema::setup(), &setup, setup.expires_at)?;
+    batch.put(schema::setup(), &setup)?;
     Ok(token)
 }
 

@@ -110,7 +110,8 @@ fn PendingInvitations(
                         Role::Developer => "developer",
                     }).collect::<Vec<_>>().join(", ");
                     view! {
-                        <tr data-testid="invitation-row" data-invitation-id=i.id.clone()>
+                        <tr data-testid="invitation-row" data-invitation-id=i.id.clone()
+                            data-invitation-email=i.email.clone()>
                             <td>{i.email.clone()}</td>
                             <td>{if roles.is_empty() { "none".to_owned() } else { roles }}</td>
                             <td>{i.created_at.map(minute).unwrap_or_default()}</td>
