@@ -145,8 +145,8 @@ fn is_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// The console's Content-Security-Policy, for the `index.html` Trunk built: scripts only from
-/// this origin plus the inline module script Trunk injects (allowed by its SHA-256, never by
+/// The console's Content-Security-Policy, for the `index.html` `cargo xtask` built: scripts
+/// only from this origin plus the inline module script that starts the wasm (allowed by its SHA-256, never by
 /// `'unsafe-inline'`), `'wasm-unsafe-eval'` to instantiate the wasm, no plugins, no framing,
 /// no base or form targets elsewhere. Both hosts send it: the server computes it from its
 /// `--assets`, `cargo xtask` writes it into `dist/_headers` for Workers static assets.

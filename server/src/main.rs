@@ -22,7 +22,7 @@ struct Args {
     /// Directory of the embedded store (created when missing).
     #[arg(long, default_value = ".keygate")]
     data_dir: PathBuf,
-    /// Directory of the built console (Trunk's dist/); without it only the API is served.
+    /// Directory of the built console (`cargo xtask`'s dist/); without it only the API is served.
     #[arg(long)]
     assets: Option<PathBuf>,
     /// Email of the first admin, used only when the store is empty.

@@ -1,5 +1,5 @@
 //! The console's security headers on both hosts: a Content-Security-Policy that allows the
-//! inline script Trunk injects by its hash and never `'unsafe-inline'`, no MIME sniffing, no
+//! console's one inline script by its hash and never `'unsafe-inline'`, no MIME sniffing, no
 //! referrer, no framing — the same values, computed once by `model::wire::security_headers`.
 
 use tests::Host;

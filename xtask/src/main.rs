@@ -14,6 +14,7 @@
 //!
 //! Every command first checks the pinned tools ([`tools`]) and installs only what is missing.
 
+mod console;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -160,14 +161,11 @@ fn tool_path(root: &Path) -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap_or_default()
 }
 
-/// Builds the console into `dist/` with Trunk, offline.
+/// Builds the console into `dist/` ([`console::build`]), then the `_headers` file of Workers
+/// static assets.
 fn build_console(root: &Path) -> Result<()> {
     let started = Instant::now();
-    sh(Command::new(tools::cargo_bin().join("trunk"))
-        .args(["build", "--release", "--offline"])
-        .env("PATH", tool_path(root))
-        .env("NO_COLOR", "true"))?;
-    minify_glue(root)?;
+    console::build(root)?;
     // Workers static assets read their headers from `_headers`: the same ones the server
     // sends, computed once from the index.html just built.
     let index = std::fs::read_to_string(root.join("dist/index.html"))?;
@@ -177,46 +175,6 @@ fn build_console(root: &Path) -> Result<()> {
     }
     std::fs::write(root.join("dist/_headers"), headers)?;
     eprintln!("xtask: console built in {:.0?}", started.elapsed());
-    Ok(())
-}
-
-/// Minifies the wasm-bindgen glue Trunk wrote into dist/ (Trunk's own minification leaves it
-/// alone) with the esbuild worker-build also uses, and puts its new Subresource Integrity hash
-/// into index.html: about 2 kB gzip less for every visitor.
-fn minify_glue(root: &Path) -> Result<()> {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-
-    let sri = |bytes: &[u8]| {
-        let digest = sha2::Sha384::digest(bytes);
-        format!(
-            "sha384-{}",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        )
-    };
-    let dist = root.join("dist");
-    let mut index = std::fs::read_to_string(dist.join("index.html"))?;
-    for entry in std::fs::read_dir(&dist)? {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "js") {
-            continue;
-        }
-        let before = sri(&std::fs::read(&path)?);
-        if !index.contains(&before) {
-            bail!("{} has no integrity hash in index.html", path.display());
-        }
-        sh(Command::new(root.join("node_modules/.bin/esbuild"))
-            .arg(&path)
-            .args([
-                "--minify",
-                "--format=esm",
-                "--allow-overwrite",
-                "--log-level=warning",
-            ])
-            .arg(format!("--outfile={}", path.display())))?;
-        index = index.replace(&before, &sri(&std::fs::read(&path)?));
-    }
-    std::fs::write(dist.join("index.html"), index)?;
     Ok(())
 }
 

@@ -8,8 +8,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::sh;
 
-/// Trunk: 0.22 needs a newer rustc than these machines have.
-const TRUNK: &str = "0.21.14";
 /// worker-build, matching the `worker` crate's minor version.
 const WORKER_BUILD: &str = "0.8.7";
 /// cargo-fuzz, for `cargo xtask fuzz` (it drives the nightly toolchain, installed alongside).
@@ -46,11 +44,6 @@ pub fn ensure(root: &Path, need: Need) -> Result<()> {
         &["install", "wasm-bindgen-cli", "--version", &bindgen],
     )?;
     npm(root)?;
-    cargo_tool(
-        "trunk",
-        TRUNK,
-        &["install", "--locked", "trunk", "--version", TRUNK],
-    )?;
     if need != Need::Console {
         cargo_tool(
             "worker-build",
