@@ -37,6 +37,10 @@ pub struct AppState(std::sync::Arc<Shared>);
 /// The parts of [`AppState`].
 pub struct Shared {
     pub keygate: Keygate<RedbStore>,
+    /// Turns for the operations that check or hash a password (Argon2: tens of milliseconds of
+    /// CPU each), one per core: they run on blocking threads, so a flood of sign-ins queues
+    /// here instead of taking every async worker from the rest of the API.
+    pub password_work: std::sync::Arc<tokio::sync::Semaphore>,
     /// Whether the server is told it is served over TLS (`--behind-tls`): the session cookie
     /// is then `Secure` under its `__Host-` name, and answers carry HSTS.
     pub behind_tls: bool,
@@ -45,10 +49,31 @@ pub struct Shared {
 impl AppState {
     /// State over `keygate`.
     pub fn new(keygate: Keygate<RedbStore>, behind_tls: bool) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self(std::sync::Arc::new(Shared {
             keygate,
             behind_tls,
+            password_work: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }))
+    }
+}
+
+impl AppState {
+    /// Runs `work`, an operation that checks or hashes a password, on a blocking thread once
+    /// one of [`Shared::password_work`]'s turns is free.
+    async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let _turn = self
+            .password_work
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(work))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
     }
 }
 
@@ -318,7 +343,10 @@ async fn login(
     State(state): State<AppState>,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
-    let answer = state.keygate.login(req, now()).await?;
+    let keygate = state.keygate.clone();
+    let answer = state
+        .password_work(async move { keygate.login(req, now()).await })
+        .await?;
     let cookie = wire::session_cookie(&answer.token, state.behind_tls);
     let mut response = json(StatusCode::OK, answer);
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -541,10 +569,11 @@ async fn setup(
     Ids(token): Ids<String>,
     Body(req): Body<SetupRequest>,
 ) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.setup(&token, req, now()).await?,
-    ))
+    let keygate = state.keygate.clone();
+    let answer = state
+        .password_work(async move { keygate.setup(&token, req, now()).await })
+        .await?;
+    Ok(json(StatusCode::OK, answer))
 }
 
 async fn accept(
@@ -552,10 +581,11 @@ async fn accept(
     Ids(token): Ids<String>,
     Body(req): Body<AcceptRequest>,
 ) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state.keygate.accept(&token, req, now()).await?,
-    ))
+    let keygate = state.keygate.clone();
+    let answer = state
+        .password_work(async move { keygate.accept(&token, req, now()).await })
+        .await?;
+    Ok(json(StatusCode::CREATED, answer))
 }
 
 async fn organizations(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
