@@ -230,10 +230,7 @@ async fn renew_setup(keygate: &Kg, origin: &str) {
 /// A warning, not a log line: it asks the operator to act, and `wrangler dev` at its usual
 /// log level (and a Workers Logs filter for problems) shows warnings.
 fn log_setup_link(origin: &str, token: &str) {
-    worker::console_warn!(
-        "Keygate: choose the first admin's password at {origin}/#/setup/{token} (valid for {} minutes)",
-        model::service::SETUP_TTL.whole_minutes()
-    );
+    worker::console_warn!("{}", model::service::setup_notice(origin, token));
 }
 
 /// A successful answer: status, JSON body, and maybe a cookie.

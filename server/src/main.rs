@@ -122,8 +122,8 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(token) = setup {
         // Printed once, to this console only; only its hash is stored.
         println!(
-            "Keygate: choose the first admin's password at http://{addr}/#/setup/{token} (valid for {} minutes)",
-            model::service::SETUP_TTL.whole_minutes()
+            "{}",
+            model::service::setup_notice(&format!("http://{addr}"), &token)
         );
     }
     let limits = Limits {

@@ -127,6 +127,14 @@ pub const SETUP_PREFIX: &str = "kgu_";
 /// How long a set-up link works; a host started again after that prints a new one.
 pub const SETUP_TTL: time::Duration = time::Duration::hours(1);
 
+/// The line a host prints for a set-up link's `token`, on the console served at `origin`.
+pub fn setup_notice(origin: &str, token: &str) -> String {
+    format!(
+        "Keygate: choose the first admin's password at {origin}/#/setup/{token} (valid for {} minutes)",
+        SETUP_TTL.whole_minutes()
+    )
+}
+
 /// Keygate's operations over a store.
 #[derive(Debug, Clone)]
 pub struct Keygate<S> {
