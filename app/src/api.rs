@@ -1,5 +1,6 @@
-//! The console's typed HTTP client. Request, query and response types are `model::api`'s, so no
-//! JSON field or query parameter name is written here. The session lives in the HttpOnly
+//! The console's typed HTTP client. Methods and paths come from `model::http`'s endpoint table,
+//! request, query and response types are `model::api`'s, so no path, JSON field or query
+//! parameter name is written here. The session lives in the HttpOnly
 //! cookie; the CSRF token is kept in memory only, never in browser storage.
 //!
 //! A 401 from any call made on the session runs the hook set by [`on_session_lost`], so an
@@ -22,6 +23,7 @@ use model::api::{
     UserView,
 };
 use model::domain::{Grant, Resource};
+use model::http::{self, Op};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -68,11 +70,21 @@ pub enum Namespaces {
 }
 
 impl Namespaces {
-    fn path(self) -> &'static str {
+    /// The endpoints listing and creating this kind of namespace.
+    fn ops(self) -> (Op, Op) {
         match self {
-            Namespaces::Apps => "/v1/apps",
-            Namespaces::Workspaces => "/v1/workspaces",
-            Namespaces::Usergroups => "/v1/usergroups",
+            Namespaces::Apps => (Op::Apps, Op::CreateApp),
+            Namespaces::Workspaces => (Op::Workspaces, Op::CreateWorkspace),
+            Namespaces::Usergroups => (Op::Usergroups, Op::CreateUsergroup),
+        }
+    }
+
+    /// The endpoints renaming and deleting one (applications have neither: `None`).
+    fn item_ops(self) -> Option<(Op, Op)> {
+        match self {
+            Namespaces::Apps => None,
+            Namespaces::Workspaces => Some((Op::RenameWorkspace, Op::DeleteWorkspace)),
+            Namespaces::Usergroups => Some((Op::RenameUsergroup, Op::DeleteUsergroup)),
         }
     }
 }
@@ -86,12 +98,9 @@ fn remember_csrf(token: Option<String>) {
     CSRF.with(|c| *c.borrow_mut() = token);
 }
 
-/// `path?query`, the query serialized from a `model::api` query type.
-fn with_query<Q: Serialize>(path: &str, query: &Q) -> String {
-    match serde_urlencoded::to_string(query) {
-        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
-        _ => path.to_owned(),
-    }
+/// A query string serialized from a `model::api` query type.
+fn query_of<Q: Serialize>(query: &Q) -> Option<String> {
+    serde_urlencoded::to_string(query).ok()
 }
 
 /// Whether a 401 means "the session ended" (every call but signing in and resuming).
@@ -108,6 +117,37 @@ enum Method {
     Post,
     Patch,
     Delete,
+}
+
+/// The method and path of endpoint `op` with `params` filled in, from the endpoint table.
+fn at(op: Op, params: &[&str]) -> (Method, String) {
+    let method = match http::endpoint(op).method {
+        "POST" => Method::Post,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        _ => Method::Get,
+    };
+    (method, http::path(op, params))
+}
+
+/// Calls `op` on the session and reads its answer's body.
+fn call(op: Op, params: &[&str], query: Option<String>, body: Option<String>) -> Answer {
+    call_as(op, params, query, body, Session::Required)
+}
+
+fn call_as(
+    op: Op,
+    params: &[&str],
+    query: Option<String>,
+    body: Option<String>,
+    session: Session,
+) -> Answer {
+    let (method, mut path) = at(op, params);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(&q);
+    }
+    send(method, path, body, session)
 }
 
 /// A call's answer body, or why it failed.
@@ -172,55 +212,38 @@ fn json<B: Serialize>(body: &B) -> Result<Option<String>, ApiError> {
         .map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-async fn get<T: DeserializeOwned>(path: String) -> Result<T, ApiError> {
-    decode(&send(Method::Get, path, None, Session::Required).await?)
+/// Calls `op` and decodes its JSON answer.
+async fn json_of<T: DeserializeOwned>(
+    op: Op,
+    params: &[&str],
+    query: Option<String>,
+    body: Option<String>,
+) -> Result<T, ApiError> {
+    decode(&call(op, params, query, body).await?)
 }
 
-async fn post<B: Serialize, T: DeserializeOwned>(path: String, body: &B) -> Result<T, ApiError> {
-    let body = json(body)?;
-    decode(&send(Method::Post, path, body, Session::Required).await?)
-}
-
-async fn post_empty<T: DeserializeOwned>(path: String) -> Result<T, ApiError> {
-    decode(&send(Method::Post, path, None, Session::Required).await?)
-}
-
-async fn patch<B: Serialize, T: DeserializeOwned>(path: String, body: &B) -> Result<T, ApiError> {
-    let body = json(body)?;
-    decode(&send(Method::Patch, path, body, Session::Required).await?)
-}
-
-async fn delete(path: String) -> Result<(), ApiError> {
-    send(Method::Delete, path, None, Session::Required)
-        .await
-        .map(|_| ())
+/// Calls `op`, whose answer has no body.
+async fn done(
+    op: Op,
+    params: &[&str],
+    query: Option<String>,
+    body: Option<String>,
+) -> Result<(), ApiError> {
+    call(op, params, query, body).await.map(|_| ())
 }
 
 /// Signs in; the server also sets the session cookie.
 pub async fn login(email: String, password: String) -> Result<LoginResponse, ApiError> {
     let body = json(&LoginRequest { email, password })?;
-    let answer: LoginResponse = decode(
-        &send(
-            Method::Post,
-            "/v1/auth/login".into(),
-            body,
-            Session::Optional,
-        )
-        .await?,
-    )?;
+    let answer: LoginResponse =
+        decode(&call_as(Op::Login, &[], None, body, Session::Optional).await?)?;
     remember_csrf(Some(answer.csrf_token.clone()));
     Ok(answer)
 }
 
 /// Ends the session.
 pub async fn logout() -> Result<(), ApiError> {
-    let answer = send(
-        Method::Post,
-        "/v1/auth/logout".into(),
-        None,
-        Session::Optional,
-    )
-    .await;
+    let answer = call_as(Op::Logout, &[], None, None, Session::Optional).await;
     remember_csrf(None);
     answer.map(|_| ())
 }
@@ -228,8 +251,7 @@ pub async fn logout() -> Result<(), ApiError> {
 /// Who is signed in (from the cookie), remembering the session's CSRF token. A 401 here only
 /// means nobody is signed in yet.
 pub async fn me() -> Result<MeResponse, ApiError> {
-    let me: MeResponse =
-        decode(&send(Method::Get, "/v1/me".into(), None, Session::Optional).await?)?;
+    let me: MeResponse = decode(&call_as(Op::Me, &[], None, None, Session::Optional).await?)?;
     remember_csrf(me.csrf_token.clone());
     Ok(me)
 }
@@ -239,13 +261,13 @@ pub async fn accept_invitation(
     token: &str,
     request: AcceptRequest,
 ) -> Result<AcceptResponse, ApiError> {
-    let path = format!("/v1/invitations/{}/accept", encode(token));
-    decode(&send(Method::Post, path, json(&request)?, Session::Optional).await?)
+    let body = json(&request)?;
+    decode(&call_as(Op::Accept, &[token], None, body, Session::Optional).await?)
 }
 
 /// Keys: the caller's own, or with `all` every key of the organization (admins).
 pub async fn keys(query: &KeyListQuery) -> Result<Page<KeyView>, ApiError> {
-    get(with_query("/v1/keys", query)).await
+    json_of(Op::Keys, &[], query_of(query), None).await
 }
 
 /// The signed-in person's keys.
@@ -259,71 +281,68 @@ pub async fn my_keys() -> Result<Page<KeyView>, ApiError> {
 
 /// Generates a key; the answer holds its plaintext, once.
 pub async fn create_key(request: CreateKeyRequest) -> Result<CreatedKey, ApiError> {
-    post("/v1/keys".into(), &request).await
+    json_of(Op::CreateKey, &[], None, json(&request)?).await
 }
 
 /// A key's display information.
 pub async fn key(id: &str) -> Result<KeyView, ApiError> {
-    get(format!("/v1/keys/{}", encode(id))).await
+    json_of(Op::GetKey, &[id], None, None).await
 }
 
 /// Renames a key or changes its description.
 pub async fn update_key(id: &str, patch_body: KeyPatch) -> Result<KeyView, ApiError> {
-    patch(format!("/v1/keys/{}", encode(id)), &patch_body).await
+    json_of(Op::UpdateKey, &[id], None, json(&patch_body)?).await
 }
 
 /// Revokes one key.
 pub async fn revoke_key(id: &str) -> Result<KeyView, ApiError> {
-    post_empty(format!("/v1/keys/{}/revoke", encode(id))).await
+    json_of(Op::RevokeKey, &[id], None, None).await
 }
 
 /// Revokes many keys (admins), with a result per id.
 pub async fn bulk_revoke(ids: Vec<String>) -> Result<BulkRevokeResponse, ApiError> {
-    post("/v1/keys/revoke".into(), &BulkRevokeRequest { ids }).await
+    json_of(Op::BulkRevoke, &[], None, json(&BulkRevokeRequest { ids })?).await
 }
 
 /// Gives a key a new secret; the old one keeps working for the grace period.
 pub async fn roll_key(id: &str, grace_seconds: u32) -> Result<CreatedKey, ApiError> {
-    post(
-        format!("/v1/keys/{}/roll", encode(id)),
-        &RollRequest { grace_seconds },
-    )
-    .await
+    let body = json(&RollRequest { grace_seconds })?;
+    json_of(Op::RollKey, &[id], None, body).await
 }
 
 /// Deletes a key, handing its resources over or deleting them as `query` says.
 pub async fn delete_key(id: &str, query: &DeleteKeyQuery) -> Result<(), ApiError> {
-    delete(with_query(&format!("/v1/keys/{}", encode(id)), query)).await
+    done(Op::DeleteKey, &[id], query_of(query), None).await
 }
 
 /// A key's verifications per minute.
 pub async fn key_usage(id: &str, query: &UsageQuery) -> Result<UsagePage, ApiError> {
-    get(with_query(&format!("/v1/keys/{}/usage", encode(id)), query)).await
+    json_of(Op::KeyUsage, &[id], query_of(query), None).await
 }
 
 /// The organization's settings (admins).
 pub async fn settings() -> Result<SettingsView, ApiError> {
-    get("/v1/settings".into()).await
+    json_of(Op::Settings, &[], None, None).await
 }
 
 /// Changes the organization's settings (admins).
 pub async fn update_settings(patch_body: SettingsPatch) -> Result<SettingsView, ApiError> {
-    patch("/v1/settings".into(), &patch_body).await
+    json_of(Op::UpdateSettings, &[], None, json(&patch_body)?).await
 }
 
 /// The audit log, newest first.
 pub async fn events(query: &EventQuery) -> Result<Page<EventView>, ApiError> {
-    get(with_query("/v1/events", query)).await
+    json_of(Op::Events, &[], query_of(query), None).await
 }
 
 /// The organization's members.
 pub async fn members(query: &PageQuery) -> Result<Page<UserView>, ApiError> {
-    get(with_query("/v1/members", query)).await
+    json_of(Op::Members, &[], query_of(query), None).await
 }
 
 /// Invites someone; the answer's token makes the invitation link.
 pub async fn invite(request: InviteRequest) -> Result<InvitationResponse, ApiError> {
-    post("/v1/invitations".into(), &request).await
+    json_of(Op::Invite, &[], None, json(&request)?).await
 }
 
 /// The pending invitations (admins), never their tokens.
@@ -332,28 +351,28 @@ pub async fn invitations() -> Result<Page<InvitationView>, ApiError> {
         limit: Some(model::service::MAX_LIMIT),
         cursor: None,
     };
-    get(with_query("/v1/invitations", &query)).await
+    json_of(Op::Invitations, &[], query_of(&query), None).await
 }
 
 /// Withdraws a pending invitation: its link stops working.
 pub async fn revoke_invitation(id: &str) -> Result<(), ApiError> {
-    delete(format!("/v1/invitations/{}", encode(id))).await
+    done(Op::RevokeInvitation, &[id], None, None).await
 }
 
 /// Sets the first admin's password through the set-up link (no session needed).
 pub async fn setup(token: &str, request: SetupRequest) -> Result<AcceptResponse, ApiError> {
-    let path = format!("/v1/setup/{}", encode(token));
-    decode(&send(Method::Post, path, json(&request)?, Session::Optional).await?)
+    let body = json(&request)?;
+    decode(&call_as(Op::Setup, &[token], None, body, Session::Optional).await?)
 }
 
 /// Sets a member's organization roles.
 pub async fn set_roles(id: &str, roles: RolesPatch) -> Result<UserView, ApiError> {
-    patch(format!("/v1/members/{}", encode(id)), &roles).await
+    json_of(Op::SetRoles, &[id], None, json(&roles)?).await
 }
 
 /// Removes a member from the organization.
 pub async fn remove_member(id: &str) -> Result<(), ApiError> {
-    delete(format!("/v1/members/{}", encode(id))).await
+    done(Op::RemoveMember, &[id], None, None).await
 }
 
 /// Applications, workspaces or user groups.
@@ -362,7 +381,7 @@ pub async fn namespaces(kind: Namespaces) -> Result<Page<NamespaceView>, ApiErro
         limit: Some(model::service::MAX_LIMIT),
         cursor: None,
     };
-    get(with_query(kind.path(), &query)).await
+    json_of(kind.ops().0, &[], query_of(&query), None).await
 }
 
 /// Creates an application, workspace or user group.
@@ -370,12 +389,20 @@ pub async fn create_namespace(
     kind: Namespaces,
     request: NamespaceRequest,
 ) -> Result<NamespaceView, ApiError> {
-    post(kind.path().into(), &request).await
+    json_of(kind.ops().1, &[], None, json(&request)?).await
+}
+
+/// The endpoint that renames (`.0`) or deletes (`.1`) a namespace of `kind`.
+fn item_op(kind: Namespaces, rename: bool) -> Result<Op, ApiError> {
+    let (renames, deletes) = kind
+        .item_ops()
+        .ok_or_else(|| ApiError::Decode("applications are listed and created only".into()))?;
+    Ok(if rename { renames } else { deletes })
 }
 
 /// Deletes a workspace or user group.
 pub async fn delete_namespace(kind: Namespaces, id: &str) -> Result<(), ApiError> {
-    delete(format!("{}/{}", kind.path(), encode(id))).await
+    done(item_op(kind, false)?, &[id], None, None).await
 }
 
 /// Renames a workspace or user group.
@@ -384,68 +411,47 @@ pub async fn rename_namespace(
     id: &str,
     name: String,
 ) -> Result<NamespaceView, ApiError> {
-    patch(
-        format!("{}/{}", kind.path(), encode(id)),
-        &RenameRequest { name },
-    )
-    .await
+    let body = json(&RenameRequest { name })?;
+    json_of(item_op(kind, true)?, &[id], None, body).await
 }
 
 /// Puts a member into a user group (204; already in it changes nothing).
 pub async fn add_group_member(group: &str, user: String) -> Result<(), ApiError> {
-    let path = format!(
-        "{}/{}/members",
-        Namespaces::Usergroups.path(),
-        encode(group)
-    );
     let body = json(&GroupMemberRequest { user })?;
-    send(Method::Post, path, body, Session::Required)
-        .await
-        .map(|_| ())
+    done(Op::AddGroupMember, &[group], None, body).await
 }
 
 /// Takes a member out of a user group.
 pub async fn remove_group_member(group: &str, user: &str) -> Result<(), ApiError> {
-    delete(format!(
-        "{}/{}/members/{}",
-        Namespaces::Usergroups.path(),
-        encode(group),
-        encode(user)
-    ))
-    .await
+    done(Op::RemoveGroupMember, &[group, user], None, None).await
 }
 
 /// The permission catalogue.
 pub async fn permissions() -> Result<Page<PermissionView>, ApiError> {
-    get("/v1/permissions".into()).await
+    json_of(Op::Permissions, &[], None, None).await
 }
 
 /// Adds a permission to the catalogue.
 pub async fn define_permission(request: PermissionRequest) -> Result<PermissionView, ApiError> {
-    post("/v1/permissions".into(), &request).await
+    json_of(Op::DefinePermission, &[], None, json(&request)?).await
 }
 
 /// Grants, filtered by principal and namespace.
 pub async fn grants(query: &GrantQuery) -> Result<Page<Grant>, ApiError> {
-    get(with_query("/v1/grants", query)).await
+    json_of(Op::Grants, &[], query_of(query), None).await
 }
 
 /// Grants a permission.
 pub async fn create_grant(request: GrantRequest) -> Result<Grant, ApiError> {
-    post("/v1/grants".into(), &request).await
+    json_of(Op::CreateGrant, &[], None, json(&request)?).await
 }
 
 /// Removes a grant.
 pub async fn delete_grant(id: &str) -> Result<(), ApiError> {
-    delete(format!("/v1/grants/{}", encode(id))).await
+    done(Op::DeleteGrant, &[id], None, None).await
 }
 
 /// Resources of a namespace the caller may read.
 pub async fn resources(query: &ResourceQuery) -> Result<Page<Resource>, ApiError> {
-    get(with_query("/v1/resources", query)).await
-}
-
-/// An id or token as one path segment.
-fn encode(segment: &str) -> String {
-    js_sys::encode_uri_component(segment).into()
+    json_of(Op::Resources, &[], query_of(query), None).await
 }

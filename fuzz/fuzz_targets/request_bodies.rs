@@ -1,22 +1,16 @@
-//! `wire::decode` on any bytes, for every JSON request body type the hosts decode with it
-//! (`server/src/http.rs`'s `Body<T>`, `edge-worker/src/lib.rs`'s `body`). The first byte picks
-//! the type (and the Content-Type sent); the rest is the body. It never panics; a refusal is
-//! 400 `bad_request` (not JSON, or not sent as JSON) or 422 `validation_failed` (JSON of the
-//! wrong shape), as `wire::decode` documents; and what a host decodes, the console (which
-//! encodes these same types) can send back and have decoded again.
+//! `wire::decode` on any bytes, for every JSON request body of the endpoint table
+//! (`model::http::ENDPOINTS`), decoded exactly as the dispatcher decodes it. The first byte
+//! picks the endpoint (and the Content-Type sent); the rest is the body. It never panics; a
+//! refusal is 400 `bad_request` (not JSON, or not sent as JSON) or 422 `validation_failed`
+//! (JSON of the wrong shape), as `wire::decode` documents; and what the dispatcher decodes,
+//! the console (which encodes these same types) can send back and have decoded again.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model::api::{
-    AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, GrantRequest,
-    GroupMemberRequest, InviteRequest, KeyPatch, LoginRequest, NamespaceRequest, PermissionRequest,
-    RenameRequest, ResourcePatch, ResourceRequest, RolesPatch, RollRequest, SettingsPatch,
-    SetupRequest,
-};
-use model::wire::{self, BODY_LIMIT};
-use serde::Serialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use model::http::{ENDPOINTS, Endpoint, decode_body};
+use model::wire::BODY_LIMIT;
+use serde::de::IgnoredAny;
 
 /// The Content-Types a client might send: JSON, JSON with a charset, something else.
 const CONTENT_TYPES: [Option<&str>; 4] = [
@@ -26,51 +20,33 @@ const CONTENT_TYPES: [Option<&str>; 4] = [
     None,
 ];
 
-/// How many body types [`check`] knows; the first input byte picks one.
-const TYPES: u8 = 18;
-
 fuzz_target!(|data: &[u8]| {
     let Some((pick, body)) = data.split_first() else {
         return;
     };
-    let content_type = CONTENT_TYPES[usize::from(pick / TYPES) % CONTENT_TYPES.len()];
-    match pick % TYPES {
-        0 => check::<LoginRequest>(content_type, body),
-        1 => check::<CreateKeyRequest>(content_type, body),
-        2 => check::<SettingsPatch>(content_type, body),
-        3 => check::<KeyPatch>(content_type, body),
-        4 => check::<BulkRevokeRequest>(content_type, body),
-        5 => check::<RollRequest>(content_type, body),
-        6 => check::<RolesPatch>(content_type, body),
-        7 => check::<InviteRequest>(content_type, body),
-        8 => check::<AcceptRequest>(content_type, body),
-        9 => check::<CreateOrganizationRequest>(content_type, body),
-        10 => check::<NamespaceRequest>(content_type, body),
-        11 => check::<RenameRequest>(content_type, body),
-        12 => check::<GroupMemberRequest>(content_type, body),
-        13 => check::<PermissionRequest>(content_type, body),
-        14 => check::<GrantRequest>(content_type, body),
-        15 => check::<ResourceRequest>(content_type, body),
-        16 => check::<SetupRequest>(content_type, body),
-        _ => check::<ResourcePatch>(content_type, body),
-    }
+    // The endpoints that take a JSON body (verification decodes its own: `verify_request`).
+    let with_body: Vec<&Endpoint> = ENDPOINTS.iter().filter(|e| e.body.is_some()).collect();
+    let endpoint = with_body[usize::from(*pick) % with_body.len()];
+    let content_type =
+        CONTENT_TYPES[usize::from(*pick) / with_body.len() % CONTENT_TYPES.len()];
+    check(endpoint, content_type, body);
 });
 
-fn check<T: Serialize + DeserializeOwned>(content_type: Option<&str>, body: &[u8]) {
+fn check(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) {
     let json =
         content_type.is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
-    match wire::decode::<T>(content_type, body) {
-        Ok(value) => {
+    match decode_body(endpoint.op, content_type, body) {
+        Ok(Some(again)) => {
             assert!(json, "decoded a body not sent as JSON");
-            let again = serde_json::to_vec(&value).expect("a decoded body encodes");
-            if let Err(e) = wire::decode::<T>(CONTENT_TYPES[0], &again) {
+            if let Err(e) = decode_body(endpoint.op, CONTENT_TYPES[0], &again) {
                 panic!(
-                    "{} re-encoded as {} does not decode: {e}",
-                    std::any::type_name::<T>(),
+                    "{:?} re-encoded as {} does not decode: {e}",
+                    endpoint.op,
                     String::from_utf8_lossy(&again)
                 );
             }
         }
+        Ok(None) => panic!("{:?} takes a body", endpoint.op),
         Err(e) => {
             let problem = e.problem();
             let got = (problem.status, problem.code.as_str());
@@ -89,8 +65,8 @@ fn check<T: Serialize + DeserializeOwned>(content_type: Option<&str>, body: &[u8
             };
             assert!(
                 allowed.contains(&got),
-                "{}: {got:?} for {:?}: {e}",
-                std::any::type_name::<T>(),
+                "{:?}: {got:?} for {:?}: {e}",
+                endpoint.op,
                 String::from_utf8_lossy(body)
             );
         }

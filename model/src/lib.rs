@@ -14,6 +14,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod id;
 pub mod key;
 #[cfg(feature = "openapi")]

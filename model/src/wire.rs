@@ -54,9 +54,11 @@ pub fn credential<'a>(
         return Credential::Bearer(token.trim());
     }
     let wanted = session_cookie_name(secure);
+    // Several `Cookie` headers arrive joined: with `; ` by the server, with `, ` by a
+    // Worker's Headers. Neither can be part of a cookie's name or value (RFC 6265).
     let session = cookie
         .into_iter()
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.split([';', ',']))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
             (name == wanted && !value.is_empty()).then_some(value)
@@ -377,6 +379,11 @@ mod tests {
         assert!(matches!(
             credential(None, Some("keygate_session="), None, false),
             Credential::None
+        ));
+        // Two Cookie headers joined as a Worker joins them.
+        assert!(matches!(
+            credential(None, Some("theme=dark, keygate_session=tok"), None, false),
+            Credential::Cookie { token: "tok", .. }
         ));
         // A secure host reads only the __Host- cookie: one set without the prefix (by a
         // sibling subdomain, or over plain HTTP) is no session there.

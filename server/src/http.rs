@@ -1,30 +1,24 @@
-//! HTTP ⇄ model: extractors, handlers, and the one mapping of `model::Error` to problem JSON.
+//! HTTP ⇄ model: the server is a transport for `model::http`'s one endpoint table. Every
+//! request under the API's paths becomes a `model::http::Request` and its answer an axum
+//! response; everything else is the console from `--assets`. What only the server has is
+//! here too: password work on blocking threads, the security headers (HSTS behind TLS), and
+//! the background tasks (usage flush, purge of expired records).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
-use axum::body::Bytes;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
-};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::STRICT_TRANSPORT_SECURITY;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use http_body_util::BodyExt;
 use model::Error;
-use model::api::{
-    AcceptRequest, BulkRevokeRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery,
-    EventQuery, GrantQuery, GrantRequest, GroupMemberRequest, InviteRequest, KeyListQuery,
-    KeyPatch, LoginRequest, NamespaceKind, NamespaceRequest, PageQuery, PermissionRequest,
-    RenameRequest, ResourcePatch, ResourceQuery, ResourceRequest, RolesPatch, RollRequest,
-    SettingsPatch, SetupRequest, UsageQuery,
-};
-use model::service::{CSRF_HEADER, Caller, Keygate};
+use model::http::{self as api, Body};
+use model::service::Keygate;
 use model::wire;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::store::RedbStore;
@@ -85,126 +79,22 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Around every API request: changes run in the store's turn, one at a time
-/// ([`wire::host_takes_turn`]: those that hash a password take theirs inside the model,
-/// around their reads and commit only), and no answer may be stored by a cache: several
-/// carry a secret shown once (a new key, a rolled key, a session, an invitation).
-async fn api_layer(
-    State(store): State<RedbStore>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use model::store::Store;
-    let mut response = if wire::host_takes_turn(request.method().as_str(), request.uri().path()) {
-        let _turn = store.turn().await;
-        next.run(request).await
-    } else {
-        next.run(request).await
-    };
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
+/// The built console: files from `--assets`, `index.html` for any other path (the SPA).
+type Assets = ServeDir<ServeFile>;
 
-/// The whole app: the API under `/v1`, `/healthz`, and the console from `assets` when given.
+/// The whole app: the API's endpoints (`model::http`), and the console from `assets` when
+/// given, with the security headers on every answer.
 pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
-    let api = Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/me", get(me))
-        .route("/v1/keys", get(list_keys).post(create_key))
-        .route("/v1/keys/verify", post(verify))
-        .route("/v1/keys/revoke", post(bulk_revoke))
-        .route(
-            "/v1/keys/{id}",
-            get(get_key).patch(update_key).delete(delete_key),
-        )
-        .route("/v1/keys/{id}/revoke", post(revoke_key))
-        .route("/v1/keys/{id}/roll", post(roll_key))
-        .route("/v1/events", get(events))
-        .route("/v1/members", get(members))
-        .route(
-            "/v1/members/{id}",
-            axum::routing::patch(set_roles).delete(remove_member),
-        )
-        .route("/v1/invitations", get(invitations).post(invite))
-        .route(
-            "/v1/invitations/{id}",
-            axum::routing::delete(revoke_invitation),
-        )
-        .route("/v1/invitations/{token}/accept", post(accept))
-        .route("/v1/setup/{token}", post(setup))
-        .route(
-            "/v1/organizations",
-            get(organizations).post(create_organization),
-        )
-        .route("/v1/apps", get(list_apps).post(create_app))
-        .route(
-            "/v1/workspaces",
-            get(list_workspaces).post(create_workspace),
-        )
-        .route(
-            "/v1/workspaces/{id}",
-            get(get_workspace)
-                .patch(rename_workspace)
-                .delete(delete_workspace),
-        )
-        .route("/v1/usergroups", get(list_groups).post(create_group))
-        .route(
-            "/v1/usergroups/{id}",
-            get(get_group).patch(rename_group).delete(delete_group),
-        )
-        .route("/v1/usergroups/{id}/members", post(add_group_member))
-        .route(
-            "/v1/usergroups/{id}/members/{user}",
-            axum::routing::delete(remove_group_member),
-        )
-        .route("/v1/permissions", get(permissions).post(define_permission))
-        .route("/v1/grants", get(grants).post(create_grant))
-        .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
-        .route("/v1/keys/{id}/usage", get(key_usage))
-        .route("/v1/resources", get(resources).post(create_resource))
-        .route(
-            "/v1/resources/{id}",
-            get(get_resource)
-                .patch(rename_resource)
-                .delete(delete_resource),
-        )
-        .route("/v1/settings", get(settings).patch(update_settings))
-        .route(
-            "/v1/{*rest}",
-            axum::routing::any(|| async { ApiError(Error::NotFound("endpoint")) }),
-        )
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/openapi.json", get(openapi))
-        .method_not_allowed_fallback(|| async { ApiError(Error::MethodNotAllowed) })
-        .layer(DefaultBodyLimit::max(wire::BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            state.keygate.store().clone(),
-            api_layer,
-        ))
-        .with_state(state.clone());
     // The console's index.html decides the policy (its inline script's hash); without a
     // console nothing is allowed to run at all.
     let index_html = assets
         .as_ref()
         .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
         .unwrap_or_default();
-    let app = match assets {
-        Some(dir) => {
-            let index = dir.join("index.html");
-            api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
-        }
-        None => api,
-    };
     let mut headers = Vec::new();
     if state.behind_tls {
         headers.push((
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static(wire::HSTS),
         ));
     }
@@ -217,8 +107,16 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
                 Err(_) => continue,
             }
         };
-        headers.push((axum::http::HeaderName::from_static(name), value));
+        headers.push((HeaderName::from_static(name), value));
     }
+    let assets: Option<Assets> =
+        assets.map(|dir| ServeDir::new(&dir).fallback(ServeFile::new(dir.join("index.html"))));
+    let app = Router::new()
+        .fallback(move |State(state): State<AppState>, request: Request| {
+            let assets = assets.clone();
+            async move { dispatch(state, assets, request).await }
+        })
+        .with_state(state);
     // One layer for all of them (a layer per header cost a service clone each per request).
     let headers = std::sync::Arc::new(headers);
     app.layer(tower::util::MapResponseLayer::new(
@@ -234,630 +132,105 @@ pub fn router(state: AppState, assets: Option<PathBuf>) -> Router {
     ))
 }
 
-/// A model error on its way out as problem JSON.
-pub struct ApiError(pub Error);
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        ApiError(e)
+/// One request: the API's through the endpoint table (password work on a blocking thread),
+/// anything else from the console's files.
+async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> Response {
+    if !api::owns(request.uri().path()) {
+        return match assets {
+            Some(dir) => match dir.oneshot(request).await {
+                Ok(file) => file.into_response(),
+                Err(never) => match never {},
+            },
+            None => answer(api::problem(&Error::NotFound("page"))),
+        };
     }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match &self.0 {
-            Error::Store(e) => tracing::error!(error = %e, "store failure"),
-            Error::Internal(e) => tracing::error!(error = %e, "internal error"),
-            Error::Upstream(e) => tracing::warn!(error = %e, "upstream unavailable"),
-            _ => {}
-        }
-        let problem = self.0.problem();
-        let status =
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body decoded by `model::wire::decode`: the same rules and problems as the worker.
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = header(req.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
-        let bytes = Bytes::from_request(req, state)
+    let (parts, body) = request.into_parts();
+    let body = read_body(body).await;
+    let endpoint = api::route(parts.method.as_str(), parts.uri.path())
+        .ok()
+        .map(|(endpoint, _)| endpoint);
+    // The endpoint's declared path, never the one sent: a path can carry a token.
+    let logged = endpoint.map_or("(no endpoint)", |e| e.path);
+    tracing::trace!(method = %parts.method, endpoint = logged, "request");
+    if endpoint.is_some_and(|e| e.is_password_work()) {
+        let (keygate, secure) = (state.keygate.clone(), state.behind_tls);
+        let work = async move {
+            let headers = AxumHeaders(&parts.headers);
+            let request = api_request(&parts, &headers, body, secure);
+            Ok(api::handle(&keygate, request, now()).await)
+        };
+        let response = state
+            .password_work(work)
             .await
-            .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
-        Ok(Body(wire::decode(content_type.as_deref(), &bytes)?))
+            .unwrap_or_else(|e| api::problem(&e));
+        return answer(response);
+    }
+    let headers = AxumHeaders(&parts.headers);
+    let request = api_request(&parts, &headers, body, state.behind_tls);
+    answer(api::handle(&state.keygate, request, now()).await)
+}
+
+fn api_request<'a>(
+    parts: &'a axum::http::request::Parts,
+    headers: &'a AxumHeaders<'a>,
+    body: Body,
+    secure: bool,
+) -> api::Request<'a, AxumHeaders<'a>> {
+    api::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers,
+        body,
+        secure,
     }
 }
 
-/// Path parameters. One that does not decode (not UTF-8) names nothing that exists, so it
-/// answers 404 like any unknown id, as problem JSON (axum's own rejection is plain text).
-pub struct Ids<T>(pub T);
+/// The body, at most [`wire::BODY_LIMIT`] bytes of it.
+async fn read_body(body: axum::body::Body) -> Body {
+    match http_body_util::Limited::new(body, wire::BODY_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => Body::Bytes(collected.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Body::TooLarge,
+        Err(_) => Body::Unreadable,
+    }
+}
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> {
-    type Rejection = ApiError;
+/// axum's headers as `model::http` reads them.
+struct AxumHeaders<'a>(&'a HeaderMap);
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Ids(value)),
-            Err(_) => Err(ApiError(Error::NotFound("id"))),
+impl api::Headers for AxumHeaders<'_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.0.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        let separator = if name == "cookie" { "; " } else { ", " };
+        Some(values.fold(Cow::Borrowed(first), |joined, more| {
+            Cow::Owned(format!("{joined}{separator}{more}"))
+        }))
+    }
+}
+
+/// `model::http`'s answer as axum's, its inner failure logged.
+fn answer(response: api::Response) -> Response {
+    if let Some(failure) = &response.log {
+        tracing::error!(error = %failure, status = response.status, "request failed");
+    }
+    let mut out = Response::new(axum::body::Body::from(response.body));
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.headers_mut()
+                .append(HeaderName::from_static(name), value);
         }
     }
-}
-
-/// The authenticated caller of a request.
-pub struct Auth(pub Caller);
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let headers = &parts.headers;
-        let cookies: Vec<&str> = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let cookie = cookies.join("; ");
-        let credential = wire::credential(
-            header(headers, AUTHORIZATION.as_str()),
-            Some(cookie.as_str()).filter(|c| !c.is_empty()),
-            header(headers, CSRF_HEADER),
-            state.behind_tls,
-        );
-        let mutating = wire::is_mutating(parts.method.as_str());
-        let caller = state
-            .keygate
-            .authenticate(credential, mutating, now())
-            .await?;
-        Ok(Auth(caller))
-    }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+    out
 }
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
-}
-
-fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
-    (status, Json(body)).into_response()
-}
-
-async fn login(
-    State(state): State<AppState>,
-    Body(req): Body<LoginRequest>,
-) -> ApiResult<Response> {
-    let keygate = state.keygate.clone();
-    let answer = state
-        .password_work(async move { keygate.login(req, now()).await })
-        .await?;
-    let cookie = wire::session_cookie(&answer.token, state.behind_tls);
-    let mut response = json(StatusCode::OK, answer);
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(SET_COOKIE, value);
-    }
-    Ok(response)
-}
-
-async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
-    state.keygate.logout(&caller).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&wire::clear_cookie(state.behind_tls)) {
-        response.headers_mut().insert(SET_COOKIE, value);
-    }
-    Ok(response)
-}
-
-async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
-    Ok(json(StatusCode::OK, state.keygate.me(&caller).await?))
-}
-
-async fn create_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<CreateKeyRequest>,
-) -> ApiResult<Response> {
-    let created = state.keygate.create_key(&caller, req, now()).await?;
-    tracing::info!(key_id = %created.record.id, owner = %caller.user.id, "key created");
-    Ok(json(StatusCode::CREATED, created))
-}
-
-async fn list_keys(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: KeyListQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.list_keys(&caller, query, now()).await?,
-    ))
-}
-
-async fn verify(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|_| Error::PayloadTooLarge(wire::BODY_LIMIT))?;
-    let req = wire::decode_verify(&body)?;
-    let answer = state.keygate.verify_json(&req, now()).await?;
-    Ok((
-        StatusCode::OK,
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        answer,
-    )
-        .into_response())
-}
-
-async fn settings(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
-    Ok(json(StatusCode::OK, state.keygate.settings(&caller).await?))
-}
-
-async fn update_settings(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(patch): Body<SettingsPatch>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.update_settings(&caller, patch, now()).await?,
-    ))
-}
-
-async fn get_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.get_key(&caller, &id, now()).await?,
-    ))
-}
-
-async fn update_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    Body(patch): Body<KeyPatch>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.update_key(&caller, &id, patch, now()).await?,
-    ))
-}
-
-async fn revoke_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.revoke_key(&caller, &id, now()).await?,
-    ))
-}
-
-async fn bulk_revoke(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<BulkRevokeRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.bulk_revoke(&caller, req.ids, now()).await?,
-    ))
-}
-
-async fn roll_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    Body(req): Body<RollRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.roll_key(&caller, &id, req, now()).await?,
-    ))
-}
-
-async fn delete_key(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: DeleteKeyQuery = wire::query(query.as_deref())?;
-    state.keygate.delete_key(&caller, &id, query, now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn events(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: EventQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.events(&caller, query).await?,
-    ))
-}
-
-async fn members(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: PageQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.members(&caller, query).await?,
-    ))
-}
-
-async fn set_roles(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    Body(req): Body<RolesPatch>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.set_roles(&caller, &id, req, now()).await?,
-    ))
-}
-
-async fn remove_member(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    state.keygate.remove_member(&caller, &id, now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn invite(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<InviteRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state.keygate.invite(&caller, req, now()).await?,
-    ))
-}
-
-async fn invitations(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: PageQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.invitations(&caller, query, now()).await?,
-    ))
-}
-
-async fn revoke_invitation(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    state.keygate.revoke_invitation(&caller, &id, now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn setup(
-    State(state): State<AppState>,
-    Ids(token): Ids<String>,
-    Body(req): Body<SetupRequest>,
-) -> ApiResult<Response> {
-    let keygate = state.keygate.clone();
-    let answer = state
-        .password_work(async move { keygate.setup(&token, req, now()).await })
-        .await?;
-    Ok(json(StatusCode::OK, answer))
-}
-
-async fn accept(
-    State(state): State<AppState>,
-    Ids(token): Ids<String>,
-    Body(req): Body<AcceptRequest>,
-) -> ApiResult<Response> {
-    let keygate = state.keygate.clone();
-    let answer = state
-        .password_work(async move { keygate.accept(&token, req, now()).await })
-        .await?;
-    Ok(json(StatusCode::CREATED, answer))
-}
-
-async fn organizations(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.organizations(&caller).await?,
-    ))
-}
-
-async fn create_organization(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<CreateOrganizationRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state
-            .keygate
-            .create_organization(&caller, req, now())
-            .await?,
-    ))
-}
-
-macro_rules! namespace_handlers {
-    ($kind:expr, $list:ident, $create:ident, $get:ident, $rename:ident, $delete:ident) => {
-        async fn $list(
-            State(state): State<AppState>,
-            Auth(caller): Auth,
-            RawQuery(query): RawQuery,
-        ) -> ApiResult<Response> {
-            let query: PageQuery = wire::query(query.as_deref())?;
-            Ok(json(
-                StatusCode::OK,
-                state.keygate.list_namespaces(&caller, $kind, query).await?,
-            ))
-        }
-
-        async fn $create(
-            State(state): State<AppState>,
-            Auth(caller): Auth,
-            Body(req): Body<NamespaceRequest>,
-        ) -> ApiResult<Response> {
-            Ok(json(
-                StatusCode::CREATED,
-                state
-                    .keygate
-                    .create_namespace(&caller, $kind, req, now())
-                    .await?,
-            ))
-        }
-
-        #[allow(
-            dead_code,
-            reason = "applications are listed and created only (SPEC §7)"
-        )]
-        async fn $get(
-            State(state): State<AppState>,
-            Auth(caller): Auth,
-            Ids(id): Ids<String>,
-        ) -> ApiResult<Response> {
-            Ok(json(
-                StatusCode::OK,
-                state.keygate.get_namespace(&caller, $kind, &id).await?,
-            ))
-        }
-
-        #[allow(
-            dead_code,
-            reason = "applications are listed and created only (SPEC §7)"
-        )]
-        async fn $rename(
-            State(state): State<AppState>,
-            Auth(caller): Auth,
-            Ids(id): Ids<String>,
-            Body(req): Body<RenameRequest>,
-        ) -> ApiResult<Response> {
-            Ok(json(
-                StatusCode::OK,
-                state
-                    .keygate
-                    .rename_namespace(&caller, $kind, &id, &req.name, now())
-                    .await?,
-            ))
-        }
-
-        #[allow(
-            dead_code,
-            reason = "applications are listed and created only (SPEC §7)"
-        )]
-        async fn $delete(
-            State(state): State<AppState>,
-            Auth(caller): Auth,
-            Ids(id): Ids<String>,
-        ) -> ApiResult<Response> {
-            state
-                .keygate
-                .delete_namespace(&caller, $kind, &id, now())
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-    };
-}
-
-namespace_handlers!(
-    NamespaceKind::Application,
-    list_apps,
-    create_app,
-    _get_app,
-    _rename_app,
-    _delete_app
-);
-namespace_handlers!(
-    NamespaceKind::Workspace,
-    list_workspaces,
-    create_workspace,
-    get_workspace,
-    rename_workspace,
-    delete_workspace
-);
-namespace_handlers!(
-    NamespaceKind::Usergroup,
-    list_groups,
-    create_group,
-    get_group,
-    rename_group,
-    delete_group
-);
-
-async fn add_group_member(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    Body(req): Body<GroupMemberRequest>,
-) -> ApiResult<Response> {
-    state
-        .keygate
-        .set_group_member(&caller, &id, &req.user, true, now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn remove_group_member(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids((id, user)): Ids<(String, String)>,
-) -> ApiResult<Response> {
-    state
-        .keygate
-        .set_group_member(&caller, &id, &user, false, now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn permissions(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.permissions(&caller).await?,
-    ))
-}
-
-async fn define_permission(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<PermissionRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state.keygate.define_permission(&caller, req, now()).await?,
-    ))
-}
-
-async fn grants(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: GrantQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.grants(&caller, query).await?,
-    ))
-}
-
-async fn create_grant(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<GrantRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state.keygate.create_grant(&caller, req, now()).await?,
-    ))
-}
-
-async fn delete_grant(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    state.keygate.delete_grant(&caller, &id, now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn resources(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: ResourceQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.resources(&caller, query).await?,
-    ))
-}
-
-async fn create_resource(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Body(req): Body<ResourceRequest>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::CREATED,
-        state.keygate.create_resource(&caller, req, now()).await?,
-    ))
-}
-
-async fn get_resource(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.get_resource(&caller, &id).await?,
-    ))
-}
-
-async fn rename_resource(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    Body(req): Body<ResourcePatch>,
-) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        state
-            .keygate
-            .rename_resource(&caller, &id, req, now())
-            .await?,
-    ))
-}
-
-async fn delete_resource(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-) -> ApiResult<Response> {
-    state.keygate.delete_resource(&caller, &id, now()).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn key_usage(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Ids(id): Ids<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let query: UsageQuery = wire::query(query.as_deref())?;
-    Ok(json(
-        StatusCode::OK,
-        state.keygate.key_usage(&caller, &id, query).await?,
-    ))
 }
 
 /// How often buffered verification counts are written to the store.
@@ -914,8 +287,4 @@ pub async fn purge_expired_until(store: RedbStore, stop: impl std::future::Futur
             () = &mut stop => break,
         }
     }
-}
-
-async fn openapi() -> Response {
-    ([(CONTENT_TYPE, "application/json")], model::OPENAPI_JSON).into_response()
 }

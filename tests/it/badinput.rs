@@ -648,6 +648,34 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "validation_failed",
         )
         .anonymous(),
+        // A method the path does not take: 405 problem JSON on both hosts (the worker's
+        // router answered plain text once).
+        case(
+            "PUT on a key",
+            "PUT",
+            "/v1/keys/key_000000000000",
+            b"{}",
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "GET of verify",
+            "GET",
+            "/v1/keys/verify",
+            b"",
+            405,
+            "method_not_allowed",
+        )
+        .no_body(),
+        case(
+            "DELETE of settings",
+            "DELETE",
+            "/v1/settings",
+            b"",
+            405,
+            "method_not_allowed",
+        )
+        .no_body(),
         // Sizes.
         case(
             "oversized login",

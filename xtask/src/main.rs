@@ -286,6 +286,11 @@ fn test(root: &Path, lint: bool) -> Result<()> {
     build_worker(root)?;
     build_fault_worker(root)?;
     sh(cargo().args(["build", "-p", "server"]))?;
+    // The OpenAPI document as its users check it: validated, and a client generated from it.
+    sh(Command::new("node")
+        .arg(root.join("xtask/js/check-openapi.mjs"))
+        .arg(root.join("model/openapi.json"))
+        .current_dir(root))?;
     // The reliability tests append their measured figures here; printed at the end.
     let figures = target_dir(root).join("debug/reliability-figures.txt");
     let _ = std::fs::remove_file(&figures);

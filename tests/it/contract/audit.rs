@@ -20,6 +20,7 @@ pub(super) const CASES: &[(&str, CaseFn)] = cases![
     an_invitation_dies_with_its_inviters_authority,
     inviting_tells_nothing_of_other_organizations,
     answers_that_carry_a_secret_are_never_stored,
+    a_session_cookie_is_found_among_several_cookie_headers,
 ];
 
 /// `POST` as the holder of `token`.
@@ -578,4 +579,16 @@ async fn answers_that_carry_a_secret_are_never_stored(c: Ctx) -> Result<()> {
         )
         .await?;
     no_store("invitation", &invited)
+}
+
+/// The endpoint table (issue #14) reads credentials once for both hosts: a session cookie sent
+/// in the second of two `Cookie` headers is found on each, however the host joins them.
+async fn a_session_cookie_is_found_among_several_cookie_headers(c: Ctx) -> Result<()> {
+    let headers = [
+        ("cookie".to_owned(), "theme=dark".to_owned()),
+        ("cookie".to_owned(), format!("keygate_session={}", c.token)),
+    ];
+    let me = c.api.request("GET", "/v1/me", &headers, None).await?;
+    ensure!(me.status == 200, "{me:?}");
+    Ok(())
 }
