@@ -15,14 +15,13 @@ use std::pin::Pin;
 use gloo_net::http::Request;
 use model::api::{
     AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
-    CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest,
+    CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest, GrantView,
     GroupMemberRequest, InvitationResponse, InvitationView, InviteRequest, KeyListQuery, KeyPatch,
     KeyView, LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page,
     PageQuery, PermissionRequest, PermissionView, Problem, RenameRequest, ResourceQuery,
-    RolesPatch, RollRequest, SettingsPatch, SettingsView, SetupRequest, UsagePage, UsageQuery,
-    UserView,
+    ResourceView, RolesPatch, RollRequest, SettingsPatch, SettingsView, SetupRequest, UsagePage,
+    UsageQuery, UserView,
 };
-use model::domain::{Grant, Resource};
 use model::http::{self, Op};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -437,12 +436,12 @@ pub async fn define_permission(request: PermissionRequest) -> Result<PermissionV
 }
 
 /// Grants, filtered by principal and namespace.
-pub async fn grants(query: &GrantQuery) -> Result<Page<Grant>, ApiError> {
+pub async fn grants(query: &GrantQuery) -> Result<Page<GrantView>, ApiError> {
     json_of(Op::Grants, &[], query_of(query), None).await
 }
 
 /// Grants a permission.
-pub async fn create_grant(request: GrantRequest) -> Result<Grant, ApiError> {
+pub async fn create_grant(request: GrantRequest) -> Result<GrantView, ApiError> {
     json_of(Op::CreateGrant, &[], None, json(&request)?).await
 }
 
@@ -452,6 +451,6 @@ pub async fn delete_grant(id: &str) -> Result<(), ApiError> {
 }
 
 /// Resources of a namespace the caller may read.
-pub async fn resources(query: &ResourceQuery) -> Result<Page<Resource>, ApiError> {
+pub async fn resources(query: &ResourceQuery) -> Result<Page<ResourceView>, ApiError> {
     json_of(Op::Resources, &[], query_of(query), None).await
 }

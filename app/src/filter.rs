@@ -1,10 +1,9 @@
 //! Filtering a list of keys by search text and status, as a plain type the tables apply. The
-//! search itself is `model::rules::key_matches` (the same function behind the API's `q`), with
+//! search itself is `model::api::KeyView::matches` (the same function behind the API's `q`), with
 //! the browser's lowercasing ([`lowercase`]).
 
 use model::api::KeyView;
 use model::domain::KeyStatus;
-use model::rules::key_matches_by;
 
 /// The search box and status filter above a key table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,7 +17,7 @@ pub struct KeyFilter {
 impl KeyFilter {
     /// Whether `key` passes the filter.
     pub fn matches(&self, key: &KeyView) -> bool {
-        key_matches_by(key, &self.q, lowercase) && self.status.is_none_or(|s| key.status == s)
+        key.matches_by(&self.q, lowercase) && self.status.is_none_or(|s| key.status == s)
     }
 
     /// The keys that pass, in their order.

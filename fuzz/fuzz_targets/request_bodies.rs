@@ -27,8 +27,7 @@ fuzz_target!(|data: &[u8]| {
     // The endpoints that take a JSON body (verification decodes its own: `verify_request`).
     let with_body: Vec<&Endpoint> = ENDPOINTS.iter().filter(|e| e.body.is_some()).collect();
     let endpoint = with_body[usize::from(*pick) % with_body.len()];
-    let content_type =
-        CONTENT_TYPES[usize::from(*pick) / with_body.len() % CONTENT_TYPES.len()];
+    let content_type = CONTENT_TYPES[usize::from(*pick) / with_body.len() % CONTENT_TYPES.len()];
     check(endpoint, content_type, body);
 });
 
@@ -48,7 +47,7 @@ fn check(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) {
         }
         Ok(None) => panic!("{:?} takes a body", endpoint.op),
         Err(e) => {
-            let problem = e.problem();
+            let problem = model::api::Problem::of(&e);
             let got = (problem.status, problem.code.as_str());
             let not_json = !json || serde_json::from_slice::<IgnoredAny>(body).is_err();
             // What serde_json cannot hold as a value (a number beyond f64, nesting beyond

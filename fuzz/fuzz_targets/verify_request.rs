@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     match wire::decode_verify(data) {
         Ok(req) => decoded(data, &req),
         Err(e) => {
-            let problem = e.problem();
+            let problem = model::api::Problem::of(&e);
             let expected = if data.len() > BODY_LIMIT {
                 (413, "payload_too_large")
             } else {
@@ -64,7 +64,7 @@ fn decoded(data: &[u8], req: &model::api::VerifyRequest) {
     assert_eq!(answer.code, VerifyCode::NotFound, "nothing exists yet");
     assert!(!answer.valid);
     let refusal = wire::gateway_identity(&answer).expect_err("a refused key is not forwarded");
-    let problem = refusal.problem();
+    let problem = model::api::Problem::of(&refusal);
     assert_eq!(problem.status, 401);
     if req.key.len() >= 8 {
         let shown = serde_json::to_string(&answer).expect("an answer encodes");

@@ -5,7 +5,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use time::OffsetDateTime;
 
-use crate::domain::{KeyRole, KeyStatus, PermissionScope, Role, Settings};
+use crate::domain::{Grant, KeyRole, KeyStatus, PermissionScope, Resource, Role, Settings};
+pub use crate::domain::{NamespaceKind, Owner, OwnerKind, VerifyCode};
+use crate::error::Error;
+use crate::rules;
 
 /// An RFC 7807 problem, `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,11 +23,35 @@ pub struct Problem {
     pub code: String,
 }
 
+impl Problem {
+    /// The RFC 7807 body of `error`. Internal details (store errors) stay in the host's log.
+    pub fn of(error: &Error) -> Self {
+        let code = error.code();
+        Self {
+            kind: format!("https://keygate.dev/problems/{}", code.replace('_', "-")),
+            title: error.title().to_owned(),
+            status: error.status(),
+            detail: error.to_string(),
+            code: code.to_owned(),
+        }
+    }
+}
+
 /// Every list answers with a page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The same page with each item made into a `U` (a record into its view).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
 }
 
 /// `POST /v1/auth/login`.
@@ -61,17 +88,6 @@ pub struct LoginResponse {
 pub struct OrganizationView {
     pub id: String,
     pub name: String,
-}
-
-/// The kind of a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum NamespaceKind {
-    Organization,
-    Application,
-    Workspace,
-    Usergroup,
 }
 
 /// A namespace the caller holds permissions in, as `GET /v1/me` lists it.
@@ -155,6 +171,25 @@ pub struct KeyView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub extensive_use: bool,
+}
+
+impl KeyView {
+    /// Whether the key search `q` finds this key ([`rules::search_matches`] over its name, id,
+    /// and owner's name and email).
+    pub fn matches(&self, q: &str) -> bool {
+        self.matches_by(q, str::to_lowercase)
+    }
+
+    /// [`KeyView::matches`] with the lowercasing given (the console passes the browser's).
+    pub fn matches_by(&self, q: &str, lower: impl Fn(&str) -> String) -> bool {
+        let fields = [
+            self.name.as_str(),
+            &self.id,
+            &self.owner.name,
+            &self.owner.email,
+        ];
+        rules::search_matches(&fields, q, lower)
+    }
 }
 
 /// The answer to `POST /v1/keys`: the key record and, this once, its plaintext.
@@ -269,21 +304,6 @@ pub struct VerifyRequest {
     pub resource: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
-}
-
-/// The outcome of a verification (SPEC §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerifyCode {
-    Valid,
-    NotFound,
-    Expired,
-    Revoked,
-    Disabled,
-    WrongNamespace,
-    InsufficientPermissions,
-    RateLimited,
 }
 
 /// The answer of `POST /v1/keys/verify`; the fields after `code` appear once the secret matched.
@@ -618,8 +638,73 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
-/// `GET /v1/settings` answers [`Settings`] itself.
-pub type SettingsView = Settings;
+/// The organization's API key settings (SPEC §5), as `GET` and `PATCH /v1/settings` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SettingsView {
+    pub api_keys_enabled: bool,
+    pub max_expiry_days: Option<u32>,
+    pub max_active_keys_per_user: u32,
+    pub extensive_use_per_hour: Option<u64>,
+}
+
+impl From<&Settings> for SettingsView {
+    fn from(s: &Settings) -> Self {
+        Self {
+            api_keys_enabled: s.api_keys_enabled,
+            max_expiry_days: s.max_expiry_days,
+            max_active_keys_per_user: s.max_active_keys_per_user,
+            extensive_use_per_hour: s.extensive_use_per_hour,
+        }
+    }
+}
+
+/// A grant: `(principal, namespace, permission, resources?)` (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GrantView {
+    pub id: String,
+    pub principal: String,
+    pub namespace: String,
+    pub permission: String,
+    /// `null` for every resource of the namespace.
+    pub resources: Option<Vec<String>>,
+}
+
+impl From<&Grant> for GrantView {
+    fn from(g: &Grant) -> Self {
+        Self {
+            id: g.id.clone(),
+            principal: g.principal.clone(),
+            namespace: g.namespace.clone(),
+            permission: g.permission.clone(),
+            resources: g.resources.clone(),
+        }
+    }
+}
+
+/// A resource (a dataset, a project…) of a namespace, owned by a user or a key (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResourceView {
+    pub id: String,
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub owner: Owner,
+}
+
+impl From<&Resource> for ResourceView {
+    fn from(r: &Resource) -> Self {
+        Self {
+            id: r.id.clone(),
+            namespace: r.namespace.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            owner: r.owner.clone(),
+        }
+    }
+}
 
 /// `PATCH /v1/settings`: absent fields stay as they are; `null` clears an optional one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -656,6 +741,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_details_do_not_reach_the_problem() {
+        let e = Error::Store(crate::error::StoreError::new("disk /var/x on fire"));
+        let p = Problem::of(&e);
+        assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"));
+        assert!(!p.detail.contains("fire"));
+    }
 
     #[test]
     fn settings_patch_tells_null_from_absent() {

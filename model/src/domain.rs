@@ -1,6 +1,6 @@
 //! The records Keygate keeps in its store.
 //!
-//! These are serialized as JSON under the versioned keys of [`crate::store::schema`]: changing a
+//! These are serialized as JSON under the versioned keys of `store::schema`: changing a
 //! field here is a change of the stored format, made on purpose (new optional fields default).
 
 use std::collections::BTreeSet;
@@ -27,7 +27,6 @@ pub enum Role {
 
 /// The organization's API key settings (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settings {
     pub api_keys_enabled: bool,
     pub max_expiry_days: Option<u32>,
@@ -63,7 +62,7 @@ pub struct Organization {
 impl Organization {
     /// Every permission of the catalogue: the built-in ones, then the admins'.
     pub fn catalogue(&self) -> impl Iterator<Item = &str> {
-        crate::rules::BUILTIN_PERMISSIONS
+        BUILTIN_PERMISSIONS
             .iter()
             .copied()
             .chain(self.permissions.iter().map(|p| p.name.as_str()))
@@ -237,7 +236,7 @@ pub struct SetupToken {
 pub struct Namespace {
     pub id: String,
     pub org: String,
-    pub kind: crate::api::NamespaceKind,
+    pub kind: NamespaceKind,
     pub name: String,
     /// The application of a workspace; the organization or application of a user group.
     pub parent: Option<String>,
@@ -255,7 +254,6 @@ pub struct PermissionDef {
 
 /// `(principal, namespace, permission, resources?)` (SPEC §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grant {
     pub id: String,
     pub principal: String,
@@ -284,11 +282,46 @@ pub enum OwnerKind {
 
 /// An object living in a namespace (a dataset, a project…), owned by a user or a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resource {
     pub id: String,
     pub namespace: String,
     pub kind: String,
     pub name: String,
     pub owner: Owner,
+}
+
+/// The permissions Keygate's own API checks; every organization's catalogue starts with them.
+pub const BUILTIN_PERMISSIONS: [&str; 6] = [
+    "workspaces.read",
+    "workspaces.write",
+    "usergroups.read",
+    "usergroups.write",
+    "resources.read",
+    "resources.write",
+];
+
+/// The kind of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NamespaceKind {
+    Organization,
+    Application,
+    Workspace,
+    Usergroup,
+}
+
+/// The outcome of a verification (SPEC §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    WrongNamespace,
+    InsufficientPermissions,
+    RateLimited,
 }

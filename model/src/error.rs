@@ -1,10 +1,22 @@
 //! The one error type of every operation, and its mapping to problem JSON (SPEC §7).
 //!
-//! Each host turns an [`Error`] into a response in one place, through [`Error::problem`].
+//! The dispatcher (`http`) turns an [`Error`] into a response in one place, through
+//! `api::Problem::of`.
 //! Messages never contain a secret: they are written here, not built from request bodies.
 
-use crate::api::{Problem, VerifyCode};
-use crate::store::StoreError;
+use crate::domain::VerifyCode;
+
+/// A store that could not answer. Verification treats it as "not valid" (fail closed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    /// A store error carrying `detail` for the host's log.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +59,7 @@ pub enum Error {
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{}", refusal_detail(*.0))]
-    KeyRefused(crate::api::VerifyCode),
+    KeyRefused(VerifyCode),
     #[error("the upstream did not answer")]
     Upstream(String),
     #[error("the store is unavailable; nothing was changed")]
@@ -127,7 +139,8 @@ impl Error {
         }
     }
 
-    fn title(&self) -> &'static str {
+    /// The problem's title: a few words for its status.
+    pub fn title(&self) -> &'static str {
         match self.status() {
             400 => "Bad request",
             401 => "Not signed in",
@@ -141,18 +154,6 @@ impl Error {
             502 => "Bad gateway",
             503 => "Service unavailable",
             _ => "Internal error",
-        }
-    }
-
-    /// The RFC 7807 body. Internal details (store errors) stay in the host's log.
-    pub fn problem(&self) -> Problem {
-        let code = self.code();
-        Problem {
-            kind: format!("https://keygate.dev/problems/{}", code.replace('_', "-")),
-            title: self.title().to_owned(),
-            status: self.status(),
-            detail: self.to_string(),
-            code: code.to_owned(),
         }
     }
 }
@@ -186,16 +187,3 @@ impl From<serde_json::Error> for Error {
 
 /// Shorthand for operation results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_details_do_not_reach_the_problem() {
-        let e = Error::Store(StoreError::new("disk /var/x on fire"));
-        let p = e.problem();
-        assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"));
-        assert!(!p.detail.contains("fire"));
-    }
-}

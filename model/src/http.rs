@@ -17,8 +17,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::*;
-#[cfg(feature = "openapi")]
-use crate::domain::{Grant, Resource, Settings};
 use crate::error::{Error, Result};
 use crate::service::{CSRF_HEADER, Caller, Keygate};
 use crate::store::Store;
@@ -142,7 +140,6 @@ pub struct Endpoint {
     pub method: &'static str,
     /// With `{name}` for a path parameter.
     pub path: &'static str,
-    pub summary: &'static str,
     pub auth: Auth,
     pub turn: Turn,
     /// The request body's schema, if it takes one.
@@ -355,7 +352,6 @@ macro_rules! endpoints {
                 op: Op::$op,
                 method: $method,
                 path: $path,
-                summary: concat!($($doc),*),
                 auth: Auth::$auth,
                 turn: Turn::$turn,
                 body: schema!($body),
@@ -364,6 +360,14 @@ macro_rules! endpoints {
                 status: $status,
             },
         )*];
+
+        /// Endpoint `op`'s summary (its doc comment), for OpenAPI: kept out of [`Endpoint`] so
+        /// that the console, which reads the table, carries no summary text.
+        pub fn summary(op: Op) -> &'static str {
+            match op {
+                $(Op::$op => concat!($($doc),*),)*
+            }
+        }
 
         /// The query parameters of endpoint `op`, with their types, for OpenAPI.
         #[cfg(feature = "openapi")]
@@ -523,25 +527,25 @@ endpoints! {
     DefinePermission: "POST" "/v1/permissions", Caller, Whole, PermissionRequest, NoQuery -> One(PermissionView) = 201,
         |kg, c, b, _q| kg.define_permission(c.caller()?, b, c.now).await?;
     /// Grants, by principal and namespace (admins)
-    Grants: "GET" "/v1/grants", Caller, None, NoBody, GrantQuery -> List(Grant) = 200,
+    Grants: "GET" "/v1/grants", Caller, None, NoBody, GrantQuery -> List(GrantView) = 200,
         |kg, c, _b, q| kg.grants(c.caller()?, q).await?;
     /// Grant a permission (admins)
-    CreateGrant: "POST" "/v1/grants", Caller, Whole, GrantRequest, NoQuery -> One(Grant) = 201,
+    CreateGrant: "POST" "/v1/grants", Caller, Whole, GrantRequest, NoQuery -> One(GrantView) = 201,
         |kg, c, b, _q| kg.create_grant(c.caller()?, b, c.now).await?;
     /// Remove a grant (admins)
     DeleteGrant: "DELETE" "/v1/grants/{id}", Caller, Whole, NoBody, NoQuery -> Empty = 204,
         |kg, c, _b, _q| kg.delete_grant(c.caller()?, c.param("id"), c.now).await?;
     /// Resources of a namespace the caller may read
-    Resources: "GET" "/v1/resources", Caller, None, NoBody, ResourceQuery -> List(Resource) = 200,
+    Resources: "GET" "/v1/resources", Caller, None, NoBody, ResourceQuery -> List(ResourceView) = 200,
         |kg, c, _b, q| kg.resources(c.caller()?, q).await?;
     /// Create a resource, owned by the caller (a user or its key)
-    CreateResource: "POST" "/v1/resources", Caller, Whole, ResourceRequest, NoQuery -> One(Resource) = 201,
+    CreateResource: "POST" "/v1/resources", Caller, Whole, ResourceRequest, NoQuery -> One(ResourceView) = 201,
         |kg, c, b, _q| kg.create_resource(c.caller()?, b, c.now).await?;
     /// A resource
-    GetResource: "GET" "/v1/resources/{id}", Caller, None, NoBody, NoQuery -> One(Resource) = 200,
+    GetResource: "GET" "/v1/resources/{id}", Caller, None, NoBody, NoQuery -> One(ResourceView) = 200,
         |kg, c, _b, _q| kg.get_resource(c.caller()?, c.param("id")).await?;
     /// Rename a resource
-    RenameResource: "PATCH" "/v1/resources/{id}", Caller, Whole, ResourcePatch, NoQuery -> One(Resource) = 200,
+    RenameResource: "PATCH" "/v1/resources/{id}", Caller, Whole, ResourcePatch, NoQuery -> One(ResourceView) = 200,
         |kg, c, b, _q| kg.rename_resource(c.caller()?, c.param("id"), b, c.now).await?;
     /// Delete a resource
     DeleteResource: "DELETE" "/v1/resources/{id}", Caller, Whole, NoBody, NoQuery -> Empty = 204,
@@ -583,10 +587,10 @@ endpoints! {
     Events: "GET" "/v1/events", Caller, None, NoBody, EventQuery -> List(EventView) = 200,
         |kg, c, _b, q| kg.events(c.caller()?, q).await?;
     /// The organization's API key settings (admins)
-    Settings: "GET" "/v1/settings", Caller, None, NoBody, NoQuery -> One(Settings) = 200,
+    Settings: "GET" "/v1/settings", Caller, None, NoBody, NoQuery -> One(SettingsView) = 200,
         |kg, c, _b, _q| kg.settings(c.caller()?).await?;
     /// Change the organization's settings (admins)
-    UpdateSettings: "PATCH" "/v1/settings", Caller, Whole, SettingsPatch, NoQuery -> One(Settings) = 200,
+    UpdateSettings: "PATCH" "/v1/settings", Caller, Whole, SettingsPatch, NoQuery -> One(SettingsView) = 200,
         |kg, c, b, _q| kg.update_settings(c.caller()?, b, c.now).await?;
 }
 
@@ -620,9 +624,21 @@ pub fn path(op: Op, params: &[&str]) -> String {
         .join("/")
 }
 
-/// Whether `path` is the API's: the hosts serve everything else themselves (the console).
+/// The paths that are the API's, as patterns (`*` ends a prefix): every endpoint's path falls
+/// under one (a unit test checks), and the edge's `wrangler.toml` routes exactly these, plus
+/// the gateway's, to the worker before its static assets (another test reads it).
+pub const API_PATHS: &[&str] = &["/v1/*", "/healthz", "/openapi.json"];
+
+/// Whether `path` is the API's ([`API_PATHS`]): the hosts serve everything else themselves
+/// (the console).
 pub fn owns(path: &str) -> bool {
-    path.starts_with("/v1/") || path == "/v1" || path == "/healthz" || path == "/openapi.json"
+    path == "/v1"
+        || API_PATHS
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == *pattern,
+            })
 }
 
 /// The endpoint for `method` and `path`, with its decoded path parameters: 404 for a path no
@@ -784,7 +800,7 @@ fn empty(status: u16) -> Response {
 
 /// `error` as an RFC 7807 answer; what only the log may hear of it in [`Response::log`].
 pub fn problem(error: &Error) -> Response {
-    let problem = error.problem();
+    let problem = Problem::of(error);
     let log = match error {
         Error::Store(_) | Error::Internal(_) | Error::Upstream(_) => Some(format!("{error:?}")),
         _ => None,
@@ -837,6 +853,35 @@ mod tests {
                 a.path
             );
         }
+    }
+
+    #[test]
+    fn the_api_paths_cover_every_endpoint_and_nothing_of_the_console() {
+        for e in ENDPOINTS {
+            assert!(owns(&example(e.path)), "{}", e.path);
+        }
+        for path in ["/", "/index.html", "/app-1a2b.wasm", "/v1x", "/healthzz"] {
+            assert!(!owns(path), "{path}");
+        }
+    }
+
+    /// `wrangler.toml` sends the API's paths to the worker first, before the console's
+    /// assets: its list is [`API_PATHS`] and the gateway's, nothing more or less.
+    #[test]
+    fn the_edge_routes_exactly_the_api_paths_to_the_worker() {
+        let config = include_str!("../../edge-worker/wrangler.toml");
+        let line = config
+            .lines()
+            .find_map(|l| l.strip_prefix("run_worker_first = "))
+            .expect("run_worker_first in wrangler.toml");
+        let listed: Vec<&str> = line
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|p| p.trim().trim_matches('"'))
+            .collect();
+        let mut expected = API_PATHS.to_vec();
+        expected.push("/gateway/*");
+        assert_eq!(listed, expected);
     }
 
     #[test]

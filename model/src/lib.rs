@@ -1,15 +1,27 @@
 //! Keygate's domain model, shared by every host.
 //!
-//! This crate knows nothing of HTTP frameworks, Workers KV, tokio or the DOM. It holds:
-//! - [`key`]: the API key format (generation, parsing, checksum, secret hashing);
-//! - [`domain`]: the records Keygate stores (organizations, users, sessions, keys);
-//! - [`api`]: the JSON shapes of the HTTP API, used by the hosts and the console alike;
-//! - [`rules`]: the business rules as pure functions over those types;
-//! - [`store`]: the [`store::Store`] trait both hosts implement, and the store's key schema;
-//! - [`service`]: the operations (bootstrap, login, create key, verify…) over a `Store`.
+//! This crate knows nothing of HTTP frameworks, Workers KV, tokio or the DOM. Its modules form
+//! one-way layers, each using only those before it ([`LAYERS`]; `tests/layers.rs` checks):
+//! - [`key`]: the API key format (generation, parsing, checksum, secret hashing), and [`id`];
+//! - [`domain`]: the records Keygate stores and the value enums they hold;
+//! - [`error`]: the one error type, with its status and stable code;
+//! - [`rules`]: the business rules as pure functions over records and values;
+//! - [`password`], [`store`]: password hashing, the [`store::Store`] trait both hosts
+//!   implement and the store's key schema;
+//! - [`api`]: the JSON shapes of the HTTP API (requests, and views made `From` records);
+//! - [`service`]: the operations (bootstrap, login, create key, verify…) over a `Store`;
+//! - [`wire`]: what crosses HTTP besides bodies (credentials, cookies, decoding, gateway headers);
+//! - [`http`]: the endpoint table and the host-neutral dispatcher both hosts serve;
+//! - `openapi`: the OpenAPI document, generated from the table.
 //!
-//! A host is an adapter: it turns HTTP into calls of [`service::Keygate`] and its
-//! [`error::Error`] back into problem JSON.
+//! A host is a transport: it turns its requests into [`http::Request`]s and answers the
+//! [`http::Response`] it gets back.
+
+/// The model's modules from the bottom up: a module may use only the modules before it.
+pub const LAYERS: &[&str] = &[
+    "key", "id", "domain", "error", "rules", "password", "store", "api", "service", "wire", "http",
+    "openapi",
+];
 
 pub mod api;
 pub mod domain;

@@ -55,7 +55,7 @@ pub fn document() -> OpenApi {
     for endpoint in ENDPOINTS {
         let operation_id = format!("{:?}", endpoint.op);
         let mut op = OperationBuilder::new()
-            .summary(Some(endpoint.summary))
+            .summary(Some(crate::http::summary(endpoint.op)))
             .operation_id(Some(lower_camel(&operation_id)));
         for segment in endpoint.path.split('/').filter(|s| s.starts_with('{')) {
             let name = segment.trim_matches(['{', '}']);

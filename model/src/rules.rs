@@ -5,20 +5,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use time::Duration;
 
-use crate::api::VerifyCode;
-use crate::domain::{Access, KeyRecord, KeyRole, KeyStatus, PermissionScope, Timestamp};
+pub use crate::domain::BUILTIN_PERMISSIONS;
+use crate::domain::{
+    Access, KeyRecord, KeyRole, KeyStatus, PermissionScope, Timestamp, VerifyCode,
+};
 use crate::error::{Error, Result};
 use crate::key::SecretHash;
-
-/// The permissions Keygate's own API checks; every organization's catalogue starts with them.
-pub const BUILTIN_PERMISSIONS: [&str; 6] = [
-    "workspaces.read",
-    "workspaces.write",
-    "usergroups.read",
-    "usergroups.write",
-    "resources.read",
-    "resources.write",
-];
 
 /// Longest key name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -387,22 +379,36 @@ pub fn effective(access: &Access, creator: &Rights) -> Rights {
     }
 }
 
-/// The key search of SPEC §7/§8: `q` matches a key's name, id, or owner's name or email,
-/// case-insensitively. An empty `q` matches everything. Both the API's `q` and the console's
-/// search box use this.
-pub fn key_matches(key: &crate::api::KeyView, q: &str) -> bool {
-    key_matches_by(key, q, str::to_lowercase)
+/// The key search of SPEC §7/§8: `q` matches when one of a key's `fields` (its name, id, and
+/// owner's name and email: `api::KeyView::matches`) contains it, case-insensitively. An empty
+/// `q` matches everything. Both the API's `q` and the console's search box use this, the
+/// console with the browser's `toLowerCase` as `lower` (the same Unicode default case
+/// mapping) so that its wasm does not carry Rust's case tables.
+pub fn search_matches(fields: &[&str], q: &str, lower: impl Fn(&str) -> String) -> bool {
+    let q = lower(q.trim());
+    q.is_empty() || fields.iter().any(|field| lower(field).contains(&q))
 }
 
-/// [`key_matches`] with the lowercasing given. The console passes the browser's
-/// `toLowerCase` (the same Unicode default case mapping) so that its wasm does not carry
-/// Rust's case tables.
-pub fn key_matches_by(key: &crate::api::KeyView, q: &str, lower: impl Fn(&str) -> String) -> bool {
-    let q = lower(q.trim());
-    q.is_empty()
-        || [&key.name, &key.id, &key.owner.name, &key.owner.email]
-            .iter()
-            .any(|field| lower(field).contains(&q))
+/// A namespace's name as stored: trimmed, 1 to 100 characters, no control characters. The
+/// console applies it too before renaming.
+pub fn namespace_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid("name", "a name of 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Whether `name` is a well-formed permission: lower-case dotted words, like `datasets.read`.
+pub fn valid_permission(name: &str) -> bool {
+    let words: Vec<&str> = name.split('.').collect();
+    name.len() <= 100
+        && words.len() >= 2
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        })
 }
 
 #[cfg(test)]
@@ -411,6 +417,24 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn permission_names_are_dotted_lower_case_words() {
+        for ok in ["datasets.read", "a.b.c", "data-sets.re_ad2"] {
+            assert!(valid_permission(ok), "{ok}");
+        }
+        for bad in [
+            "datasets",
+            "Datasets.read",
+            "a..b",
+            ".a",
+            "a.",
+            "a b.c",
+            "1a.b",
+        ] {
+            assert!(!valid_permission(bad), "{bad}");
+        }
+    }
 
     fn scope(p: &str, r: Option<&[&str]>) -> PermissionScope {
         PermissionScope {

@@ -14,18 +14,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::cache::RecordCache;
 use crate::error::Result;
-
-/// A store that could not answer. Verification treats it as "not valid" (fail closed).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("store failure: {0}")]
-pub struct StoreError(pub String);
-
-impl StoreError {
-    /// A store error carrying `detail` for the host's log.
-    pub fn new(detail: impl Into<String>) -> Self {
-        Self(detail.into())
-    }
-}
+pub use crate::error::StoreError;
 
 /// One page of keys under a prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -293,7 +282,15 @@ pub mod schema {
     pub fn events(org: &str) -> String {
         format!("v1:event:{org}:")
     }
-    /// An index entry under `prefix` for key `id` created at `at`: newest sorts first.
+    /// An audit event's entry: newest sorts first, to the nanosecond, so that changes made
+    /// less than a millisecond apart list in the order they were made. (Entries written in
+    /// milliseconds by earlier versions sort after these, as they are older.)
+    pub fn event_entry(org: &str, at: Timestamp, id: &str) -> String {
+        let nanos = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+        format!("{}{:020}:{id}", events(org), u64::MAX - nanos)
+    }
+    /// An index entry under `prefix` for key `id` created at `at`: newest sorts first. In
+    /// milliseconds: a key's entry is deleted by computing it again from its record.
     pub fn newest_first(prefix: &str, at: Timestamp, id: &str) -> String {
         let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
         let inverted = u64::MAX - u64::try_from(millis).unwrap_or(0);

@@ -23,7 +23,9 @@ fn committed_openapi_document_matches_the_code() {
         "CreatedKey",
         "VerifyResponse",
         "Problem",
-        "Settings",
+        "SettingsView",
+        "GrantView",
+        "ResourceView",
         "EventView",
     ] {
         assert!(

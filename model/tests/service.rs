@@ -398,3 +398,32 @@ fn absurd_sign_in_input_is_refused_and_writes_nothing() {
     let longest = format!("{}@{}.com", "a".repeat(64), "b".repeat(185));
     assert!(model::store::schema::login_throttle(&longest).len() <= model::store::MAX_KEY_BYTES);
 }
+
+/// Changes less than a millisecond apart list newest first (the events' index is kept to the
+/// nanosecond; the in-process contract found `key.created` listed before `key.revoked` when
+/// both happened within one millisecond). Eight creations a microsecond apart: with a
+/// millisecond index they would come back in their random ids' order.
+#[test]
+fn events_made_within_one_millisecond_list_newest_first() {
+    let kg = Keygate::new(MemoryStore::default());
+    let caller = enable(&kg, &signed_in(&kg));
+    let at = time::macros::datetime!(2030-01-01 12:00:00.000_100 UTC);
+    let mut made = Vec::new();
+    for micros in 0..8 {
+        let when = at + Duration::microseconds(micros);
+        let created = block_on(kg.create_key(&caller, request(&caller), when)).expect("create");
+        made.push(created.record.id);
+    }
+    let query = model::api::EventQuery {
+        kind: Some("key.created".into()),
+        ..Default::default()
+    };
+    let listed = block_on(kg.events(&caller, query)).expect("events");
+    let targets: Vec<&str> = listed
+        .items
+        .iter()
+        .filter_map(|e| e.target.as_deref())
+        .collect();
+    made.reverse();
+    assert_eq!(targets, made);
+}

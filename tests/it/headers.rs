@@ -8,9 +8,20 @@ async fn check(host: &Host) {
     let index = std::fs::read_to_string(tests::repo().join("dist/index.html"))
         .expect("the console is built (cargo xtask test builds it)");
     let expected = model::wire::security_headers(&index);
-    let response = reqwest::get(format!("{}/", host.base))
+    // Under `wrangler dev` the worker answers (and so the host is healthy) a moment before the
+    // static assets are served: a first GET / can be 404 on a busy machine. Ask for up to 10 s.
+    let mut response = reqwest::get(format!("{}/", host.base))
         .await
         .expect("GET /");
+    for _ in 0..50 {
+        if response.status().as_u16() != 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        response = reqwest::get(format!("{}/", host.base))
+            .await
+            .expect("GET /");
+    }
     assert_eq!(response.status().as_u16(), 200);
     for (name, value) in &expected {
         let got = response.headers().get(*name).and_then(|v| v.to_str().ok());

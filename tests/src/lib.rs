@@ -16,7 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail, ensure};
+use model::http;
+use model::service::Keygate;
+use model::store::MemoryStore;
 use serde_json::Value;
 
 /// The first admin every test host is bootstrapped with.
@@ -403,11 +408,21 @@ pub struct Fixture {
     pub owner: String,
 }
 
-/// A small HTTP client for one host.
+/// A small client for one host: over HTTP, or straight into the dispatcher.
 #[derive(Clone)]
 pub struct Api {
+    /// The host's base URL (`in-process` for [`Api::in_process`]).
     pub base: String,
-    client: reqwest::Client,
+    backend: Backend,
+}
+
+/// Where an [`Api`] sends its requests.
+#[derive(Clone)]
+enum Backend {
+    Http(reqwest::Client),
+    /// `model::http::handle` over a store in memory: the same dispatcher both hosts serve,
+    /// without a process or a socket.
+    InProcess(Arc<Keygate<MemoryStore>>),
 }
 
 /// How a call authenticates.
@@ -419,12 +434,96 @@ pub enum As<'a> {
     Cookie(&'a str, Option<&'a str>),
 }
 
+impl As<'_> {
+    /// The headers this authentication sends, lower-case.
+    fn headers(self) -> Vec<(String, String)> {
+        match self {
+            As::Nobody => Vec::new(),
+            As::Bearer(token) => vec![("authorization".into(), format!("Bearer {token}"))],
+            As::Cookie(token, csrf) => {
+                let mut headers = vec![("cookie".into(), format!("keygate_session={token}"))];
+                if let Some(csrf) = csrf {
+                    headers.push(("x-keygate-csrf".into(), csrf.into()));
+                }
+                headers
+            }
+        }
+    }
+}
+
+/// One request to the dispatcher in this process, answered as a host would: a body over
+/// `wire::BODY_LIMIT` is not handed over, as neither host reads past it.
+async fn dispatch(
+    keygate: &Keygate<MemoryStore>,
+    method: &str,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+) -> Result<Answer> {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    let body = match body.unwrap_or_default() {
+        bytes if bytes.len() > model::wire::BODY_LIMIT => http::Body::TooLarge,
+        bytes => http::Body::Bytes(bytes),
+    };
+    let request = http::Request {
+        method,
+        path,
+        query,
+        headers: &headers,
+        body,
+        secure: false,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let response = http::handle(keygate, request, now).await;
+    keygate.flush_usage(now).await?;
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in &response.headers {
+        map.append(*name, value.parse()?);
+    }
+    let header = |name: &str| response.header(name).map(str::to_owned);
+    Ok(Answer {
+        status: response.status,
+        content_type: header("content-type").unwrap_or_default(),
+        set_cookie: header("set-cookie"),
+        headers: map,
+        body: serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    })
+}
+
 impl Api {
     /// A client for the host at `base`.
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
+            backend: Backend::Http(reqwest::Client::new()),
+        }
+    }
+
+    /// A fresh Keygate in this process, over an empty [`MemoryStore`], bootstrapped with
+    /// [`ADMIN_EMAIL`] and [`ADMIN_PASSWORD`] as the hosts are; requests go straight to
+    /// `model::http::handle`, and counted uses are flushed after each, as the worker does.
+    pub async fn in_process() -> Result<Self> {
+        let keygate = Keygate::new(MemoryStore::default());
+        keygate
+            .bootstrap(
+                Some(ADMIN_EMAIL.into()),
+                Some(ADMIN_PASSWORD.into()),
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+        Ok(Self {
+            base: "in-process".into(),
+            backend: Backend::InProcess(Arc::new(keygate)),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client> {
+        match &self.backend {
+            Backend::Http(client) => Ok(client),
+            Backend::InProcess(_) => bail!("an in-process Api has no HTTP client"),
         }
     }
 
@@ -436,8 +535,18 @@ impl Api {
         auth: As<'_>,
         body: Option<&Value>,
     ) -> Result<Answer> {
+        if let Backend::InProcess(keygate) = &self.backend {
+            let mut headers = auth.headers();
+            let body = body.map(serde_json::to_vec).transpose()?;
+            if body.is_some() {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            return dispatch(keygate, method, path, headers, body).await;
+        }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .client()?
+            .request(method, format!("{}{path}", self.base));
         req = match auth {
             As::Nobody => req,
             As::Bearer(token) => req.bearer_auth(token),
@@ -464,9 +573,14 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Answer> {
+        if let Backend::InProcess(keygate) = &self.backend {
+            let mut headers = auth.headers();
+            headers.push(("content-type".into(), content_type.into()));
+            return dispatch(keygate, method, path, headers, Some(body)).await;
+        }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self
-            .client
+            .client()?
             .request(method, format!("{}{path}", self.base))
             .header("content-type", content_type)
             .body(body);
@@ -484,8 +598,17 @@ impl Api {
         headers: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer> {
+        if let Backend::InProcess(keygate) = &self.backend {
+            let headers = headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .collect();
+            return dispatch(keygate, method, path, headers, body).await;
+        }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .client()?
+            .request(method, format!("{}{path}", self.base));
         for (name, value) in headers {
             req = req.header(name, value);
         }

@@ -307,6 +307,8 @@ fn test(root: &Path, lint: bool) -> Result<()> {
         ])
         .env("PATH", tool_path(root))
         .env("CHROMEDRIVER", tools::CHROMEDRIVER))?;
+    // The console's plain-type logic natively (forms, routes, buckets, pickers): no browser.
+    sh(cargo().args(["test", "-p", "app", "--test", "plain"]))?;
     // The console's components in headless Chromium.
     sh(cargo()
         .args([

@@ -48,7 +48,7 @@ pub(crate) fn record(
         target: target.map(str::to_owned),
         details,
     };
-    let entry = schema::newest_first(&schema::events(org), now, &event.id);
+    let entry = schema::event_entry(org, now, &event.id);
     batch.put(entry, &event)?;
     Ok(())
 }

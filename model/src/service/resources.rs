@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::events::record;
 use super::{Caller, Keygate, Via, found, page_by_id, page_limit};
-use crate::api::{Page, ResourcePatch, ResourceQuery, ResourceRequest};
+use crate::api::{Page, ResourcePatch, ResourceQuery, ResourceRequest, ResourceView};
 use crate::domain::{Owner, OwnerKind, Resource, Timestamp};
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
@@ -88,7 +88,7 @@ impl<S: Store> Keygate<S> {
         caller: &Caller,
         req: ResourceRequest,
         now: Timestamp,
-    ) -> Result<Resource> {
+    ) -> Result<ResourceView> {
         let rights = self.caller_rights(caller, &req.namespace).await?;
         if !rights.allows_everywhere("resources.write") {
             return Err(Error::Forbidden(
@@ -114,11 +114,15 @@ impl<S: Store> Keygate<S> {
             now,
         )?;
         self.store.commit(batch).await?;
-        Ok(resource)
+        Ok(ResourceView::from(&resource))
     }
 
     /// `GET /v1/resources?namespace=`: the resources the caller may read.
-    pub async fn resources(&self, caller: &Caller, query: ResourceQuery) -> Result<Page<Resource>> {
+    pub async fn resources(
+        &self,
+        caller: &Caller,
+        query: ResourceQuery,
+    ) -> Result<Page<ResourceView>> {
         let limit = page_limit(query.limit)? as usize;
         let namespace = query.namespace.clone().or_else(|| match &caller.via {
             Via::Key(key) => Some(key.namespace.clone()),
@@ -143,12 +147,12 @@ impl<S: Store> Keygate<S> {
                 items.push(r);
             }
         }
-        Ok(page_by_id(items, limit, |i| i.id.as_str()))
+        Ok(page_by_id(items, limit, |i| i.id.as_str()).map(|r| ResourceView::from(&r)))
     }
 
     /// `GET /v1/resources/{id}`.
-    pub async fn get_resource(&self, caller: &Caller, id: &str) -> Result<Resource> {
-        self.readable(caller, id).await
+    pub async fn get_resource(&self, caller: &Caller, id: &str) -> Result<ResourceView> {
+        Ok(ResourceView::from(&self.readable(caller, id).await?))
     }
 
     /// `PATCH /v1/resources/{id}`: renames.
@@ -158,7 +162,7 @@ impl<S: Store> Keygate<S> {
         id: &str,
         req: ResourcePatch,
         now: Timestamp,
-    ) -> Result<Resource> {
+    ) -> Result<ResourceView> {
         let mut resource = self.readable(caller, id).await?;
         if !self
             .may_resource(caller, &resource, "resources.write")
@@ -181,7 +185,7 @@ impl<S: Store> Keygate<S> {
             now,
         )?;
         self.store.commit(batch).await?;
-        Ok(resource)
+        Ok(ResourceView::from(&resource))
     }
 
     /// `DELETE /v1/resources/{id}`.

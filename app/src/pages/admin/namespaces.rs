@@ -228,7 +228,7 @@ pub fn RenameNamespaceDialog(
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match model::service::namespace_name(&name.get_untracked()) {
+        match model::rules::namespace_name(&name.get_untracked()) {
             Ok(checked) => {
                 invalid.set(None);
                 save.dispatch(checked);

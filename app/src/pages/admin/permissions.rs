@@ -3,10 +3,11 @@
 //! resources.
 
 use leptos::prelude::*;
+use model::api::GrantView;
 use model::api::{
     GrantQuery, GrantRequest, KeyListQuery, KeyView, PageQuery, PermissionRequest, UserView,
 };
-use model::domain::{Grant, KeyStatus};
+use model::domain::KeyStatus;
 
 use super::group_members::member_label;
 use crate::api::{self, ApiError, Namespaces};
@@ -220,7 +221,7 @@ fn Grants(choices: Choices) -> impl IntoView {
 }
 
 #[component]
-fn GrantTable(grants: Vec<Grant>, on_remove: Callback<String>) -> impl IntoView {
+fn GrantTable(grants: Vec<GrantView>, on_remove: Callback<String>) -> impl IntoView {
     let rows = grants.into_iter().map(|g| {
                         let id = g.id.clone();
                         view! {

@@ -1,0 +1,171 @@
+//! The console's plain-type logic, natively: forms, routes, the chart's buckets, the pickers
+//! and the actions offered. Nothing here needs a browser (`web.rs` has what does), so these
+//! run with `cargo test -p app --test plain` in seconds.
+
+mod fixtures;
+
+use std::collections::BTreeSet;
+
+use app::components::usage_chart::buckets;
+use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
+use app::pages::admin::group_members::member_choices;
+use app::pages::admin::permissions::principals;
+use app::pages::key_actions::KeyAction;
+use app::route::{AdminPage, Route};
+use fixtures::{member, view_of};
+use model::api::SettingsView;
+use model::api::{UsageItem, VerifyCode};
+use model::domain::{KeyRole, KeyStatus, Settings};
+
+#[test]
+fn the_form_applies_the_models_rules() {
+    let now = time::macros::datetime!(2030-01-01 12:00 UTC);
+    let mut form = NewKeyForm::new("org_000000000000".into());
+    assert!(form.to_request(now, None).is_err(), "a name is required");
+    form.name = "  ci  ".into();
+    let request = form.to_request(now, None).expect("valid");
+    assert_eq!(
+        (request.name.as_str(), request.role),
+        ("ci", Some(KeyRole::Viewer))
+    );
+    form.rights = RightsChoice::Permissions(vec![]);
+    assert!(
+        form.to_request(now, None).is_err(),
+        "an empty permission list is refused"
+    );
+    form.rights = RightsChoice::Permissions(vec!["datasets.read".into()]);
+    form.expiry = "2031-02-03".into();
+    let request = form.to_request(now, None).expect("valid");
+    assert_eq!(request.permissions.map(|p| p.len()), Some(1));
+    assert_eq!(
+        request.expires_at.map(|t| t.to_string()),
+        Some("2031-02-03 23:59:59.0 +00:00:00".into())
+    );
+    assert_eq!(
+        least_privilege_hint(2, 2),
+        "This key gets every permission you hold here; fewer is safer."
+    );
+}
+
+#[test]
+fn the_expiry_is_clamped_to_the_maximum_and_checked_by_the_model() {
+    let now = time::macros::datetime!(2030-01-01 12:00 UTC);
+    let mut form = NewKeyForm::new("org_000000000000".into());
+    form.name = "ci".into();
+    form.expiry = "2030-01-31".into();
+    let request = form
+        .to_request(now, Some(30))
+        .expect("the last day is allowed");
+    assert_eq!(request.expires_at, Some(now + time::Duration::days(30)));
+    form.expiry = "2030-02-01".into();
+    assert!(
+        form.to_request(now, Some(30)).is_err(),
+        "beyond the maximum"
+    );
+    form.expiry = "2029-12-31".into();
+    assert!(form.to_request(now, None).is_err(), "in the past");
+}
+
+#[test]
+fn routes_round_trip_through_the_fragment() {
+    for route in [
+        Route::MyKeys,
+        Route::Invitation("tok123".into()),
+        Route::Setup("kgu_tok".into()),
+        Route::Admin(AdminPage::Keys),
+        Route::Admin(AdminPage::Settings),
+        Route::Admin(AdminPage::Events(None)),
+        Route::Admin(AdminPage::Events(Some("key_aaaaaaaaaaaa".into()))),
+        Route::Admin(AdminPage::Members),
+        Route::Admin(AdminPage::Namespaces),
+        Route::Admin(AdminPage::Permissions),
+    ] {
+        assert_eq!(Route::parse(&route.href()), route);
+    }
+    assert_eq!(Route::parse(""), Route::MyKeys);
+    assert_eq!(Route::parse("#/nowhere"), Route::MyKeys);
+}
+
+#[test]
+fn the_settings_form_sends_only_what_changed() {
+    let current = SettingsView::from(&Settings::default());
+    let mut form = SettingsForm::from_settings(&current);
+    let patch = form.to_patch(&current).expect("valid");
+    assert!(patch.api_keys_enabled.is_none() && patch.max_expiry_days.is_none());
+    form.api_keys_enabled = true;
+    form.max_expiry_days = "90".into();
+    let patch = form.to_patch(&current).expect("valid");
+    assert_eq!(patch.api_keys_enabled, Some(true));
+    assert_eq!(patch.max_expiry_days, Some(Some(90)));
+    assert_eq!(patch.max_active_keys_per_user, None);
+    form.max_active_keys_per_user = "lots".into();
+    assert!(form.to_patch(&current).is_err());
+}
+
+#[test]
+fn only_active_keys_can_be_rolled_or_revoked() {
+    assert!(KeyAction::offered(KeyStatus::Active).contains(&KeyAction::Revoke));
+    let revoked = KeyAction::offered(KeyStatus::Revoked);
+    assert!(!revoked.contains(&KeyAction::Revoke) && !revoked.contains(&KeyAction::Roll));
+    assert!(revoked.contains(&KeyAction::Delete) && revoked.contains(&KeyAction::Info));
+}
+
+#[test]
+fn the_member_picker_leaves_out_who_is_known_to_be_in_the_group() {
+    let members = vec![
+        member("usr_a", "ann"),
+        member("usr_b", "bob"),
+        member("usr_c", "cy"),
+    ];
+    let mut known = BTreeSet::new();
+    known.insert(("grp_1".to_string(), "usr_b".to_string()));
+    let ids = |group: &str| -> Vec<String> {
+        member_choices(&members, group, &known)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert_eq!(ids("grp_1"), ["usr_a", "usr_c"], "bob is already in grp_1");
+    assert_eq!(
+        ids("grp_2"),
+        ["usr_a", "usr_b", "usr_c"],
+        "but not in grp_2"
+    );
+    assert_eq!(
+        member_choices(&members, "grp_1", &known)[0].1,
+        "ann <ann@example.com>"
+    );
+}
+
+#[test]
+fn a_grant_can_name_a_key_as_its_principal() {
+    let keys = vec![view_of("key_1", "ci", "bob")];
+    let groups = vec![("grp_1".to_string(), "ops".to_string())];
+    let all = principals(&[member("usr_a", "ann")], &groups, &keys);
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["usr_a", "grp_1", "key_1"]);
+    assert!(all[2].1.starts_with("key ci of "), "{}", all[2].1);
+    assert_eq!(all[1].1, "group ops");
+}
+
+#[test]
+fn the_usage_chart_adds_minutes_into_bars() {
+    let since = time::macros::datetime!(2030-01-01 00:00 UTC);
+    let until = since + time::Duration::hours(24);
+    let item = |hour: i64, valid: u64, refused: u64| UsageItem {
+        minute: since + time::Duration::hours(hour) + time::Duration::minutes(5),
+        counts: [(VerifyCode::Valid, valid), (VerifyCode::Revoked, refused)]
+            .into_iter()
+            .collect(),
+    };
+    let items = vec![item(0, 3, 1), item(0, 2, 0), item(23, 0, 4), item(30, 9, 9)];
+    let bars = buckets(&items, since, until, 24);
+    assert_eq!(bars.len(), 24);
+    assert_eq!((bars[0].valid, bars[0].refused), (5, 1));
+    assert_eq!((bars[23].valid, bars[23].refused), (0, 4));
+    assert_eq!(
+        bars.iter().map(|b| b.valid + b.refused).sum::<u64>(),
+        10,
+        "outside the window is ignored"
+    );
+}
