@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model::http::{ENDPOINTS, Endpoint, decode_body};
+use model::http::{ENDPOINTS, Endpoint, Op, decode_body};
 use model::wire::BODY_LIMIT;
 use serde::de::IgnoredAny;
 
@@ -24,8 +24,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((pick, body)) = data.split_first() else {
         return;
     };
-    // The endpoints that take a JSON body (verification decodes its own: `verify_request`).
-    let with_body: Vec<&Endpoint> = ENDPOINTS.iter().filter(|e| e.body.is_some()).collect();
+    // The endpoints that take a JSON body. Verification's is declared too but decoded by its
+    // own fast decoder, whatever the Content-Type: `verify_request` fuzzes that.
+    let with_body: Vec<&Endpoint> = ENDPOINTS
+        .iter()
+        .filter(|e| e.body.is_some() && e.op != Op::Verify)
+        .collect();
     let endpoint = with_body[usize::from(*pick) % with_body.len()];
     let content_type = CONTENT_TYPES[usize::from(*pick) / with_body.len() % CONTENT_TYPES.len()];
     check(endpoint, content_type, body);

@@ -165,9 +165,24 @@ impl Endpoint {
 }
 
 /// A body-less endpoint's body.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct NoBody;
 /// A query-less endpoint's query.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct NoQuery;
+
+/// An endpoint as a type ([`endpoints`] has one per endpoint): what a typed client sends and
+/// gets back, taken from the table so that no client restates a path or a type.
+pub trait Typed {
+    const OP: Op;
+    /// The request body ([`NoBody`] when it takes none).
+    type Body: Serialize;
+    /// The query ([`NoQuery`] when it takes none).
+    type Query: Serialize;
+    /// The answer on success: the body's type, a [`Page`] of it for a list, `()` for no body,
+    /// JSON for a body the endpoint writes itself.
+    type Answer: DeserializeOwned;
+}
 
 /// The values one call works with.
 struct Call<'r, H: Headers + ?Sized> {
@@ -239,6 +254,11 @@ macro_rules! input {
     (body, NoBody, $request:expr) => {
         NoBody
     };
+    // Verification's body is declared (for OpenAPI and typed clients) but decoded by the
+    // endpoint itself, with the fast path's own decoder (`wire::decode_verify`).
+    (body, VerifyRequest, $request:expr) => {
+        NoBody
+    };
     (body, $t:ident, $request:expr) => {
         read_body::<$t, H>($request)?
     };
@@ -274,6 +294,21 @@ macro_rules! answer {
     };
     (Raw) => {
         Answer::Raw
+    };
+}
+
+macro_rules! answer_type {
+    (One($t:ident)) => {
+        $t
+    };
+    (List($t:ident)) => {
+        Page<$t>
+    };
+    (Empty) => {
+        ()
+    };
+    (Raw) => {
+        serde_json::Value
     };
 }
 
@@ -326,6 +361,9 @@ macro_rules! round_trip {
     (NoBody, $content_type:expr, $bytes:expr) => {
         Ok(None)
     };
+    (VerifyRequest, $content_type:expr, $bytes:expr) => {
+        wire::decode_verify($bytes).and_then(|value| Ok(Some(serde_json::to_vec(&value)?)))
+    };
     ($t:ident, $content_type:expr, $bytes:expr) => {
         wire::decode::<$t>($content_type, $bytes)
             .and_then(|value| Ok(Some(serde_json::to_vec(&value)?)))
@@ -344,6 +382,24 @@ macro_rules! endpoints {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Op {
             $($(#[doc = $doc])* $op,)*
+        }
+
+        /// Each endpoint as a type implementing [`Typed`], named as in [`Op`].
+        pub mod endpoints {
+            #[allow(unused_imports, reason = "each endpoint names only some of the API's types")]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[derive(Debug, Clone, Copy)]
+                pub struct $op;
+
+                impl Typed for $op {
+                    const OP: Op = Op::$op;
+                    type Body = $body;
+                    type Query = $query;
+                    type Answer = answer_type!($kind $(($answer))?);
+                }
+            )*
         }
 
         /// Every endpoint of SPEC §7, declared once.
@@ -557,7 +613,7 @@ endpoints! {
     CreateKey: "POST" "/v1/keys", Caller, Whole, CreateKeyRequest, NoQuery -> One(CreatedKey) = 201,
         |kg, c, b, _q| kg.create_key(c.caller()?, b, c.now).await?;
     /// Verify a key (SPEC §4.1)
-    Verify: "POST" "/v1/keys/verify", Anyone, None, NoBody, NoQuery -> One(VerifyResponse) raw = 200,
+    Verify: "POST" "/v1/keys/verify", Anyone, None, VerifyRequest, NoQuery -> One(VerifyResponse) raw = 200,
         |kg, c, _b, _q| {
             let request = wire::decode_verify(body_bytes(c.request)?)?;
             Reply::Raw(200, "application/json", kg.verify_json(&request, c.now).await?.into_bytes())
