@@ -69,11 +69,21 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("KEYGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_env("KEYGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // `KEYGATE_LOG_FORMAT=json`: one JSON object per line for log collectors, with the same
+    // fields as the text format.
+    match std::env::var("KEYGATE_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+        Ok("text") | Ok("") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => {
+            return Err(format!(
+                "KEYGATE_LOG_FORMAT is `{other}`: it is `text` (the default) or `json`"
+            ));
+        }
+    }
 
     let store = RedbStore::open_with(&args.data_dir, args.record_cache)
         .map_err(|e| format!("cannot open {}: {e}", args.data_dir.display()))?;

@@ -302,3 +302,81 @@ async fn stalled_connections_neither_starve_fresh_clients_nor_stay_open() {
     );
     drop(held);
 }
+
+/// `KEYGATE_LOG_FORMAT=json` (SPEC §11 operating): every log line is one JSON object with the
+/// usual fields (time, level, target, the event's fields), requests are logged by their
+/// declared endpoint and never by the path sent, and no secret appears; a format that is
+/// neither `text` nor `json` stops the server with a message saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_the_same_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("KEYGATE_LOG_FORMAT", "json"), ("KEYGATE_LOG", "trace")];
+    let host = Host::server_with(&dir.path().join("store"), None, &env)
+        .await
+        .expect("server starts");
+    let api = Api::new(&host.base);
+    let (token, _) = api.login_admin().await.expect("admin signs in");
+    let org = api.org_of(&token).await.expect("organization");
+    let on = json!({"api_keys_enabled": true});
+    api.call("PATCH", "/v1/settings", As::Bearer(&token), Some(&on))
+        .await
+        .expect("settings");
+    let body = json!({"name": "logged", "namespace": org, "role": "viewer"});
+    let made = api
+        .call("POST", "/v1/keys", As::Bearer(&token), Some(&body))
+        .await
+        .expect("create");
+    let (key, id) = (
+        made.body["key"].as_str().expect("key").to_owned(),
+        made.body["id"].as_str().expect("id").to_owned(),
+    );
+    api.call("GET", &format!("/v1/keys/{id}"), As::Bearer(&token), None)
+        .await
+        .expect("get");
+    let text = host.output.text();
+    let mut objects = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with("Keygate: ")) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        for field in ["timestamp", "level", "target", "fields"] {
+            assert!(!value[field].is_null(), "no {field}: {line}");
+        }
+        objects.push(value);
+    }
+    let endpoints: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o["fields"]["endpoint"].as_str())
+        .collect();
+    assert!(
+        endpoints.contains(&"/v1/keys/{id}") && endpoints.contains(&"/v1/keys"),
+        "requests are logged by endpoint: {endpoints:?}"
+    );
+    assert!(
+        !text.contains(&format!("/v1/keys/{id}")),
+        "a path as sent is never logged (it can carry a token)"
+    );
+    for secret in [key.as_str(), token.as_str(), tests::ADMIN_PASSWORD] {
+        assert!(!text.contains(secret), "the log holds a secret");
+    }
+    tests::figure(
+        "json logs",
+        &format!(
+            "{} log lines, each one JSON object; 0 secrets",
+            objects.len()
+        ),
+    );
+
+    let bad = Host::server_with(
+        &dir.path().join("other"),
+        None,
+        &[("KEYGATE_LOG_FORMAT", "yaml")],
+    )
+    .await;
+    let Err(refused) = bad else {
+        panic!("a server with KEYGATE_LOG_FORMAT=yaml started");
+    };
+    assert!(
+        format!("{refused:#}").contains("exited"),
+        "the server stops: {refused:#}"
+    );
+}
