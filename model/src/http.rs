@@ -36,18 +36,25 @@ impl Headers for () {
     }
 }
 
+/// Several values of header `name` as one, joined as HTTP joins them (`, `, or `; ` for
+/// `Cookie`): what a host whose header map keeps them apart gives [`Headers::get`].
+pub fn joined<'a>(name: &str, mut values: impl Iterator<Item = &'a str>) -> Option<Cow<'a, str>> {
+    let first = values.next()?;
+    let separator = if name == "cookie" { "; " } else { ", " };
+    Some(values.fold(Cow::Borrowed(first), |joined, more| {
+        Cow::Owned(format!("{joined}{separator}{more}"))
+    }))
+}
+
 /// Headers as a list of (lower-case name, value) pairs.
 impl Headers for Vec<(String, String)> {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
-        let first = values.next()?;
-        let separator = if name == "cookie" { "; " } else { ", " };
-        Some(values.fold(Cow::Borrowed(first), |joined, more| {
-            Cow::Owned(format!("{joined}{separator}{more}"))
-        }))
+        joined(
+            name,
+            self.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
+        )
     }
 }
 
@@ -207,7 +214,7 @@ impl<H: Headers + ?Sized> Call<'_, H> {
 }
 
 /// The path parameters of a matched route, decoded.
-type Params = Vec<(&'static str, String)>;
+pub type Params = Vec<(&'static str, String)>;
 
 /// What a call gives back before it becomes a [`Response`].
 enum Reply {
@@ -768,7 +775,20 @@ pub async fn handle<S: Store, H: Headers + ?Sized>(
     request: Request<'_, H>,
     now: crate::domain::Timestamp,
 ) -> Response {
-    let answer = match route(request.method, request.path) {
+    let routed = route(request.method, request.path);
+    handle_routed(kg, request, routed, now).await
+}
+
+/// [`handle`] for a request its host has already routed (to log its endpoint, or to pick
+/// where it runs: [`Endpoint::is_password_work`]), so that no request is routed twice.
+/// `routed` is what [`route`] gave for the request's method and path.
+pub async fn handle_routed<S: Store, H: Headers + ?Sized>(
+    kg: &Keygate<S>,
+    request: Request<'_, H>,
+    routed: Result<(&'static Endpoint, Params)>,
+    now: crate::domain::Timestamp,
+) -> Response {
+    let answer = match routed {
         Ok((endpoint, params)) => serve(kg, endpoint, params, &request, now).await,
         Err(e) => Err(e),
     };

@@ -146,9 +146,9 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     }
     let (parts, body) = request.into_parts();
     let body = read_body(body).await;
-    let endpoint = api::route(parts.method.as_str(), parts.uri.path())
-        .ok()
-        .map(|(endpoint, _)| endpoint);
+    // Routed once: for the log, for where it runs, and for the dispatcher.
+    let routed = api::route(parts.method.as_str(), parts.uri.path());
+    let endpoint = routed.as_ref().ok().map(|(endpoint, _)| *endpoint);
     // The endpoint's declared path, never the one sent: a path can carry a token.
     let logged = endpoint.map_or("(no endpoint)", |e| e.path);
     tracing::trace!(method = %parts.method, endpoint = logged, "request");
@@ -157,7 +157,7 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
         let work = async move {
             let headers = AxumHeaders(&parts.headers);
             let request = api_request(&parts, &headers, body, secure);
-            Ok(api::handle(&keygate, request, now()).await)
+            Ok(api::handle_routed(&keygate, request, routed, now()).await)
         };
         let response = state
             .password_work(work)
@@ -167,7 +167,7 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     }
     let headers = AxumHeaders(&parts.headers);
     let request = api_request(&parts, &headers, body, state.behind_tls);
-    answer(api::handle(&state.keygate, request, now()).await)
+    answer(api::handle_routed(&state.keygate, request, routed, now()).await)
 }
 
 fn api_request<'a>(
@@ -192,7 +192,8 @@ async fn read_body(body: axum::body::Body) -> Body {
         .collect()
         .await
     {
-        Ok(collected) => Body::Bytes(collected.to_bytes().to_vec()),
+        // Without a copy: the collected buffer becomes the Vec when it is the only owner.
+        Ok(collected) => Body::Bytes(collected.to_bytes().into()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Body::TooLarge,
         Err(_) => Body::Unreadable,
     }
@@ -203,12 +204,10 @@ struct AxumHeaders<'a>(&'a HeaderMap);
 
 impl api::Headers for AxumHeaders<'_> {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self.0.get_all(name).iter().filter_map(|v| v.to_str().ok());
-        let first = values.next()?;
-        let separator = if name == "cookie" { "; " } else { ", " };
-        Some(values.fold(Cow::Borrowed(first), |joined, more| {
-            Cow::Owned(format!("{joined}{separator}{more}"))
-        }))
+        api::joined(
+            name,
+            self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()),
+        )
     }
 }
 

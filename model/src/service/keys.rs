@@ -1,8 +1,6 @@
 //! A key's life after creation (SPEC §3): listing, display, edit, revoke (one or many), roll
 //! and delete. Each change and its audit event are one batch.
 
-#[allow(unused_imports, reason = "key creation shares the module's imports")]
-use super::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
@@ -12,16 +10,16 @@ use super::events::record;
 use super::scan::Scan;
 use super::{Caller, Keygate, UsageSummary, key_view, page_limit};
 use crate::api::{
-    BulkRevokeResponse, BulkRevokeResult, CreatedKey, DeleteKeyQuery, KeyListQuery, KeyPatch,
-    KeyView, Page, RollRequest,
+    BulkRevokeResponse, BulkRevokeResult, CreateKeyRequest, CreatedKey, DeleteKeyQuery,
+    KeyListQuery, KeyPatch, KeyView, Page, RollRequest,
 };
 use crate::domain::{
-    KeyRecord, KeyStatus, Owner, OwnerKind, PreviousSecret, Resource, Role, Timestamp, User,
+    Access, KeyRecord, KeyStatus, Owner, OwnerKind, PreviousSecret, Resource, Role, Timestamp, User,
 };
 use crate::error::{Error, Result};
-use crate::key::ApiKey;
+use crate::key::{ApiKey, ID_LEN, random_base62};
 use crate::rules::{self, KeyName};
-use crate::store::{Batch, Store, get_json, schema};
+use crate::store::{Batch, Store, get_json, get_shared, schema};
 
 /// Longest grace period of a roll.
 pub const MAX_GRACE_SECONDS: u32 = 24 * 60 * 60;
@@ -493,7 +491,7 @@ impl<S: Store> Keygate<S> {
             now,
             &record.id,
         ));
-        events::record(
+        super::events::record(
             &mut batch,
             &record.org,
             caller.actor(),

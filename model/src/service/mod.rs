@@ -8,9 +8,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    CreateKeyRequest, KeyOwner, KeyView, LoginRequest, LoginResponse, MeNamespace, MeResponse,
-    OrganizationView, SettingsPatch, SettingsView, UserView, VerifyCode, VerifyRequest,
-    VerifyResponse,
+    KeyOwner, KeyView, LoginRequest, LoginResponse, MeNamespace, MeResponse, OrganizationView,
+    SettingsPatch, SettingsView, UserView, VerifyCode, VerifyRequest, VerifyResponse,
 };
 use crate::domain::{
     Access, Grant, KeyRecord, Organization, PasswordHash, Resource, Role, Session, Settings,
@@ -18,7 +17,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
-use crate::key::{ID_LEN, KeyRef, hex, random_base62};
+use crate::key::{KeyRef, hex, random_base62};
 use crate::password;
 use crate::rules::{self, Rights, SecretCheck};
 use crate::store::{Batch, Store, get_json, get_shared, schema};
