@@ -333,7 +333,10 @@ async fn json_logs_are_one_object_per_line_with_the_same_fields() {
     api.call("GET", &format!("/v1/keys/{id}"), As::Bearer(&token), None)
         .await
         .expect("get");
-    let text = host.output.text();
+    // The GET's line is written after its answer: wait for it rather than race it.
+    let logged = |text: &str| text.contains(r#""endpoint":"/v1/keys/{id}""#);
+    let limit = std::time::Duration::from_secs(10);
+    let text = host.output.once(logged, limit).await;
     let mut objects = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with("Keygate: ")) {
         let value: serde_json::Value = serde_json::from_str(line)

@@ -74,6 +74,20 @@ impl Output {
     pub fn text(&self) -> String {
         self.0.lock().map(|t| t.clone()).unwrap_or_default()
     }
+
+    /// Everything captured once `done` holds for it, or after `limit` if it never does: a
+    /// host writes a request's log line after its answer, and a pipe is drained by another
+    /// thread, so what a test reads right after a response may not hold that line yet.
+    pub async fn once(&self, done: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let text = self.text();
+            if done(&text) || tokio::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Host {
