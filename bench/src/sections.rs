@@ -346,6 +346,19 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         .await?;
     let owner = me.body["user"]["id"].as_str().context("user")?.to_owned();
     drop(host);
+    let (off, on) = metrics_cost(settings, &dir, &store, &keys).await?;
+    report.figure(
+        "server",
+        format!("verify, 1 000 keys, {c} connections, metrics off / on (--metrics-listen)"),
+        format!("{off:.0} / {on:.0} req/s"),
+    );
+    report.target(
+        "server",
+        "verify throughput with metrics on / off (alternating 1 s turns)",
+        format!("{:.3}×", on / off),
+        "≥ 0.97×",
+        on / off >= 0.97,
+    );
     let uncached = [("KEYGATE_RECORD_CACHE", "0")];
     let [small_uncached_bare, small_uncached] =
         bare_and_verify(settings, &store, &uncached, &keys).await?;
@@ -412,6 +425,46 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Verification throughput without and with `--metrics-listen`: two servers on copies of the
+/// store in `dir`, measured in alternating one-second turns so that the machine's load
+/// weighs on both alike. Returns (off, on) in requests per second.
+async fn metrics_cost(
+    settings: &Settings,
+    dir: &Path,
+    store: &Path,
+    keys: &[String],
+) -> Result<(f64, f64)> {
+    let copy = dir.join("store-metered");
+    std::fs::create_dir_all(&copy)?;
+    std::fs::copy(store.join("keygate.redb"), copy.join("keygate.redb"))?;
+    let off = Host::server_with(store, None, &[]).await?;
+    let on = Host::server_with(&copy, None, &[("KEYGATE_METRICS_LISTEN", "127.0.0.1:0")]).await?;
+    let turn = Duration::from_secs(1);
+    let c = settings.connections;
+    let mut totals = [(0u64, Duration::ZERO); 2];
+    for round in 0..=settings.seconds {
+        for (i, host) in [&off, &on].into_iter().enumerate() {
+            let outcome = load::run(
+                &host.base,
+                c,
+                turn,
+                verify_request(&host.base, bodies(keys)),
+            )
+            .await?;
+            ensure!(outcome.errors == 0, "{} requests failed", outcome.errors);
+            // The first round warms both up.
+            if round > 0 {
+                totals[i].0 += outcome.requests;
+                totals[i].1 += outcome.elapsed;
+            }
+        }
+    }
+    drop((off, on));
+    let _ = std::fs::remove_dir_all(&copy);
+    let rps = |(n, t): (u64, Duration)| n as f64 / t.as_secs_f64().max(1e-9);
+    Ok((rps(totals[0]), rps(totals[1])))
 }
 
 /// Starts a server on `store` with `env`, then measures the bare route and verification of

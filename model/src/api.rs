@@ -764,5 +764,10 @@ mod tests {
         let json =
             serde_json::to_string(&VerifyResponse::bare(VerifyCode::NotFound)).expect("json");
         assert_eq!(json, r#"{"valid":false,"code":"NOT_FOUND"}"#);
+        // `as_str` spells every code as its JSON does.
+        for code in VerifyCode::ALL {
+            let json = serde_json::to_string(&code).expect("json");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
     }
 }

@@ -325,3 +325,32 @@ pub enum VerifyCode {
     InsufficientPermissions,
     RateLimited,
 }
+
+impl VerifyCode {
+    /// Every code, in declaration order.
+    pub const ALL: [VerifyCode; 8] = [
+        VerifyCode::Valid,
+        VerifyCode::NotFound,
+        VerifyCode::Expired,
+        VerifyCode::Revoked,
+        VerifyCode::Disabled,
+        VerifyCode::WrongNamespace,
+        VerifyCode::InsufficientPermissions,
+        VerifyCode::RateLimited,
+    ];
+
+    /// The code as the API spells it (`VALID`, `NOT_FOUND`…): its JSON string, for labels
+    /// and headers without serializing.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Disabled => "DISABLED",
+            VerifyCode::WrongNamespace => "WRONG_NAMESPACE",
+            VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+        }
+    }
+}

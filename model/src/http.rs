@@ -93,6 +93,9 @@ pub struct Response {
     /// What went wrong inside, for the host's log only (a failing store, an internal error):
     /// never sent.
     pub log: Option<String>,
+    /// A verification's code (`POST /v1/keys/verify` answered 200), for the host's metrics:
+    /// never sent as such.
+    pub verdict: Option<VerifyCode>,
 }
 
 impl Response {
@@ -226,6 +229,8 @@ enum Reply {
     Raw(u16, &'static str, Vec<u8>),
     /// JSON with a `Set-Cookie`.
     WithCookie(u16, String, String),
+    /// A verification's answer (200, JSON) and its code, for the host's metrics.
+    Verdict(VerifyCode, String),
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Result<Reply> {
@@ -623,7 +628,8 @@ endpoints! {
     Verify: "POST" "/v1/keys/verify", Anyone, None, VerifyRequest, NoQuery -> One(VerifyResponse) raw = 200,
         |kg, c, _b, _q| {
             let request = wire::decode_verify(body_bytes(c.request)?)?;
-            Reply::Raw(200, "application/json", kg.verify_json(&request, c.now).await?.into_bytes())
+            let (code, text) = kg.verify_json(&request, c.now).await?;
+            Reply::Verdict(code, text)
         };
     /// Revoke many keys (admins), with a result per id
     BulkRevoke: "POST" "/v1/keys/revoke", Caller, Whole, BulkRevokeRequest, NoQuery -> One(BulkRevokeResponse) = 200,
@@ -799,6 +805,11 @@ pub async fn handle_routed<S: Store, H: Headers + ?Sized>(
             headers: vec![("content-type", content_type.to_owned())],
             body,
             log: None,
+            verdict: None,
+        },
+        Ok(Reply::Verdict(code, text)) => Response {
+            verdict: Some(code),
+            ..json_response(200, text.into_bytes())
         },
         Ok(Reply::Empty(status)) => empty(status),
         Ok(Reply::WithCookie(status, text, cookie)) => {
@@ -862,6 +873,7 @@ fn json_response(status: u16, body: Vec<u8>) -> Response {
         headers: vec![("content-type", "application/json".into())],
         body,
         log: None,
+        verdict: None,
     }
 }
 
@@ -871,6 +883,7 @@ fn empty(status: u16) -> Response {
         headers: Vec::new(),
         body: Vec::new(),
         log: None,
+        verdict: None,
     }
 }
 
@@ -886,6 +899,7 @@ pub fn problem(error: &Error) -> Response {
         headers: vec![("content-type", "application/problem+json".into())],
         body: serde_json::to_vec(&problem).unwrap_or_default(),
         log,
+        verdict: None,
     }
 }
 

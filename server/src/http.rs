@@ -38,15 +38,23 @@ pub struct Shared {
     /// Whether the server is told it is served over TLS (`--behind-tls`): the session cookie
     /// is then `Secure` under its `__Host-` name, and answers carry HSTS.
     pub behind_tls: bool,
+    /// Whether requests are measured ([`crate::metrics`]; `--metrics-listen`).
+    pub metered: bool,
 }
 
 impl AppState {
-    /// State over `keygate`.
+    /// State over `keygate`, unmeasured.
     pub fn new(keygate: Keygate<RedbStore>, behind_tls: bool) -> Self {
+        Self::with_metrics(keygate, behind_tls, false)
+    }
+
+    /// State over `keygate`, measuring each request when `metered`.
+    pub fn with_metrics(keygate: Keygate<RedbStore>, behind_tls: bool, metered: bool) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self(std::sync::Arc::new(Shared {
             keygate,
             behind_tls,
+            metered,
             password_work: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }))
     }
@@ -144,6 +152,7 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
             None => answer(api::problem(&Error::NotFound("page"))),
         };
     }
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = read_body(body).await;
     // Routed once: for the log, for where it runs, and for the dispatcher.
@@ -152,22 +161,26 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     // The endpoint's declared path, never the one sent: a path can carry a token.
     let logged = endpoint.map_or("(no endpoint)", |e| e.path);
     tracing::trace!(method = %parts.method, endpoint = logged, "request");
-    if endpoint.is_some_and(|e| e.is_password_work()) {
+    let response = if endpoint.is_some_and(|e| e.is_password_work()) {
         let (keygate, secure) = (state.keygate.clone(), state.behind_tls);
         let work = async move {
             let headers = AxumHeaders(&parts.headers);
             let request = api_request(&parts, &headers, body, secure);
             Ok(api::handle_routed(&keygate, request, routed, now()).await)
         };
-        let response = state
+        state
             .password_work(work)
             .await
-            .unwrap_or_else(|e| api::problem(&e));
-        return answer(response);
+            .unwrap_or_else(|e| api::problem(&e))
+    } else {
+        let headers = AxumHeaders(&parts.headers);
+        let request = api_request(&parts, &headers, body, state.behind_tls);
+        api::handle_routed(&state.keygate, request, routed, now()).await
+    };
+    if state.metered {
+        crate::metrics::request(endpoint, response.status, started, response.verdict);
     }
-    let headers = AxumHeaders(&parts.headers);
-    let request = api_request(&parts, &headers, body, state.behind_tls);
-    answer(api::handle_routed(&state.keygate, request, routed, now()).await)
+    answer(response)
 }
 
 fn api_request<'a>(

@@ -1,11 +1,11 @@
 //! `keygate-server`: parses flags, sets up tracing, bootstraps the store, binds and serves
-//! until SIGTERM or SIGINT.
+//! until SIGTERM or SIGINT; `keygate-server backup` and `restore` copy the store out and in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use model::service::Keygate;
 use server::serve::{Limits, serve};
 use server::{AppState, RedbStore, router};
@@ -14,8 +14,10 @@ use tracing_subscriber::EnvFilter;
 
 /// Keygate's native server: the HTTP API and the console over an embedded store.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -45,10 +47,38 @@ struct Args {
     /// Seconds a request may take once its head arrived, body included.
     #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT", default_value_t = Limits::default().request_timeout.as_secs())]
     request_timeout: u64,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (off when unset): keep it
+    /// where only the monitoring system reaches it.
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Most records (keys, users, organizations…) kept decoded in memory for verification,
     /// a few hundred bytes each; 0 reads every verification from the store.
     #[arg(long, env = "KEYGATE_RECORD_CACHE", default_value_t = server::store::RECORD_CACHE_CAPACITY)]
     record_cache: usize,
+}
+
+/// What `keygate-server` does besides serving.
+#[derive(Subcommand)]
+enum Command {
+    /// Write a consistent snapshot of the store to a new file, while a server runs on it or
+    /// not (SPEC §11).
+    Backup {
+        /// Directory of the store to back up.
+        #[arg(long, default_value = ".keygate")]
+        data_dir: PathBuf,
+        /// The backup file to write (it must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into an empty (or new) data directory, after checking it whole.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The directory to restore into (empty or missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// mimalloc rather than glibc's malloc: verification allocates a few dozen small blocks per
@@ -59,13 +89,33 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let done = match &args.command {
+        Some(command) => copy(command),
+        None => run(args).await,
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keygate-server: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `backup` or `restore`: what was copied goes to stdout, for scripts.
+fn copy(command: &Command) -> Result<(), String> {
+    use server::backup;
+    let (what, done) = match command {
+        Command::Backup { data_dir, to } => ("backed up", backup::backup(data_dir, to)),
+        Command::Restore { from, data_dir } => ("restored", backup::restore(from, data_dir)),
+    };
+    let summary = done.map_err(|e| e.to_string())?;
+    println!(
+        "Keygate: {what} {} entries, {} bytes, sha256 {}",
+        summary.entries, summary.bytes, summary.digest
+    );
+    Ok(())
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -113,7 +163,19 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(keygate, args.behind_tls);
+    let metrics = match args.metrics_listen {
+        Some(at) => {
+            let handle = server::metrics::install()?;
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen on {at} for metrics: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("Keygate: metrics on http://{bound}/metrics");
+            Some((listener, handle))
+        }
+        None => None,
+    };
+    let state = AppState::with_metrics(keygate, args.behind_tls, metrics.is_some());
     let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -122,6 +184,19 @@ async fn run(args: Args) -> Result<(), String> {
         state.keygate.clone(),
         stopped(tasks_stopped.clone()),
     ));
+    let control = tokio::spawn(server::backup::serve_control(
+        args.data_dir.clone(),
+        store.clone(),
+        stopped(tasks_stopped.clone()),
+    ));
+    let exporter = metrics.map(|(listener, handle)| {
+        tokio::spawn(server::metrics::serve(
+            listener,
+            handle,
+            store.clone(),
+            stopped(tasks_stopped.clone()),
+        ))
+    });
     let purger = tokio::spawn(server::http::purge_expired_until(
         store,
         stopped(tasks_stopped),
@@ -145,6 +220,10 @@ async fn run(args: Args) -> Result<(), String> {
     let _ = stop_tasks.send(true);
     let _ = flusher.await;
     let _ = purger.await;
+    let _ = control.await;
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,13 +11,29 @@ use std::path::Path;
 use std::sync::Arc;
 
 use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
+pub(crate) const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("keygate_v1");
 /// When each expiring record of [`TABLE`] expires (Unix seconds), by its key.
-const EXPIRES: TableDefinition<&str, i64> = TableDefinition::new("keygate_v1_expires");
+pub(crate) const EXPIRES: TableDefinition<&str, i64> = TableDefinition::new("keygate_v1_expires");
 /// The same, ordered by time: what the purge reads.
-const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("keygate_v1_expiry");
+pub(crate) const EXPIRY: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("keygate_v1_expiry");
+/// About the store itself: `format`, the version of how records are laid out.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("keygate_meta");
+
+/// The stored format this release writes. A store of an older format is migrated when it is
+/// opened ([`MIGRATIONS`]); one of a newer format is refused, since this release would
+/// misread it. Every change of how records are stored raises it and adds a migration, which
+/// the upgrade test (`tests/it/upgrade.rs`) runs on a store committed by an older release.
+pub const STORE_FORMAT: u64 = 1;
+
+/// `MIGRATIONS[n]` turns a store of format `n + 1` into format `n + 2`, inside the
+/// transaction that records the new format. Format 1 is the first: none yet.
+const MIGRATIONS: [Migration; STORE_FORMAT as usize - 1] = [];
+
+/// One step of [`MIGRATIONS`].
+type Migration = fn(&redb::WriteTransaction) -> Result<(), StoreError>;
 
 /// Most expired records one purge transaction deletes (the rest wait for the next round).
 const PURGE_BATCH: usize = 1000;
@@ -52,17 +68,50 @@ impl RedbStore {
     /// [`RedbStore::open`] keeping at most `cached` decoded records (0: none).
     pub fn open_with(dir: &Path, cached: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(err)?;
-        let db = Database::create(dir.join("keygate.redb")).map_err(err)?;
+        let db = Database::create(dir.join(crate::backup::STORE_FILE)).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TABLE).map_err(err)?;
         txn.open_table(EXPIRES).map_err(err)?;
         txn.open_table(EXPIRY).map_err(err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let fresh = txn
+                .open_table(TABLE)
+                .map_err(err)?
+                .is_empty()
+                .map_err(err)?;
+            // A store from before the format was recorded is format 1.
+            let found = match meta.get("format").map_err(err)? {
+                Some(v) => v.value(),
+                None if fresh => STORE_FORMAT,
+                None => 1,
+            };
+            if found > STORE_FORMAT {
+                return Err(StoreError::new(format!(
+                    "the store is of format {found}, written by a newer Keygate; this one \
+                     reads formats up to {STORE_FORMAT}"
+                )));
+            }
+            for migrate in MIGRATIONS.iter().skip(found.saturating_sub(1) as usize) {
+                migrate(&txn)?;
+            }
+            meta.insert("format", STORE_FORMAT).map_err(err)?;
+        }
         txn.commit().map_err(err)?;
         Ok(Self {
             db: Arc::new(db),
             records: (cached > 0).then(|| Arc::new(RecordCache::new(cached))),
             writes: Arc::default(),
         })
+    }
+
+    /// Writes a consistent snapshot of the whole store to the new file `to` (one read
+    /// transaction: writes go on meanwhile); blocking.
+    pub fn snapshot(
+        &self,
+        to: &std::path::Path,
+    ) -> Result<crate::backup::Summary, crate::backup::BackupError> {
+        crate::backup::snapshot(&*self.db, to)
     }
 
     /// Deletes up to [`PURGE_BATCH`] records whose expiry is at or before `now` (Unix
@@ -171,6 +220,7 @@ impl Store for RedbStore {
         let records = self.records.clone();
         // fsync blocks; keep it off the async workers.
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(TABLE).map_err(err)?;
@@ -194,6 +244,7 @@ impl Store for RedbStore {
             if let Some(records) = records {
                 records.forget(&batch);
             }
+            crate::metrics::commit(started);
             committed
         })
         .await
@@ -235,6 +286,32 @@ mod tests {
         drop(store);
         let store = RedbStore::open(dir.path()).expect("reopen");
         assert_eq!(store.get("b:1").await.expect("get"), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn the_format_is_recorded_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(RedbStore::open(dir.path()).expect("open"));
+        let file = dir.path().join(crate::backup::STORE_FILE);
+        let format = |db: &Database| {
+            let txn = db.begin_read().expect("read");
+            let meta = txn.open_table(META).expect("meta");
+            meta.get("format").expect("get").map(|v| v.value())
+        };
+        let db = Database::create(&file).expect("raw");
+        assert_eq!(format(&db), Some(STORE_FORMAT));
+        let txn = db.begin_write().expect("write");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("format", STORE_FORMAT + 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+        drop(db);
+        let refused = RedbStore::open(dir.path()).err().expect("refused");
+        assert!(refused.to_string().contains("newer Keygate"), "{refused}");
+        // Refusing changed nothing: the newer release still finds its own format.
+        let db = Database::create(&file).expect("raw");
+        assert_eq!(format(&db), Some(STORE_FORMAT + 1));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! console end to end in a real browser.
 
 mod authz;
+mod backup;
 mod badinput;
 mod contract;
 mod crash;
@@ -10,5 +11,7 @@ mod faults;
 mod gateway;
 mod headers;
 mod load;
+mod metrics;
 mod server;
 mod setup;
+mod upgrade;

@@ -23,9 +23,14 @@ impl<S: Store> Keygate<S> {
     /// namespace and permissions are checked again every time; the answer's text, which
     /// depends on nothing else (the key's record, its creator's membership and the ceiling,
     /// all outdated by any commit that touches them), is reused.
-    pub async fn verify_json(&self, req: &VerifyRequest, now: Timestamp) -> Result<String> {
+    pub async fn verify_json(
+        &self,
+        req: &VerifyRequest,
+        now: Timestamp,
+    ) -> Result<(VerifyCode, String)> {
         let Some(cache) = self.store.records() else {
-            return Ok(serde_json::to_string(&self.verify(req, now).await?)?);
+            let answer = self.verify(req, now).await?;
+            return Ok((answer.code, serde_json::to_string(&answer)?));
         };
         let name = KeyRef::parse(&req.key).ok().map(|key| {
             (
@@ -44,13 +49,12 @@ impl<S: Store> Keygate<S> {
             ) == VerifyCode::Valid
         {
             self.usage.count(&known.record, now, VerifyCode::Valid);
-            return Ok(known.answer.clone());
+            return Ok((VerifyCode::Valid, known.answer.clone()));
         }
         let read_at = cache.generation();
         let Some((code, record, rights)) = self.outcome(req, now).await? else {
-            return Ok(serde_json::to_string(&VerifyResponse::bare(
-                VerifyCode::NotFound,
-            ))?);
+            let answer = VerifyResponse::bare(VerifyCode::NotFound);
+            return Ok((VerifyCode::NotFound, serde_json::to_string(&answer)?));
         };
         let text = serde_json::to_string(&answer(
             code,
@@ -65,7 +69,7 @@ impl<S: Store> Keygate<S> {
             };
             cache.remember_derived(&name, Arc::new(known), read_at);
         }
-        Ok(text)
+        Ok((code, text))
     }
 
     /// A verification's outcome, counted: `None` for a key that is not found; otherwise the

@@ -102,6 +102,17 @@ impl RecordCache {
         self.generation.load(Ordering::SeqCst)
     }
 
+    /// Lookups that found what they asked for, since the cache was made (for the host's
+    /// metrics).
+    pub fn hits(&self) -> u64 {
+        self.records.hits()
+    }
+
+    /// Lookups that did not.
+    pub fn misses(&self) -> u64 {
+        self.records.misses()
+    }
+
     /// The record at `key`, if cached as a `T`.
     pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
         self.records
