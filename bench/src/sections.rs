@@ -350,14 +350,21 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     report.figure(
         "server",
         format!("verify, 1 000 keys, {c} connections, metrics off / on (--metrics-listen)"),
-        format!("{off:.0} / {on:.0} req/s"),
+        format!(
+            "{:.0} / {:.0} req/s; server CPU {:.2} / {:.2} µs/request",
+            off.rps, on.rps, off.cpu_us, on.cpu_us
+        ),
     );
     report.target(
         "server",
         "verify throughput with metrics on / off (alternating 1 s turns)",
-        format!("{:.3}×", on / off),
+        format!(
+            "{:.3}× (CPU per request {:.3}×)",
+            on.rps / off.rps,
+            on.cpu_us / off.cpu_us
+        ),
         "≥ 0.97×",
-        on / off >= 0.97,
+        on.rps / off.rps >= 0.97,
     );
     let uncached = [("KEYGATE_RECORD_CACHE", "0")];
     let [small_uncached_bare, small_uncached] =
@@ -375,6 +382,22 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
         "server",
         format!("seeding {} keys straight into redb", settings.large),
         format!("{:.1} s", seeded.elapsed().as_secs_f64()),
+    );
+    let live = std::fs::metadata(store.join("keygate.redb"))?.len();
+    let (took, bytes, restored) = backup_and_restore(bin, &dir, &store)?;
+    report.figure(
+        "operating",
+        format!(
+            "backup of the store with {} keys (offline), then restore",
+            settings.large
+        ),
+        format!(
+            "backup {:.1} s, {:.1} MB (the store: {:.1} MB); restore (checked whole first) {:.1} s",
+            took.as_secs_f64(),
+            bytes as f64 / 1e6,
+            live as f64 / 1e6,
+            restored.as_secs_f64()
+        ),
     );
     let [large_bare, large] = bare_and_verify(settings, &store, &[], &sample).await?;
     report.figure(
@@ -427,15 +450,49 @@ pub async fn server(settings: &Settings, bin: &Path, report: &mut Report) -> Res
     Ok(())
 }
 
+/// `keygate-server backup` of `store`, then `restore` of it: their times and the backup's
+/// size.
+fn backup_and_restore(bin: &Path, dir: &Path, store: &Path) -> Result<(Duration, u64, Duration)> {
+    let file = dir.join("bench.backup");
+    let into = dir.join("restored");
+    let run = |args: &[&std::ffi::OsStr]| -> Result<Duration> {
+        let started = Instant::now();
+        let status = std::process::Command::new(bin)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        ensure!(status.success(), "keygate-server {:?} failed", args.first());
+        Ok(started.elapsed())
+    };
+    let took = run(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        store.as_os_str(),
+        "--to".as_ref(),
+        file.as_os_str(),
+    ])?;
+    let bytes = std::fs::metadata(&file)?.len();
+    let restored = run(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        into.as_os_str(),
+    ])?;
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&into);
+    Ok((took, bytes, restored))
+}
+
 /// Verification throughput without and with `--metrics-listen`: two servers on copies of the
-/// store in `dir`, measured in alternating one-second turns so that the machine's load
-/// weighs on both alike. Returns (off, on) in requests per second.
+/// store in `dir`, measured in alternating one-second turns (twice as many as the other runs'
+/// seconds) so that the machine's load weighs on both alike.
 async fn metrics_cost(
     settings: &Settings,
     dir: &Path,
     store: &Path,
     keys: &[String],
-) -> Result<(f64, f64)> {
+) -> Result<(Metered, Metered)> {
     let copy = dir.join("store-metered");
     std::fs::create_dir_all(&copy)?;
     std::fs::copy(store.join("keygate.redb"), copy.join("keygate.redb"))?;
@@ -443,9 +500,15 @@ async fn metrics_cost(
     let on = Host::server_with(&copy, None, &[("KEYGATE_METRICS_LISTEN", "127.0.0.1:0")]).await?;
     let turn = Duration::from_secs(1);
     let c = settings.connections;
-    let mut totals = [(0u64, Duration::ZERO); 2];
-    for round in 0..=settings.seconds {
-        for (i, host) in [&off, &on].into_iter().enumerate() {
+    // Requests, time, and the server's CPU time over its turns.
+    let mut totals = [(0u64, Duration::ZERO, Duration::ZERO); 2];
+    for round in 0..=settings.seconds * 2 {
+        // Off first in even rounds, on first in odd ones: whatever the second turn of a pair
+        // inherits from the first weighs on both alike.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let host = [&off, &on][i];
+            let cpu = load::cpu_time(host.pid()).unwrap_or_default();
             let outcome = load::run(
                 &host.base,
                 c,
@@ -453,18 +516,32 @@ async fn metrics_cost(
                 verify_request(&host.base, bodies(keys)),
             )
             .await?;
+            let cpu = load::cpu_time(host.pid())
+                .unwrap_or_default()
+                .saturating_sub(cpu);
             ensure!(outcome.errors == 0, "{} requests failed", outcome.errors);
             // The first round warms both up.
             if round > 0 {
                 totals[i].0 += outcome.requests;
                 totals[i].1 += outcome.elapsed;
+                totals[i].2 += cpu;
             }
         }
     }
     drop((off, on));
     let _ = std::fs::remove_dir_all(&copy);
-    let rps = |(n, t): (u64, Duration)| n as f64 / t.as_secs_f64().max(1e-9);
-    Ok((rps(totals[0]), rps(totals[1])))
+    let measured = |(n, t, cpu): (u64, Duration, Duration)| Metered {
+        rps: n as f64 / t.as_secs_f64().max(1e-9),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n.max(1) as f64,
+    };
+    Ok((measured(totals[0]), measured(totals[1])))
+}
+
+/// One side of [`metrics_cost`].
+struct Metered {
+    rps: f64,
+    /// The server's CPU time per request, µs: steadier than throughput on a busy machine.
+    cpu_us: f64,
 }
 
 /// Starts a server on `store` with `env`, then measures the bare route and verification of

@@ -46,7 +46,7 @@ enum Cmd {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Regenerate `model/openapi.json` from the code.
+    /// Regenerate `model/openapi.json` from the code, and the TypeScript client's types from it.
     Openapi,
     /// Measure verification against its floor on every host; writes target/bench/report.md.
     Bench {
@@ -111,7 +111,11 @@ fn main() -> Result<()> {
             let path = root.join("model/openapi.json");
             std::fs::write(&path, model::openapi::json())?;
             eprintln!("xtask: wrote {}", path.display());
-            Ok(())
+            // The TypeScript client's types come from it.
+            tools::npm(&root)?;
+            sh(Command::new("node")
+                .arg(root.join("clients/typescript/scripts/generate.mjs"))
+                .current_dir(&root))
         }
     }
 }
@@ -290,6 +294,25 @@ fn test(root: &Path, lint: bool) -> Result<()> {
     sh(Command::new("node")
         .arg(root.join("xtask/js/check-openapi.mjs"))
         .arg(root.join("model/openapi.json"))
+        .current_dir(root))?;
+    // The TypeScript client: its types current with openapi.json, type-checked as its users
+    // would compile against them, and driven against a real server by node's test runner.
+    let typescript = root.join("clients/typescript");
+    sh(Command::new("node")
+        .arg(typescript.join("scripts/generate.mjs"))
+        .arg("--check")
+        .current_dir(root))?;
+    sh(Command::new(root.join("node_modules/.bin/tsc"))
+        .args(["--noEmit", "-p"])
+        .arg(&typescript)
+        .current_dir(root))?;
+    sh(Command::new("node")
+        .arg("--test")
+        .arg(typescript.join("test/"))
+        .env(
+            "KEYGATE_SERVER_BIN",
+            target_dir(root).join("debug/keygate-server"),
+        )
         .current_dir(root))?;
     // The reliability tests append their measured figures here; printed at the end.
     let figures = target_dir(root).join("debug/reliability-figures.txt");

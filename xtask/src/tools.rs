@@ -138,7 +138,7 @@ fn cargo_tool(bin: &str, version: &str, install: &[&str]) -> Result<()> {
 }
 
 /// `npm ci` when node_modules is missing or older than package-lock.json.
-fn npm(root: &Path) -> Result<()> {
+pub fn npm(root: &Path) -> Result<()> {
     let stamp = root.join("node_modules/.package-lock.json");
     let lock = root.join("package-lock.json");
     let fresh = match (std::fs::metadata(&stamp), std::fs::metadata(&lock)) {
@@ -146,7 +146,7 @@ fn npm(root: &Path) -> Result<()> {
         _ => false,
     };
     if !fresh {
-        eprintln!("xtask: installing wrangler and binaryen from package-lock.json");
+        eprintln!("xtask: installing the npm tools of package-lock.json");
         sh(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(root))?;
