@@ -11,6 +11,7 @@ pub mod filter;
 pub mod form;
 pub mod pages;
 pub mod route;
+pub mod snippet;
 
 use leptos::prelude::*;
 use model::api::MeResponse;

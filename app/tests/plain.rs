@@ -12,6 +12,7 @@ use app::pages::admin::group_members::member_choices;
 use app::pages::admin::permissions::principals;
 use app::pages::key_actions::KeyAction;
 use app::route::{AdminPage, Route};
+use app::snippet::snippets;
 use fixtures::{member, view_of};
 use model::api::SettingsView;
 use model::api::{UsageItem, VerifyCode};
@@ -168,4 +169,72 @@ fn the_usage_chart_adds_minutes_into_bars() {
         10,
         "outside the window is ignored"
     );
+}
+
+/// What a POSIX shell makes of `command`'s arguments after its first word: the snippet is run
+/// by `sh` with the program replaced by `printf`, one argument per line.
+fn shell_arguments(command: &str) -> Vec<String> {
+    let (_, rest) = command.split_once(' ').expect("a command with arguments");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf '%s\\n' {rest}"))
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_new_keys_snippets_verify_it_and_quote_what_they_hold() {
+    let key = "kg_0123456789abcdefABCDEF";
+    // An origin with a quote: shell quoting must hold it whole.
+    for origin in ["https://keys.example.com", "http://o'hara.test:8080"] {
+        let all = snippets(origin, key);
+        let ids: Vec<&str> = all.iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["curl", "cli", "typescript", "rust"]);
+        for snippet in &all {
+            assert_eq!(snippet.text.matches(key).count(), 1, "{}", snippet.text);
+        }
+        let curl = shell_arguments(&all[0].text.replace("\\\n", " "));
+        assert_eq!(
+            curl,
+            [
+                "-s",
+                "-X",
+                "POST",
+                &format!("{origin}/v1/keys/verify"),
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &serde_json::json!({"key": key}).to_string(),
+            ]
+        );
+        let body: serde_json::Value = serde_json::from_str(&curl[7]).expect("the body is JSON");
+        assert_eq!(body["key"], key);
+        let (feed, cli) = all[1].text.split_once(" | ").expect("a pipe");
+        assert_eq!(
+            shell_arguments(feed),
+            ["%s\\n", key],
+            "printf gets its format and the key"
+        );
+        assert_eq!(shell_arguments(cli), ["--url", origin, "keys", "verify"]);
+        let quoted = serde_json::to_string(origin).expect("json");
+        assert!(
+            all[2].text.contains(&format!("baseUrl: {quoted}")),
+            "{}",
+            all[2].text
+        );
+        assert!(
+            all[3].text.contains(&format!("Client::new({quoted})")),
+            "{}",
+            all[3].text
+        );
+    }
 }

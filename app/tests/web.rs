@@ -72,6 +72,29 @@ async fn new_key_is_shown_once_with_a_warning_and_forgotten_on_close() {
         .and_then(|e| e.text_content())
         .unwrap_or_default();
     assert!(warning.contains("will not be shown again"), "{warning}");
+    // The ways to verify it, the key filled in: curl first, each tab its own snippet.
+    let snippet = |id: &str| {
+        find(&root, &format!("snippet-{id}"))
+            .and_then(|e| e.text_content())
+            .unwrap_or_default()
+    };
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default();
+    assert!(snippet("curl").contains(KEY), "{}", snippet("curl"));
+    assert!(snippet("curl").contains(&format!("{origin}/v1/keys/verify")));
+    assert!(
+        find(&root, "snippet-typescript").is_none(),
+        "one tab shows at a time"
+    );
+    let tab: HtmlElement = find(&root, "snippet-tab-typescript")
+        .expect("a TypeScript tab")
+        .unchecked_into();
+    tab.click();
+    leptos::task::tick().await;
+    assert!(snippet("typescript").contains(KEY));
+    assert_eq!(tab.get_attribute("aria-selected").as_deref(), Some("true"));
+    assert!(find(&root, "snippet-curl").is_none());
 
     let close: HtmlElement = find(&root, "new-key-close")
         .expect("close button")

@@ -175,6 +175,25 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // The panel's curl snippet, run as it is shown, verifies the key.
+    let curl = css(client, "[data-testid=snippet-curl]")
+        .await?
+        .text()
+        .await?;
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&curl)
+        .output()?;
+    let answer: serde_json::Value = serde_json::from_slice(&ran.stdout).with_context(|| {
+        format!(
+            "the snippet printed {:?}",
+            String::from_utf8_lossy(&ran.stdout)
+        )
+    })?;
+    ensure!(
+        answer["code"] == "VALID" && answer["key_id"] == id.as_str(),
+        "the snippet verifies the key: {answer}"
+    );
     css(client, &format!("[data-testid=key-row][data-key-id={id}]")).await?;
     screenshot(client, &format!("{shot}-new-key")).await?;
 
