@@ -6,6 +6,7 @@ mod fixtures;
 
 use std::collections::BTreeSet;
 
+use app::components::key_cells::{exact, expiry_soon, relative};
 use app::components::usage_chart::buckets;
 use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
 use app::pages::admin::group_members::member_choices;
@@ -237,4 +238,54 @@ fn a_new_keys_snippets_verify_it_and_quote_what_they_hold() {
             all[3].text
         );
     }
+}
+
+#[test]
+fn times_read_as_people_say_them() {
+    let now = time::macros::datetime!(2026-12-02 13:45:10 UTC);
+    let cases: [(i64, &str); 16] = [
+        (0, "just now"),
+        (-44, "just now"),
+        (-45, "1 minute ago"),
+        (-119, "1 minute ago"),
+        (-120, "2 minutes ago"),
+        (-3_599, "59 minutes ago"),
+        (-3_600, "1 hour ago"),
+        (-86_399, "23 hours ago"),
+        (-86_400, "yesterday"),
+        (-3 * 86_400 - 5, "3 days ago"),
+        (86_400, "tomorrow"),
+        (5 * 86_400 + 3_600, "in 5 days"),
+        (6 * 86_400 + 86_399, "in 6 days"),
+        (45 * 86_400, "in 1 month"),
+        (-400 * 86_400, "1 year ago"),
+        (3 * 3_600, "in 3 hours"),
+    ];
+    for (offset, said) in cases {
+        let at = now + time::Duration::seconds(offset);
+        assert_eq!(relative(now, at), said, "{offset} s");
+    }
+    assert_eq!(exact(now), "2026-12-02 13:45 UTC");
+
+    let in_days = |d: i64| Some(now + time::Duration::days(d));
+    assert_eq!(
+        expiry_soon(now, in_days(5)).as_deref(),
+        Some("expires in 5 days")
+    );
+    assert_eq!(
+        expiry_soon(now, in_days(7)).as_deref(),
+        Some("expires in 7 days")
+    );
+    assert_eq!(expiry_soon(now, in_days(8)), None, "more than a week away");
+    assert_eq!(
+        expiry_soon(now, in_days(-1)),
+        None,
+        "expired: the status says so"
+    );
+    assert_eq!(expiry_soon(now, None), None, "never expires");
+    let soon = Some(now + time::Duration::hours(3));
+    assert_eq!(
+        expiry_soon(now, soon).as_deref(),
+        Some("expires in 3 hours")
+    );
 }

@@ -123,6 +123,47 @@ async fn key_table_lists_rows_or_says_there_are_none() {
     assert_eq!(count(&root, "key-row"), 2);
     assert!(root.inner_html().contains("key_bbbbbbbbbbbb"));
 
+    // Namespaces by name with the id on hover; times relative with the exact time on hover;
+    // a key expiring within a week says so.
+    let names = std::sync::Arc::new(std::collections::HashMap::from([(
+        "org_000000000000".to_string(),
+        "Acme".to_string(),
+    )]));
+    let mut soon = view_of("key_cccccccccccc", "soon", "cy");
+    soon.expires_at = Some(app::form::now() + time::Duration::days(3) + time::Duration::hours(1));
+    let named = fresh_root();
+    let _c = leptos::mount::mount_to(named.clone(), move || {
+        view! { <KeyTable keys=vec![soon.clone()] namespace_names=names.clone()/> }
+    });
+    leptos::task::tick().await;
+    let namespace = find(&named, "key-namespace").expect("the namespace cell");
+    assert_eq!(namespace.text_content().as_deref(), Some("Acme"));
+    assert_eq!(
+        namespace.get_attribute("title").as_deref(),
+        Some("org_000000000000")
+    );
+    let badge = find(&named, "expires-soon").and_then(|e| e.text_content());
+    assert_eq!(badge.as_deref(), Some("expires in 3 days"));
+    let times = named.query_selector_all("time").expect("times");
+    let created = times
+        .item(0)
+        .expect("a time")
+        .unchecked_into::<web_sys::Element>();
+    assert_eq!(
+        created.get_attribute("datetime").as_deref(),
+        Some("1970-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        created.get_attribute("title").as_deref(),
+        Some("1970-01-01 00:00 UTC")
+    );
+    assert!(
+        created
+            .text_content()
+            .unwrap_or_default()
+            .ends_with("years ago")
+    );
+
     let empty = fresh_root();
     let _b = leptos::mount::mount_to(empty.clone(), || view! { <KeyTable keys=vec![]/> });
     leptos::task::tick().await;

@@ -11,7 +11,7 @@ use crate::api::{self, ApiError};
 use crate::components::confirm::{ConfirmCall, ConfirmDialog};
 use crate::components::dialog::Dialog;
 use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
-use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day_or_never, minute, rights};
+use crate::components::key_cells::{ExpiryBadge, ExtensiveBadge, StatusBadge, When, rights};
 use crate::erased::{Call, Load};
 
 /// An action on one key.
@@ -111,7 +111,9 @@ pub fn KeyInfoDialog(
         <Dialog title=format!("Key “{}”", key.name) testid="key-info-dialog" on_close>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || fresh.get().map(|answer| match answer {
-                    Ok(k) => view! {
+                    Ok(k) => {
+                        let now = crate::form::now();
+                        view! {
                         <dl class="details">
                             <dt>"ID"</dt><dd><code>{k.id.clone()}</code></dd>
                             <dt>"Name"</dt><dd>{k.name.clone()}</dd>
@@ -120,13 +122,14 @@ pub fn KeyInfoDialog(
                             <dt>"Owner"</dt><dd>{format!("{} <{}>", k.owner.name, k.owner.email)}</dd>
                             <dt>"Role or permissions"</dt><dd>{rights(&k)}</dd>
                             <dt>"Status"</dt><dd><StatusBadge status=k.status/>" "<ExtensiveBadge flagged=k.extensive_use/></dd>
-                            <dt>"Created"</dt><dd>{minute(k.created_at)}</dd>
-                            <dt>"Updated"</dt><dd>{minute(k.updated_at)}</dd>
-                            <dt>"Expires"</dt><dd>{day_or_never(k.expires_at)}</dd>
-                            <dt>"Revoked"</dt><dd>{day_or_never(k.revoked_at)}</dd>
-                            <dt>"Last used"</dt><dd>{k.last_used_at.map(minute).unwrap_or_else(|| "never".into())}</dd>
+                            <dt>"Created"</dt><dd><When at=Some(k.created_at) now/></dd>
+                            <dt>"Updated"</dt><dd><When at=Some(k.updated_at) now/></dd>
+                            <dt>"Expires"</dt><dd><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></dd>
+                            <dt>"Revoked"</dt><dd><When at=k.revoked_at now/></dd>
+                            <dt>"Last used"</dt><dd><When at=k.last_used_at now/></dd>
                         </dl>
-                    }.into_any(),
+                        }.into_any()
+                    }
                     Err(error) => view! { <ErrorNote error/> }.into_any(),
                 })}
             </Transition>

@@ -8,7 +8,7 @@ use model::domain::{KeyRole, KeyStatus, Role};
 use crate::api::{self, ApiError};
 use crate::components::dialog::Dialog;
 use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
-use crate::components::key_cells::{StatusBadge, day, day_or_never, rights};
+use crate::components::key_cells::{ExpiryBadge, StatusBadge, When, rights};
 use crate::components::new_key::NewKeyPanel;
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
@@ -65,6 +65,12 @@ pub fn KeysPage(
         changed.update(|n| *n += 1);
     });
     let namespaces = me.namespaces.clone();
+    let namespace_names = std::sync::Arc::new(
+        me.namespaces
+            .iter()
+            .map(|n| (n.id.clone(), n.name.clone()))
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
     let max_expiry_days = me.max_expiry_days;
     view! {
         <section class="panel">
@@ -101,7 +107,8 @@ pub fn KeysPage(
                 {move || keys.get().map(|page| match page {
                     Ok(page) => {
                         let rows = filter.with(|f| f.apply(page.items));
-                        view! { <KeyTable keys=rows on_action/> }.into_any()
+                        let namespace_names = std::sync::Arc::clone(&namespace_names);
+                        view! { <KeyTable keys=rows on_action namespace_names/> }.into_any()
                     }
                     Err(error) => view! { <ErrorNote error/> }.into_any(),
                 })}
@@ -156,7 +163,12 @@ pub fn KeyTable(
     /// Called when the person picks an action on a row.
     #[prop(optional)]
     on_action: Option<Callback<(KeyAction, KeyView)>>,
+    /// Namespace names by id (from `GET /v1/me`): a namespace shows by its name, its id on
+    /// hover; one not listed shows its id.
+    #[prop(optional)]
+    namespace_names: Option<std::sync::Arc<std::collections::HashMap<String, String>>>,
 ) -> impl IntoView {
+    let now = crate::form::now();
     let headers = vec![
         "Name",
         "ID",
@@ -191,13 +203,20 @@ pub fn KeyTable(
                 <tr data-testid="key-row" data-key-id=k.id.clone()>
                     <td>{k.name.clone()}</td>
                     <td><code>{k.id.clone()}</code></td>
-                    <td><code>{k.namespace.clone()}</code></td>
+                    <td>{match namespace_names.as_ref().and_then(|n| n.get(&k.namespace)) {
+                        Some(name) => view! {
+                            <span title=k.namespace.clone() data-testid="key-namespace">{name.clone()}</span>
+                        }.into_any(),
+                        None => view! {
+                            <code data-testid="key-namespace">{k.namespace.clone()}</code>
+                        }.into_any(),
+                    }}</td>
                     <td>{rights(&k)}</td>
-                    <td>{day(k.created_at)}</td>
-                    <td>{day(k.updated_at)}</td>
-                    <td>{day_or_never(k.expires_at)}</td>
+                    <td><When at=Some(k.created_at) now/></td>
+                    <td><When at=Some(k.updated_at) now/></td>
+                    <td><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
                     <td><StatusBadge status=k.status/></td>
-                    <td>{day_or_never(k.last_used_at)}</td>
+                    <td><When at=k.last_used_at now/></td>
                     <td class="row-actions">{actions}</td>
                 </tr>
             }

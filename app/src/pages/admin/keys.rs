@@ -9,7 +9,7 @@ use model::domain::KeyStatus;
 
 use crate::api::{self, ApiError};
 use crate::components::error_note::{ActionError, BusyButton, loaded};
-use crate::components::key_cells::{ExtensiveBadge, StatusBadge, day, day_or_never};
+use crate::components::key_cells::{ExpiryBadge, ExtensiveBadge, StatusBadge, When};
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
@@ -114,6 +114,7 @@ pub fn AdminKeyTable(
     /// Called to revoke one key (after its confirmation).
     on_revoke: Callback<KeyView>,
 ) -> impl IntoView {
+    let now = crate::form::now();
     let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
     let all_checked = {
         let ids = ids.clone();
@@ -163,9 +164,9 @@ pub fn AdminKeyTable(
                                 <td>{k.name.clone()}</td>
                                 <td><code>{k.id.clone()}</code></td>
                                 <td>{k.owner.name.clone()}<br/><span class="muted">{k.owner.email.clone()}</span></td>
-                                <td>{day(k.updated_at)}</td>
-                                <td>{day(k.created_at)}</td>
-                                <td>{day_or_never(k.expires_at)}</td>
+                                <td><When at=Some(k.updated_at) now/></td>
+                                <td><When at=Some(k.created_at) now/></td>
+                                <td><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
                                 <td><StatusBadge status=k.status/>" "<ExtensiveBadge flagged=k.extensive_use/></td>
                                 <td class="row-actions">
                                     <a href=usage data-testid="key-usage-link">"Usage"</a>
