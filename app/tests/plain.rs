@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use app::components::key_cells::{exact, expiry_soon, relative};
 use app::components::usage_chart::buckets;
 use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
+use app::pages::admin::events::describe;
 use app::pages::admin::group_members::member_choices;
 use app::pages::admin::permissions::principals;
 use app::pages::key_actions::KeyAction;
@@ -288,4 +289,99 @@ fn times_read_as_people_say_them() {
         expiry_soon(now, soon).as_deref(),
         Some("expires in 3 hours")
     );
+}
+
+#[test]
+fn events_read_as_sentences() {
+    use serde_json::json;
+    let event = |kind: &str, details: serde_json::Value| model::api::EventView {
+        id: "evt_1".into(),
+        kind: kind.into(),
+        at: time::OffsetDateTime::UNIX_EPOCH,
+        actor: model::api::Actor {
+            kind: "user".into(),
+            id: "usr_1".into(),
+        },
+        target: None,
+        details,
+    };
+    let grant = json!({"permission": "datasets.read", "namespace": "ns_1",
+        "principal": "usr_2", "resources": ["res_a", "res_b"]});
+    let cases = [
+        (
+            "key.created",
+            json!({"name": "ci", "namespace": "org_1"}),
+            "created key “ci” in org_1",
+        ),
+        (
+            "key.updated",
+            json!({"name": "ci-prod", "previous_name": "ci"}),
+            "renamed the key from “ci” to “ci-prod”",
+        ),
+        (
+            "key.updated",
+            json!({"name": "ci", "previous_name": "ci"}),
+            "changed the key's description",
+        ),
+        (
+            "key.updated",
+            json!({"name": "ci-prod"}),
+            "renamed the key to “ci-prod”",
+        ),
+        (
+            "key.rolled",
+            json!({"grace_seconds": 60}),
+            "rolled the key; the old secret works 60 s more",
+        ),
+        (
+            "key.rolled",
+            json!({"grace_seconds": 0}),
+            "rolled the key; the old secret stopped at once",
+        ),
+        ("key.revoked", json!({}), "revoked the key"),
+        (
+            "key.deleted",
+            json!({"resources": 2, "transferred_to": "usr_2"}),
+            "deleted the key; its 2 resources went to usr_2",
+        ),
+        (
+            "key.deleted",
+            json!({"resources": 0, "transferred_to": null}),
+            "deleted the key",
+        ),
+        (
+            "member.invited",
+            json!({"email": "ann@x.test", "roles": ["developer"]}),
+            "invited ann@x.test as developer",
+        ),
+        (
+            "member.roles_changed",
+            json!({"from": ["developer"], "to": ["admin", "developer"]}),
+            "changed roles from developer to admin, developer",
+        ),
+        (
+            "grant.changed",
+            json!({"added": grant}),
+            "granted datasets.read in ns_1 on res_a, res_b to usr_2",
+        ),
+        (
+            "grant.changed",
+            json!({"removed": {"permission": "x.read", "namespace": "ns_1", "principal": "key_1", "resources": null}}),
+            "removed the grant of x.read in ns_1 to key_1",
+        ),
+        (
+            "settings.updated",
+            json!({"api_keys_enabled": true}),
+            "changed the settings: API keys on",
+        ),
+        (
+            "login.failed",
+            json!({"email": "ann@x.test"}),
+            "a sign-in as ann@x.test failed",
+        ),
+        ("something.new", json!({"a": 1}), "something.new"),
+    ];
+    for (kind, details, said) in cases {
+        assert_eq!(describe(&event(kind, details)), said, "{kind}");
+    }
 }

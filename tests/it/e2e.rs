@@ -406,6 +406,14 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         .goto(&format!("{}/#/admin/events/{id}", host.base))
         .await?;
     css(client, "[data-testid=events-table]").await?;
+    let sentence = css(client, "[data-testid=event-sentence]")
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        !sentence.is_empty() && !sentence.contains('{'),
+        "an event reads as a sentence, not JSON: {sentence}"
+    );
     let chart = css(client, "[data-testid=usage-chart] svg")
         .await?
         .attr("aria-label")

@@ -187,13 +187,15 @@ impl<S: Store> Keygate<S> {
                 "name the fields to change: name, description",
             ));
         }
+        let previous = record.name.clone();
         if let Some(name) = patch.name {
             record.name = KeyName::try_from(name)?.into_inner();
         }
         if let Some(description) = patch.description {
             record.description = rules::description(description)?;
         }
-        let details = json!({"name": record.name});
+        // The name before too, so that the log can say what it was renamed from.
+        let details = json!({"name": record.name, "previous_name": previous});
         self.save(&mut record, caller, "key.updated", details, now)
             .await
     }

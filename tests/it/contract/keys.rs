@@ -246,6 +246,19 @@ async fn keys_are_displayed_and_only_name_and_description_change(c: Ctx) -> Resu
             && renamed.body["description"] == "why",
         "{renamed:?}"
     );
+    let logged = c
+        .admin(
+            "GET",
+            &format!("/v1/events?key_id={id}&type=key.updated"),
+            None,
+        )
+        .await?;
+    let details = &logged.body["items"][0]["details"];
+    ensure!(
+        details["name"] == "renamed" && details["previous_name"] == "contract",
+        "the rename is logged with the name before: {}",
+        logged.body
+    );
     let after = c.verify(json!({"key": key})).await?;
     ensure!(
         after.body["code"] == "VALID" && after.body["name"] == "renamed",

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime, Time};
 
 use crate::api;
 use crate::components::error_note::loaded;
-use crate::components::key_cells::minute;
+use crate::components::key_cells::When;
 use crate::components::pager::{Pager, PagerButtons};
 use crate::components::table::DataTable;
 use crate::components::usage_chart::UsageChart;
@@ -129,23 +129,126 @@ pub fn EventsPage(
     }
 }
 
+/// What an event says, as a sentence about its details (the raw JSON stays one click away):
+/// `created key “ci” in org_…`, `invited ann@example.com as developer`, `changed roles from
+/// developer to admin, developer`. A type it does not know reads as its type.
+pub fn describe(e: &EventView) -> String {
+    let d = &e.details;
+    let text = |field: &str| d[field].as_str().unwrap_or_default().to_owned();
+    let list = |field: &str| {
+        d[field]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let grant = |g: &serde_json::Value| {
+        let on = match g["resources"].as_array() {
+            Some(ids) => format!(
+                " on {}",
+                ids.iter()
+                    .filter_map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{} in {}{on} to {}",
+            g["permission"].as_str().unwrap_or_default(),
+            g["namespace"].as_str().unwrap_or_default(),
+            g["principal"].as_str().unwrap_or_default()
+        )
+    };
+    match e.kind.as_str() {
+        "key.created" => format!("created key “{}” in {}", text("name"), text("namespace")),
+        "key.updated" => match d["previous_name"].as_str() {
+            Some(before) if before != text("name") => {
+                format!("renamed the key from “{before}” to “{}”", text("name"))
+            }
+            Some(_) => "changed the key's description".into(),
+            None => format!("renamed the key to “{}”", text("name")),
+        },
+        "key.rolled" => match d["grace_seconds"].as_u64() {
+            Some(s) if s > 0 => format!("rolled the key; the old secret works {s} s more"),
+            _ => "rolled the key; the old secret stopped at once".into(),
+        },
+        "key.revoked" => "revoked the key".into(),
+        "key.deleted" => match (d["resources"].as_u64(), d["transferred_to"].as_str()) {
+            (Some(n), Some(to)) if n > 0 => {
+                format!("deleted the key; its {n} resources went to {to}")
+            }
+            (Some(n), None) if n > 0 => format!("deleted the key and its {n} resources"),
+            _ => "deleted the key".into(),
+        },
+        "key.extensive_use" => format!(
+            "flagged for extensive use: {} verifications in the last hour (threshold {})",
+            d["last_hour"], d["threshold"]
+        ),
+        "settings.updated" => format!(
+            "changed the settings: API keys {}",
+            if d["api_keys_enabled"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            }
+        ),
+        "member.invited" => format!("invited {} as {}", text("email"), list("roles")),
+        "member.joined" => format!("{} joined", text("email")),
+        "member.roles_changed" => format!("changed roles from {} to {}", list("from"), list("to")),
+        "member.removed" => format!("removed {}", text("email")),
+        "member.password_set" => {
+            format!("{} chose a password ({})", text("email"), text("through"))
+        }
+        "login.failed" => format!("a sign-in as {} failed", text("email")),
+        "invitation.revoked" => format!("withdrew the invitation of {}", text("email")),
+        "organization.created" => format!(
+            "created the organization “{}” with admin {}",
+            text("name"),
+            text("admin_email")
+        ),
+        "permission.defined" => format!("defined the permission {}", text("name")),
+        "grant.changed" if !d["added"].is_null() => format!("granted {}", grant(&d["added"])),
+        "grant.changed" => format!("removed the grant of {}", grant(&d["removed"])),
+        "namespace.created" => format!("created “{}”", text("name")),
+        "namespace.updated" => format!("renamed it to “{}”", text("name")),
+        "namespace.deleted" => format!("deleted “{}”", text("name")),
+        "resource.created" => format!("created a resource in {}", text("namespace")),
+        "resource.updated" => format!("renamed the resource to “{}”", text("name")),
+        "resource.deleted" => "deleted the resource".into(),
+        other => other.to_owned(),
+    }
+}
+
 /// A page of events.
 #[component]
 pub fn EventTable(
     /// The events, newest first.
     events: Vec<EventView>,
 ) -> impl IntoView {
-    let headers = vec!["When (UTC)", "Type", "Actor", "Target", "Details"];
+    let headers = vec!["When", "Type", "Actor", "Target", "What happened"];
+    let now = now();
     let rows = events
         .into_iter()
         .map(|e| {
             view! {
                 <tr data-testid="event-row">
-                    <td>{minute(e.at)}</td>
+                    <td><When at=Some(e.at) now/></td>
                     <td><code>{e.kind.clone()}</code></td>
                     <td><code>{format!("{} {}", e.actor.kind, e.actor.id)}</code></td>
                     <td><code>{e.target.clone().unwrap_or_default()}</code></td>
-                    <td class="wrap"><code>{e.details.to_string()}</code></td>
+                    <td class="wrap">
+                        <span data-testid="event-sentence">{describe(&e)}</span>
+                        <details>
+                            <summary>"details"</summary>
+                            <code>{e.details.to_string()}</code>
+                        </details>
+                    </td>
                 </tr>
             }
             .into_any()
