@@ -765,7 +765,8 @@ mod tests {
             serde_json::to_string(&VerifyResponse::bare(VerifyCode::NotFound)).expect("json");
         assert_eq!(json, r#"{"valid":false,"code":"NOT_FOUND"}"#);
         // `as_str` spells every code as its JSON does.
-        for code in VerifyCode::ALL {
+        for (i, code) in VerifyCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, i, "ALL is in declaration order");
             let json = serde_json::to_string(&code).expect("json");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -468,7 +468,7 @@ async fn answer(
     let to = partial.to_owned();
     let taken = tokio::task::spawn_blocking(move || store.snapshot(&to))
         .await
-        .map_err(store_join)?;
+        .map_err(|e| BackupError::Store(e.to_string()))?;
     match taken {
         Ok(summary) => {
             tracing::info!(
@@ -488,8 +488,4 @@ async fn answer(
         }
     }
     Ok(())
-}
-
-fn store_join(e: tokio::task::JoinError) -> BackupError {
-    store(e)
 }

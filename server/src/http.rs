@@ -38,23 +38,15 @@ pub struct Shared {
     /// Whether the server is told it is served over TLS (`--behind-tls`): the session cookie
     /// is then `Secure` under its `__Host-` name, and answers carry HSTS.
     pub behind_tls: bool,
-    /// Whether requests are measured ([`crate::metrics`]; `--metrics-listen`).
-    pub metered: bool,
 }
 
 impl AppState {
-    /// State over `keygate`, unmeasured.
+    /// State over `keygate`.
     pub fn new(keygate: Keygate<RedbStore>, behind_tls: bool) -> Self {
-        Self::with_metrics(keygate, behind_tls, false)
-    }
-
-    /// State over `keygate`, measuring each request when `metered`.
-    pub fn with_metrics(keygate: Keygate<RedbStore>, behind_tls: bool, metered: bool) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self(std::sync::Arc::new(Shared {
             keygate,
             behind_tls,
-            metered,
             password_work: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }))
     }
@@ -152,7 +144,8 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
             None => answer(api::problem(&Error::NotFound("page"))),
         };
     }
-    let started = std::time::Instant::now();
+    // `None` unless metrics are on (`--metrics-listen`): then nothing is timed or counted.
+    let started = crate::metrics::clock();
     let (parts, body) = request.into_parts();
     let body = read_body(body).await;
     // Routed once: for the log, for where it runs, and for the dispatcher.
@@ -177,7 +170,7 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
         let request = api_request(&parts, &headers, body, state.behind_tls);
         api::handle_routed(&state.keygate, request, routed, now()).await
     };
-    if state.metered {
+    if let Some(started) = started {
         crate::metrics::request(endpoint, response.status, started, response.verdict);
     }
     answer(response)

@@ -175,7 +175,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    let state = AppState::with_metrics(keygate, args.behind_tls, metrics.is_some());
+    let state = AppState::new(keygate, args.behind_tls);
     let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

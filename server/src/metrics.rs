@@ -128,16 +128,18 @@ fn labels(slot: usize) -> (&'static str, &'static str) {
         .map_or(("(no endpoint)", "-"), |e| (e.path, e.method))
 }
 
-/// Counts one answered API request (nothing before [`install`]).
+/// The time a request started, when requests are measured ([`install`] was called).
+pub fn clock() -> Option<Instant> {
+    ON.load(Relaxed).then(Instant::now)
+}
+
+/// Counts one answered API request that started at `started` ([`clock`]).
 pub fn request(
     endpoint: Option<&'static Endpoint>,
     status: u16,
     started: Instant,
     verdict: Option<VerifyCode>,
 ) {
-    if !ON.load(Relaxed) {
-        return;
-    }
     let at = slot(endpoint);
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let seconds = nanos as f64 / 1e9;
@@ -152,10 +154,9 @@ pub fn request(
         }
         bump(&shard.counts[at][bucket], 1);
         bump(&shard.nanos[at], nanos);
-        if let Some(code) = verdict
-            && let Some(i) = VerifyCode::ALL.iter().position(|c| *c == code)
-        {
-            bump(&shard.verdicts[i], 1);
+        if let Some(code) = verdict {
+            // `ALL` is in declaration order: a code's discriminant is its index.
+            bump(&shard.verdicts[code as usize], 1);
         }
     });
     if status_slot.is_none() {
