@@ -278,13 +278,22 @@ async fn stalled_connections_neither_starve_fresh_clients_nor_stay_open() {
     let addr = capped.base.trim_start_matches("http://").to_owned();
     let mut held = Vec::new();
     for _ in 0..50 {
-        held.push(
-            tokio::net::TcpStream::connect(&addr)
-                .await
-                .expect("connect"),
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        // Answered, so accepted and counted (a sleep only hoped so, and a busy machine's
+        // accept loop could still be behind): the connection then stays open, idle.
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = [0u8; 256];
+        let n = conn.read(&mut answer).await.expect("read");
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "a held connection is served"
         );
+        held.push(conn);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut extra = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
