@@ -722,6 +722,7 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         "warm verify p50 / bare p50 under load",
         format!("{:.2}×", warm_load.p50_ms() / bare_load.p50_ms()),
     );
+    edge_management(settings, &api, &fx, report).await?;
     drop(host);
 
     // KV reads, counted by the instrumented build: a cold key of a creator the isolate knows.
@@ -774,6 +775,122 @@ pub async fn edge(settings: &Settings, report: &mut Report) -> Result<()> {
         exact,
     );
     Ok(())
+}
+
+/// Changes at the edge (each runs in the control object and is written through to KV before
+/// its answer): latency of a key creation, a revocation and a settings change, one at a time;
+/// and the changes per second one organization's object takes from 64 concurrent writers.
+async fn edge_management(
+    settings: &Settings,
+    api: &Api,
+    fx: &Fixture,
+    report: &mut Report,
+) -> Result<()> {
+    const ROUNDS: usize = 60;
+    let admin = As::Bearer(&fx.token);
+    let timed = |method: &'static str, path: String, body: serde_json::Value| {
+        let api = api.clone();
+        let token = fx.token.clone();
+        async move {
+            let started = Instant::now();
+            let answer = api
+                .call(method, &path, As::Bearer(&token), Some(&body))
+                .await?;
+            ensure!(answer.status < 300, "{method} {path}: {answer:?}");
+            anyhow::Ok((started.elapsed(), answer))
+        }
+    };
+    let (mut create, mut revoke, mut change) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..ROUNDS {
+        let body = json!({"name": format!("managed {i}"), "namespace": fx.org, "role": "viewer"});
+        let (took, made) = timed("POST", "/v1/keys".into(), body).await?;
+        create.push(took);
+        let id = made.body["id"].as_str().context("id")?.to_owned();
+        let (took, _) = timed("POST", format!("/v1/keys/{id}/revoke"), json!({})).await?;
+        revoke.push(took);
+        let patch = json!({"max_expiry_days": 3650 - i});
+        let (took, _) = timed("PATCH", "/v1/settings".into(), patch).await?;
+        change.push(took);
+    }
+    let spread = |times: Vec<Duration>| {
+        let (p50, p99) = (quantile(&times, 0.5), quantile(&times, 0.99));
+        format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
+    };
+    for (what, times) in [
+        ("key creation", create),
+        ("revocation", revoke),
+        ("settings change", change),
+    ] {
+        report.figure(
+            "edge",
+            format!("{what}, one at a time ({ROUNDS})"),
+            spread(times),
+        );
+    }
+    let off = json!({"max_expiry_days": null});
+    api.call("PATCH", "/v1/settings", admin, Some(&off)).await?;
+
+    // 64 writers, each renaming a key of its own as fast as answers come.
+    const WRITERS: usize = 64;
+    let mut ids = Vec::with_capacity(WRITERS);
+    for i in 0..WRITERS {
+        let body = json!({"name": format!("writer {i}"), "namespace": fx.org, "role": "viewer"});
+        let (_, made) = timed("POST", "/v1/keys".into(), body).await?;
+        ids.push(made.body["id"].as_str().context("id")?.to_owned());
+    }
+    let window = Duration::from_secs(settings.seconds.max(3));
+    let started = Instant::now();
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let (api, token) = (api.clone(), fx.token.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u32;
+                while started.elapsed() < window {
+                    n += 1;
+                    let body = json!({"name": format!("renamed {n}")});
+                    let sent = Instant::now();
+                    let answer = api
+                        .call(
+                            "PATCH",
+                            &format!("/v1/keys/{id}"),
+                            As::Bearer(&token),
+                            Some(&body),
+                        )
+                        .await?;
+                    ensure!(answer.status == 200, "{answer:?}");
+                    latencies.push(sent.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    report.figure(
+        "edge",
+        format!("one organization's changes from {WRITERS} concurrent writers (renames)"),
+        format!(
+            "{:.0}/s; {}",
+            latencies.len() as f64 / elapsed,
+            spread(latencies)
+        ),
+    );
+    Ok(())
+}
+
+/// The `q` quantile of `times`, in milliseconds.
+fn quantile(times: &[Duration], q: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted
+        .get(at)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn median(mut times: Vec<Duration>) -> f64 {

@@ -1,12 +1,16 @@
 //! The edge host: Keygate's API on Cloudflare Workers over Workers KV, a transport for
 //! `model::http`'s one endpoint table.
 //!
-//! `fetch` turns a `worker::Request` into a `model::http::Request` and the answer back; what
-//! only the edge has is here too: the gateway, the test build's fault injection, and work
-//! after the response (`wait_until`: usage counts, the set-up link's renewal). The console is
-//! served by Workers static assets (`wrangler.toml`), which hand the API's paths and the
-//! gateway's to this code.
+//! `fetch` answers the read path here, over this isolate's cached view of KV (verification,
+//! `/healthz`, `/openapi.json`: [`api::Endpoint::is_read_path`]) and the gateway; every other
+//! API request goes to the control object ([`control`]), a Durable Object that runs it over
+//! its own storage and writes what it commits through to KV. Both turn a `worker::Request`
+//! into a `model::http::Request` and the answer back with [`serve_api`]. Also here: the test
+//! build's fault injection, and the hand-over of verification counts after the response
+//! (`wait_until`). The console is served by Workers static assets (`wrangler.toml`), which
+//! hand the API's paths and the gateway's to this code.
 
+mod control;
 mod store;
 
 use std::borrow::Cow;
@@ -23,18 +27,17 @@ use crate::store::{BINDING, KvBackend};
 
 type Kg = Rc<Keygate<KvBackend>>;
 
-/// How long a usage flush gathers counts before writing them.
+/// How long an isolate gathers verification counts before handing them to the object.
 const USAGE_GATHER: std::time::Duration = std::time::Duration::from_millis(1_000);
 /// Where gateway mode listens (SPEC §4.4): not an endpoint of the API.
 const GATEWAY: &str = "/gateway";
 
 thread_local! {
-    /// Whether this isolate has already made sure the store is bootstrapped.
+    /// Whether this isolate has already made sure the control object is ready.
     static BOOTSTRAPPED: Cell<bool> = const { Cell::new(false) };
     /// Verification counts of this isolate, across its requests.
     static USAGE: std::sync::Arc<model::service::UsageBuffer> = std::sync::Arc::default();
-    /// Whether a usage flush is running: one at a time per isolate, so none loses another's
-    /// read-modify-write.
+    /// Whether a hand-over of counts is running: one at a time per isolate.
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -44,14 +47,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let keygate = Rc::new(Keygate::with_usage(KvBackend::new(env.kv(BINDING)?), usage));
     let url = req.url()?;
     let secure = url.scheme() == "https";
+    let origin = url.origin().ascii_serialization();
     if !BOOTSTRAPPED.get() {
-        let origin = url.origin().ascii_serialization();
-        if let Err(e) = bootstrap(&keygate, &env, &origin).await {
+        // The control object migrates and bootstraps its storage, and renews the set-up link.
+        if let Err(e) = control::client::ready(&env, &origin).await {
             return send(api::problem(&e));
         }
         BOOTSTRAPPED.set(true);
-        let renewer = Rc::clone(&keygate);
-        ctx.wait_until(async move { renew_setup(&renewer, &origin).await });
     }
     let path = url.path();
     let response = if path == GATEWAY || path.starts_with("/gateway/") {
@@ -59,25 +61,23 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             Ok(response) => Ok(response),
             Err(e) => send(api::problem(&e)),
         }
-    } else if let Some(answer) = faults(&mut req, path).await {
+    } else if let Some(answer) = faults(&mut req, &env, &origin, path).await {
         answer
     } else {
-        let body = match req.bytes().await {
-            Ok(bytes) if bytes.len() > wire::BODY_LIMIT => Body::TooLarge,
-            Ok(bytes) => Body::Bytes(bytes),
-            Err(_) => Body::Unreadable,
-        };
-        let headers = WorkerHeaders(req.headers());
         let method = req.method();
-        let request = api::Request {
-            method: method.as_ref(),
-            path,
-            query: url.query(),
-            headers: &headers,
-            body,
-            secure,
+        let read_path = match api::route(method.as_ref(), path) {
+            Ok((endpoint, _)) => endpoint.is_read_path(),
+            // 404 and 405 need no state.
+            Err(_) => true,
         };
-        send(api::handle(&keygate, request, now()).await)
+        if read_path {
+            serve_api(&keygate, &mut req).await
+        } else {
+            match control::client::forward(&env, req).await {
+                Ok(answer) => Ok(answer),
+                Err(e) => send(api::problem(&e)),
+            }
+        }
     };
     // Served over TLS (always, on Cloudflare): browsers are told to keep to it.
     let response = response.map(|mut r| {
@@ -95,18 +95,23 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             .set("x-keygate-kv-calls", &format!("gets={gets}, lists={lists}"));
         r
     });
-    // Verification counts are written after the response, off the request path.
+    // Verification counts go to the control object after the response, off the request path.
     if keygate.usage_pending() && !FLUSHING.get() {
         FLUSHING.set(true);
-        let flusher = Rc::clone(&keygate);
+        let usage = USAGE.with(std::sync::Arc::clone);
         ctx.wait_until(async move {
-            // Counts added while this flush runs are taken by its next round. Each round
-            // first gathers for a moment, so a busy key is written about once per
-            // USAGE_GATHER per isolate: within KV's one write per second per key.
-            while flusher.usage_pending() {
+            // Counts added while this hand-over runs are taken by its next round. Each round
+            // first gathers for a moment, so an isolate calls the object about once per
+            // USAGE_GATHER however busy it is.
+            while !usage.is_empty() {
                 worker::Delay::from(USAGE_GATHER).await;
-                if let Err(e) = flusher.flush_usage(now()).await {
-                    console_error!("keygate: usage flush failed: {e}");
+                let report = usage.report();
+                if report.is_empty() {
+                    break;
+                }
+                if let Err(e) = control::client::usage(&env, &origin, &report).await {
+                    console_error!("keygate: usage not handed over: {e}");
+                    usage.absorb(report);
                     break;
                 }
             }
@@ -116,39 +121,81 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     response
 }
 
-/// The test build's `POST /__faults`: which KV calls fail, whether this isolate's writes
-/// leave its cache alone (as another isolate's would), and clearing the cache. `None` for any
-/// other path.
+/// Serves an API request with `model::http` over `keygate`'s store: this isolate's KV for
+/// the read path, the control object's storage for everything else.
+pub(crate) async fn serve_api<S: model::store::Store>(
+    keygate: &Keygate<S>,
+    req: &mut Request,
+) -> worker::Result<Response> {
+    let url = req.url()?;
+    let body = match req.bytes().await {
+        Ok(bytes) if bytes.len() > wire::BODY_LIMIT => Body::TooLarge,
+        Ok(bytes) => Body::Bytes(bytes),
+        Err(_) => Body::Unreadable,
+    };
+    let headers = WorkerHeaders(req.headers());
+    let method = req.method();
+    let request = api::Request {
+        method: method.as_ref(),
+        path: url.path(),
+        query: url.query(),
+        headers: &headers,
+        body,
+        secure: url.scheme() == "https",
+    };
+    send(api::handle(keygate, request, now()).await)
+}
+
+/// The test build's fault settings (`POST /__faults`): which KV calls fail, whether this
+/// isolate's writes leave its cache alone (as another isolate's would), clearing the cache,
+/// which calls of the control object's storage fail, and whether the object fails.
 #[cfg(feature = "fault-injection")]
-async fn faults(req: &mut Request, path: &str) -> Option<worker::Result<Response>> {
+#[derive(serde::Deserialize)]
+pub(crate) struct Faults {
+    pub fail_prefix: Option<String>,
+    #[serde(default)]
+    pub detach_writes: bool,
+    #[serde(default)]
+    pub clear_cache: bool,
+    #[serde(default)]
+    pub fail_object_prefix: Option<String>,
+    #[serde(default)]
+    pub object_down: bool,
+}
+
+/// The test build's `POST /__faults`, set in this isolate and passed on to the control
+/// object. `None` for any other path.
+#[cfg(feature = "fault-injection")]
+async fn faults(
+    req: &mut Request,
+    env: &Env,
+    origin: &str,
+    path: &str,
+) -> Option<worker::Result<Response>> {
     if path != "/__faults" {
         return None;
     }
-    Some(set_faults(req).await)
+    Some(set_faults(req, env, origin).await)
 }
 
 #[cfg(feature = "fault-injection")]
-async fn set_faults(req: &mut Request) -> worker::Result<Response> {
-    #[derive(serde::Deserialize)]
-    struct Faults {
-        fail_prefix: Option<String>,
-        #[serde(default)]
-        detach_writes: bool,
-        #[serde(default)]
-        clear_cache: bool,
-    }
-    let faults: Faults = req.json().await?;
+async fn set_faults(req: &mut Request, env: &Env, origin: &str) -> worker::Result<Response> {
+    let text = req.text().await?;
+    let faults: Faults = serde_json::from_str(&text)?;
     store::faults::set(faults.fail_prefix);
     store::faults::detach(faults.detach_writes);
     if faults.clear_cache {
         store::clear_cache();
+    }
+    if let Err(e) = control::client::faults(env, origin, text).await {
+        return send(api::problem(&e));
     }
     Response::empty().map(|r| r.with_status(204))
 }
 
 /// The deployable build has no fault injection, and no trace of its route.
 #[cfg(not(feature = "fault-injection"))]
-async fn faults(_: &mut Request, _: &str) -> Option<worker::Result<Response>> {
+async fn faults(_: &mut Request, _: &Env, _: &str, _: &str) -> Option<worker::Result<Response>> {
     None
 }
 
@@ -162,7 +209,7 @@ impl api::Headers for WorkerHeaders<'_> {
 }
 
 /// `model::http`'s answer as a worker response, its inner failure logged.
-fn send(answer: api::Response) -> worker::Result<Response> {
+pub(crate) fn send(answer: api::Response) -> worker::Result<Response> {
     if let Some(failure) = &answer.log {
         console_error!("keygate: {failure}");
     }
@@ -178,7 +225,7 @@ fn send(answer: api::Response) -> worker::Result<Response> {
     Ok(response.with_status(answer.status).with_headers(headers))
 }
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     let millis = js_sys::Date::now() as i128;
     OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -192,7 +239,11 @@ fn header(req: &Request, name: &str) -> Option<String> {
 /// is empty. Without a password, the worker's log gets a one-time set-up link instead (a
 /// new one when an isolate starts after the last one expired; never a password, which Workers
 /// Logs would keep).
-async fn bootstrap(keygate: &Kg, env: &Env, origin: &str) -> Result<(), Error> {
+pub(crate) async fn bootstrap<S: model::store::Store>(
+    keygate: &Keygate<S>,
+    env: &Env,
+    origin: &str,
+) -> Result<(), Error> {
     let var = |name: &str| {
         env.secret(name)
             .map(|s| s.to_string())
@@ -220,7 +271,7 @@ async fn bootstrap(keygate: &Kg, env: &Env, origin: &str) -> Result<(), Error> {
 
 /// An isolate's later start: a new set-up link when the last one expired unused (off the
 /// request path, in `wait_until`).
-async fn renew_setup(keygate: &Kg, origin: &str) {
+pub(crate) async fn renew_setup<S: model::store::Store>(keygate: &Keygate<S>, origin: &str) {
     match keygate.renew_setup(now(), false).await {
         Ok(Some(token)) => log_setup_link(origin, &token),
         Ok(None) => {}

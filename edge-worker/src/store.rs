@@ -100,7 +100,7 @@ pub fn clear_cache() {
 }
 
 /// Drops what this isolate cached about `key`: the record and every listing it belongs to.
-fn forget(key: &str) {
+pub(crate) fn forget(key: &str) {
     if faults::detached() {
         return;
     }
@@ -171,13 +171,21 @@ pub mod faults {
 
     /// The injected failure for `key`, if any.
     pub fn check(key: &str) -> Result<(), StoreError> {
-        let fails = FAIL_PREFIX.with(|p| {
-            p.borrow()
-                .as_deref()
-                .is_some_and(|prefix| key.starts_with(prefix))
-        });
+        FAIL_PREFIX.with(|p| fail_under(p, key, "KV"))
+    }
+
+    /// An injected failure of `what` when `key` starts with the prefix `set` holds.
+    pub fn fail_under(
+        set: &RefCell<Option<String>>,
+        key: &str,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let fails = set
+            .borrow()
+            .as_deref()
+            .is_some_and(|prefix| key.starts_with(prefix));
         if fails {
-            Err(StoreError::new("injected KV failure"))
+            Err(StoreError::new(format!("injected {what} failure")))
         } else {
             Ok(())
         }
@@ -186,7 +194,7 @@ pub mod faults {
 
 /// Without the test-only feature there is nothing to inject.
 #[cfg(not(feature = "fault-injection"))]
-mod faults {
+pub(crate) mod faults {
     #[inline(always)]
     pub fn check(_: &str) -> Result<(), model::store::StoreError> {
         Ok(())

@@ -172,6 +172,15 @@ impl Endpoint {
     pub fn changes(&self) -> bool {
         wire::is_mutating(self.method)
     }
+
+    /// Whether any instance of a host may answer it from the replicated read path alone:
+    /// verification (it reads the records a change writes through, and counts its use in
+    /// memory), `/healthz` and `/openapi.json`. Every other endpoint reads or changes state
+    /// that must be exact (SPEC §10), and a host with a separate control plane (the edge's
+    /// Durable Object) runs it there.
+    pub fn is_read_path(&self) -> bool {
+        self.op == Op::Verify || self.answer == Answer::Raw
+    }
 }
 
 /// A body-less endpoint's body.

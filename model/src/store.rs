@@ -1,8 +1,9 @@
 //! The storage abstraction both hosts implement, and the one place the key schema is written.
 //!
 //! A [`Store`] is an ordered map from string keys to bytes with prefix listing and atomic
-//! batches: redb implements it on the server, Workers KV on the edge (where a batch is a
-//! sequence of puts, see ARCHITECTURE.md). Values are JSON of the [`crate::domain`] records.
+//! batches: redb implements it on the server; at the edge the control object's SQLite storage
+//! (a batch is one transaction) for every change, and Workers KV for verification's reads
+//! (see ARCHITECTURE.md). Values are JSON of the [`crate::domain`] records.
 
 pub mod cache;
 
@@ -22,6 +23,20 @@ pub struct Listing {
     pub keys: Vec<String>,
     /// Opaque; `Some` when more keys may follow.
     pub cursor: Option<String>,
+}
+
+impl Listing {
+    /// A page of at most `limit` keys from up to `limit + 1` read in order: one more than the
+    /// page means more follow, after the page's last key (the cursor).
+    pub fn page(mut keys: Vec<String>, limit: usize) -> Self {
+        let cursor = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Listing { keys, cursor }
+    }
 }
 
 /// A set of writes applied together. A batch names each store key at most once: hosts
@@ -337,20 +352,14 @@ impl Store for MemoryStore {
             Some(c) => Bound::Excluded(c.to_owned()),
             None => Bound::Included(prefix.to_owned()),
         };
-        let mut keys: Vec<String> = map
+        let keys: Vec<String> = map
             .range((start, Bound::Unbounded))
             .map(|(k, _)| k)
             .take_while(|k| k.starts_with(prefix))
             .take(limit + 1)
             .cloned()
             .collect();
-        let cursor = if keys.len() > limit {
-            keys.truncate(limit);
-            keys.last().cloned()
-        } else {
-            None
-        };
-        Ok(Listing { keys, cursor })
+        Ok(Listing::page(keys, limit))
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {

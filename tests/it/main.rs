@@ -7,6 +7,7 @@ mod badinput;
 mod contract;
 mod crash;
 mod e2e;
+mod exact;
 mod faults;
 mod gateway;
 mod headers;

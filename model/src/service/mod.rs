@@ -41,7 +41,7 @@ pub use auth::{
     Bootstrapped, Caller, Credential, LOGIN_WINDOW, MAX_LOGIN_FAILURES, SETUP_PREFIX, SETUP_TTL,
     Via, setup_notice, token_hash,
 };
-pub use usage::{USAGE_RETENTION, UsageBuffer, UsageSummary, minute_of};
+pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
 
 #[allow(unused_imports, reason = "what the sibling files share")]
 use verify::*;

@@ -117,6 +117,54 @@ impl UsageBuffer {
     }
 }
 
+/// Pending counts as they travel between hosts: the edge's isolates hand theirs to the
+/// organization's control object, which writes them ([`UsageBuffer::report`],
+/// [`UsageBuffer::absorb`]). One row per key, minute and outcome: (key id, organization,
+/// minute, code, count).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport(pub Vec<(String, String, i64, VerifyCode, u64)>);
+
+impl UsageReport {
+    /// Whether it counts nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl UsageBuffer {
+    /// Takes every pending count out of the buffer, as a report for another host to write.
+    pub fn report(&self) -> UsageReport {
+        let mut rows = Vec::new();
+        for (key, counts) in self.take() {
+            for (minute, codes) in counts.minutes {
+                for (code, n) in codes {
+                    rows.push((key.clone(), counts.org.clone(), minute, code, n));
+                }
+            }
+        }
+        UsageReport(rows)
+    }
+
+    /// Adds a report's counts to the buffer (the receiving host's, or the sender's own
+    /// when handing it over failed: nothing is lost).
+    pub fn absorb(&self, report: UsageReport) {
+        let mut pending = Pending::default();
+        for (key, org, minute, code, n) in report.0 {
+            let slot = pending.entry(key).or_insert_with(|| KeyCounts {
+                org,
+                minutes: BTreeMap::new(),
+            });
+            *slot
+                .minutes
+                .entry(minute)
+                .or_default()
+                .entry(code)
+                .or_default() += n;
+        }
+        self.restore(pending);
+    }
+}
+
 /// One key's rolling summary: when it was last used and its totals per minute over a day.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UsageSummary {
@@ -281,7 +329,49 @@ impl<S: Store> Keygate<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::UsageSummary;
+    use super::{UsageBuffer, UsageReport, UsageSummary};
+    use crate::api::VerifyCode;
+
+    #[test]
+    fn a_report_carries_every_count_to_another_buffer_and_merges_repeats() {
+        let row =
+            |key: &str, minute, code, n| (key.to_owned(), "org_a".to_owned(), minute, code, n);
+        let cases: &[(&str, Vec<_>, Vec<_>)] = &[
+            ("nothing", vec![], vec![]),
+            (
+                "one row",
+                vec![row("k1", 5, VerifyCode::Valid, 3)],
+                vec![row("k1", 5, VerifyCode::Valid, 3)],
+            ),
+            (
+                "repeats add up, distinct rows stay",
+                vec![
+                    row("k1", 5, VerifyCode::Valid, 3),
+                    row("k1", 5, VerifyCode::Valid, 4),
+                    row("k1", 6, VerifyCode::Revoked, 1),
+                    row("k2", 5, VerifyCode::Valid, 2),
+                ],
+                vec![
+                    row("k1", 5, VerifyCode::Valid, 7),
+                    row("k1", 6, VerifyCode::Revoked, 1),
+                    row("k2", 5, VerifyCode::Valid, 2),
+                ],
+            ),
+        ];
+        for (name, sent, expected) in cases {
+            let receiver = UsageBuffer::default();
+            let wire = serde_json::to_vec(&UsageReport(sent.clone())).expect("encodes");
+            receiver.absorb(serde_json::from_slice(&wire).expect("decodes"));
+            assert_eq!(receiver.is_empty(), expected.is_empty(), "{name}");
+            let mut got = receiver.report().0;
+            got.sort();
+            assert_eq!(&got, expected, "{name}");
+            assert!(
+                receiver.is_empty(),
+                "{name}: a report takes what it carries"
+            );
+        }
+    }
 
     #[test]
     fn extensive_use_is_a_spike_over_the_keys_own_rate_or_over_the_threshold() {

@@ -15,10 +15,6 @@
 //! report them: they are keys of this throwaway store only and grant nothing anywhere else.
 
 use anyhow::{Context, Result, ensure};
-use keygate_client::endpoints as e;
-use model::api::{CreateKeyRequest, KeyPatch, SettingsPatch};
-use model::domain::KeyRole;
-use model::http::{NoBody, NoQuery};
 use tests::{ADMIN_EMAIL, Host};
 
 fn path(p: &std::path::Path) -> Result<&str> {
@@ -38,45 +34,7 @@ async fn main() -> Result<()> {
     let keys = {
         let host = Host::server_with(&store, None, &[]).await?;
         let admin = tests::admin_client(&host.base).await?;
-        let on = SettingsPatch {
-            api_keys_enabled: Some(true),
-            ..Default::default()
-        };
-        admin.call::<e::UpdateSettings>(&[], &on, &NoQuery).await?;
-        let org = admin
-            .call::<e::Me>(&[], &NoBody, &NoQuery)
-            .await?
-            .organization
-            .id;
-        let mut keys = serde_json::Map::new();
-        for name in ["active", "revoked", "renamed"] {
-            let body = CreateKeyRequest {
-                name: name.into(),
-                namespace: org.clone(),
-                role: Some(KeyRole::Viewer),
-                ..Default::default()
-            };
-            let made = admin.call::<e::CreateKey>(&[], &body, &NoQuery).await?;
-            let hex: String = made.key.bytes().map(|b| format!("{b:02x}")).collect();
-            keys.insert(
-                name.into(),
-                serde_json::json!({"id": made.record.id, "hex": hex}),
-            );
-        }
-        let id = |name: &str| keys[name]["id"].as_str().map(str::to_owned);
-        let revoked = id("revoked").context("id")?;
-        admin
-            .call::<e::RevokeKey>(&[&revoked], &NoBody, &NoQuery)
-            .await?;
-        let renamed = id("renamed").context("id")?;
-        let patch = KeyPatch {
-            name: Some("renamed-later".into()),
-            ..Default::default()
-        };
-        admin
-            .call::<e::UpdateKey>(&[&renamed], &patch, &NoQuery)
-            .await?;
-        keys
+        tests::fixture_keys(&admin).await?
         // The server stops here, closing its store.
     };
     // Through a backup and a restore, both this release's: the same records in a compact

@@ -1,0 +1,664 @@
+//! The edge's control plane: a Durable Object with SQLite storage that runs every request
+//! that reads or changes state (SPEC §10), one at a time where it matters, with its own
+//! storage as the source of truth, and writes what it commits through to Workers KV, which
+//! stays the read path of verification.
+//!
+//! - A change runs `model::http` over [`ObjectStore`]: reads are SQL queries on the object's
+//!   storage (synchronous: nothing interleaves between a rule's read and its write), a batch
+//!   commits in one `transactionSync` (all or nothing), and queues its store keys in an
+//!   `outbox` table in the same transaction.
+//! - The write-through then copies each queued key's current value (or its absence) to KV,
+//!   one flush at a time, records before index entries before deletes, and removes a key from
+//!   the outbox only if no later commit queued it again. When KV fails, the change stands (it
+//!   is committed) and the object's alarm retries with backoff until KV holds the truth.
+//! - The answer names the written keys that isolates cache (`x-keygate-written`), so the
+//!   isolate that forwarded the change forgets them at once.
+//! - An object that starts with empty storage first copies every record of KV into it once
+//!   (a deployment made before the object existed keeps its data).
+//!
+//! One object serves the instance for now (named [`OBJECT`]): every request finds it without
+//! a lookup. ARCHITECTURE.md, "The edge's control plane", says what this makes exact.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use async_lock::Mutex;
+use model::http as api;
+use model::service::{Keygate, UsageBuffer, UsageReport};
+use model::store::cache::CACHED_LISTINGS;
+use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::{Closure, JsValue};
+use worker::{
+    DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State, console_error,
+    durable_object,
+};
+
+use crate::store::BINDING as KV_BINDING;
+
+/// The binding of the control object's namespace in `wrangler.toml`.
+pub const BINDING: &str = "KEYGATE_CONTROL";
+/// The name of the one control object.
+pub const OBJECT: &str = "instance";
+/// The header of a control answer that lists the written keys isolates cache.
+pub const WRITTEN: &str = "x-keygate-written";
+/// The most rows one write-through round takes from the outbox.
+const FLUSH_ROWS: usize = 256;
+/// The first retry of a failed write-through, and the longest wait between retries.
+const RETRY_FIRST_MS: i64 = 1_000;
+const RETRY_MAX_MS: i64 = 60_000;
+/// How often the alarm purges expired records when nothing else is due.
+const PURGE_EVERY_MS: i64 = 3_600_000;
+
+/// The object: its storage, one turn for changes, one write-through at a time.
+#[durable_object]
+pub struct Control {
+    state: State,
+    env: Env,
+    turn: Rc<Mutex<()>>,
+    flush: Rc<Mutex<()>>,
+    /// Whether this instance has migrated and bootstrapped its storage.
+    ready: Cell<bool>,
+    /// Failed write-throughs in a row (the alarm's backoff).
+    failures: Cell<u32>,
+    /// Verification counts handed over by isolates (`/__usage`), written under this
+    /// object's writer id.
+    usage: Arc<UsageBuffer>,
+}
+
+impl DurableObject for Control {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            turn: Rc::default(),
+            flush: Rc::default(),
+            ready: Cell::new(false),
+            failures: Cell::new(0),
+            usage: Arc::default(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let url = req.url()?;
+        if let Some(answer) = faults::route(&mut req, url.path()).await {
+            return answer;
+        }
+        faults::object_check()?;
+        let origin = url.origin().ascii_serialization();
+        if let Err(e) = self.ready(&origin).await {
+            return crate::send(api::problem(&e));
+        }
+        match url.path() {
+            "/__ready" => {
+                // An isolate's first request: a new set-up link if the last one expired.
+                crate::renew_setup(&self.keygate(), &origin).await;
+                self.after_commit().await;
+                Response::empty().map(|r| r.with_status(204))
+            }
+            "/__usage" => {
+                let report: UsageReport = req.json().await?;
+                match self.take_usage(report).await {
+                    Ok(()) => Response::empty().map(|r| r.with_status(204)),
+                    Err(e) => crate::send(api::problem(&e)),
+                }
+            }
+            _ => self.serve(req).await,
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.purge();
+        let next = match self.write_through().await {
+            Ok(()) => PURGE_EVERY_MS,
+            Err(e) => {
+                console_error!("keygate: write-through to KV failed again: {e}");
+                self.backoff()
+            }
+        };
+        self.state.storage().set_alarm(next).await?;
+        Response::empty()
+    }
+}
+
+impl Control {
+    fn store(&self) -> ObjectStore {
+        ObjectStore {
+            sql: self.state.storage().sql(),
+            storage: JsValue::from(self.state.storage().as_raw()),
+            turn: Rc::clone(&self.turn),
+            written: RefCell::default(),
+        }
+    }
+
+    fn keygate(&self) -> Keygate<ObjectStore> {
+        Keygate::with_usage(self.store(), Arc::clone(&self.usage))
+    }
+
+    /// An API request, run by `model::http` over the object's storage, then written through.
+    async fn serve(&self, mut req: Request) -> worker::Result<Response> {
+        let keygate = self.keygate();
+        let answer = crate::serve_api(&keygate, &mut req).await;
+        if keygate.usage_pending() {
+            // An API key authenticating a call counts as a use, like a verification.
+            let _turn = self.turn.lock().await;
+            let _ = keygate.flush_usage(crate::now()).await;
+        }
+        self.after_commit().await;
+        let written = keygate.store().written.take();
+        answer.map(|mut r| {
+            if !written.is_empty() {
+                let _ = r.headers_mut().set(WRITTEN, &written.join(","));
+            }
+            r
+        })
+    }
+
+    /// Writes what was committed through to KV; a failure leaves it to the alarm.
+    async fn after_commit(&self) {
+        if let Err(e) = self.write_through().await {
+            console_error!("keygate: write-through to KV failed, retried by the alarm: {e}");
+            let wait = self.backoff();
+            if let Err(e) = self.state.storage().set_alarm(wait).await {
+                console_error!("keygate: alarm not set: {e}");
+            }
+        }
+    }
+
+    fn backoff(&self) -> i64 {
+        let n = self.failures.get().saturating_add(1);
+        self.failures.set(n);
+        RETRY_FIRST_MS
+            .saturating_mul(1 << n.saturating_sub(1).min(6))
+            .min(RETRY_MAX_MS)
+    }
+
+    /// Counts an isolate handed over, written under this object's turn. On a failure they
+    /// go back to the isolate (the answer is 503), so none is lost or counted twice.
+    async fn take_usage(&self, report: UsageReport) -> Result<(), model::Error> {
+        let keygate = self.keygate();
+        {
+            let _turn = self.turn.lock().await;
+            self.usage.absorb(report);
+            if let Err(e) = keygate.flush_usage(crate::now()).await {
+                // The flush put them back in this buffer: take them out again for the sender.
+                let _ = self.usage.report();
+                return Err(e);
+            }
+        }
+        self.after_commit().await;
+        Ok(())
+    }
+
+    /// Once per instance: the storage's tables, the copy of KV when the storage is new, and
+    /// the first start's organization and admin (SPEC §7).
+    async fn ready(&self, origin: &str) -> Result<(), model::Error> {
+        if self.ready.get() {
+            return Ok(());
+        }
+        {
+            let _turn = self.turn.lock().await;
+            if !self.ready.get() {
+                let sql = self.state.storage().sql();
+                for statement in SCHEMA {
+                    sql.exec(statement, None).map_err(store_err)?;
+                }
+                self.migrate(&sql).await?;
+                let keygate = self.keygate();
+                crate::bootstrap(&keygate, &self.env, origin).await?;
+                self.ready.set(true);
+                // The purge's first round, and a retry of anything a crash left queued.
+                let _ = self.state.storage().set_alarm(RETRY_FIRST_MS).await;
+            }
+        }
+        self.after_commit().await;
+        Ok(())
+    }
+
+    /// Copies every record of KV into empty storage, once: KV held the truth before this
+    /// object existed. Idempotent (a failure midway is retried by the next request).
+    async fn migrate(&self, sql: &SqlStorage) -> Result<(), model::Error> {
+        let done = sql
+            .exec("SELECT value FROM meta WHERE name = 'migrated'", None)
+            .map_err(store_err)?
+            .raw()
+            .next()
+            .is_some();
+        if done {
+            return Ok(());
+        }
+        let kv = self.env.kv(KV_BINDING).map_err(store_err)?;
+        let mut cursor: Option<String> = None;
+        let mut copied = 0usize;
+        loop {
+            let mut list = kv.list().limit(1000);
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let page = list.execute().await.map_err(store_err)?;
+            for key in page.keys {
+                let Some(value) = kv.get(&key.name).bytes().await.map_err(store_err)? else {
+                    continue;
+                };
+                let expires = key
+                    .expiration
+                    .map(|at| SqlStorageValue::Integer(at as i64))
+                    .unwrap_or(SqlStorageValue::Null);
+                sql.exec(
+                    UPSERT_RECORD,
+                    vec![key.name.into(), SqlStorageValue::Blob(value), expires],
+                )
+                .map_err(store_err)?;
+                copied += 1;
+            }
+            match page.cursor.filter(|_| !page.list_complete) {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        sql.exec(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES ('migrated', ?)",
+            vec![copied.to_string().into()],
+        )
+        .map_err(store_err)?;
+        if copied > 0 {
+            worker::console_log!("Keygate: the control object took {copied} records from KV");
+        }
+        Ok(())
+    }
+
+    /// Copies each queued key's current value to KV until the outbox is empty; one flush at
+    /// a time, so that an older value never overwrites a newer one.
+    async fn write_through(&self) -> Result<(), StoreError> {
+        let _one = self.flush.lock().await;
+        let sql = self.state.storage().sql();
+        let kv = self.env.kv(KV_BINDING).map_err(err)?;
+        loop {
+            let queued = outbox(&sql)?;
+            if queued.is_empty() {
+                self.failures.set(0);
+                return Ok(());
+            }
+            for entry in queued {
+                crate::store::faults::check(&entry.key)?;
+                match &entry.value {
+                    Some((value, expires)) => {
+                        let put = kv.put_bytes(&entry.key, value).map_err(err)?;
+                        match expires {
+                            Some(at) => put.expiration(kv_expiration(*at)),
+                            None => put,
+                        }
+                        .execute()
+                        .await
+                        .map_err(err)?
+                    }
+                    None => kv.delete(&entry.key).await.map_err(err)?,
+                }
+                sql.exec(
+                    "DELETE FROM outbox WHERE key = ? AND seq = ?",
+                    vec![entry.key.into(), SqlStorageValue::Integer(entry.seq)],
+                )
+                .map_err(err)?;
+            }
+        }
+    }
+
+    /// Deletes records whose expiry has passed (KV expires its copies itself).
+    fn purge(&self) {
+        let now = unix_now();
+        if let Err(e) = self.state.storage().sql().exec(
+            "DELETE FROM records WHERE expires IS NOT NULL AND expires <= ?",
+            vec![SqlStorageValue::Integer(now)],
+        ) {
+            console_error!("keygate: purge failed: {e}");
+        }
+    }
+}
+
+/// The object's tables: records (the store), the outbox of keys KV has yet to receive, and
+/// facts about the storage itself.
+const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER)",
+    "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
+const UPSERT_RECORD: &str = "INSERT INTO records (key, value, expires) VALUES (?, ?, ?) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires";
+const QUEUE: &str = "INSERT INTO outbox (key, seq) VALUES (?, 1) \
+     ON CONFLICT (key) DO UPDATE SET seq = seq + 1";
+/// Above every character a key can continue its prefix with (U+10FFFF): `key < prefix ||
+/// this` bounds a prefix's range in SQLite's byte order.
+const PREFIX_END: char = '\u{10FFFF}';
+
+/// One queued key: its value now (with its expiry) or its absence, and its queue number.
+struct Queued {
+    key: String,
+    seq: i64,
+    value: Option<(Vec<u8>, Option<i64>)>,
+}
+
+/// The outbox's next round, in KV's write order: records, then index entries, then deletes
+/// (a reader may see a record without its index entry for a moment, never the reverse).
+fn outbox(sql: &SqlStorage) -> Result<Vec<Queued>, StoreError> {
+    let rows = sql
+        .exec(
+            "SELECT o.key, o.seq, r.value, r.expires FROM outbox o \
+             LEFT JOIN records r ON r.key = o.key ORDER BY o.key LIMIT ?",
+            vec![SqlStorageValue::Integer(FLUSH_ROWS as i64)],
+        )
+        .map_err(err)?;
+    let mut queued = Vec::new();
+    for row in rows.raw() {
+        let mut row = row.map_err(err)?.into_iter();
+        let (Some(key), Some(seq), value, expires) =
+            (row.next(), row.next(), row.next(), row.next())
+        else {
+            return Err(StoreError::new("outbox row without its columns"));
+        };
+        let (SqlStorageValue::String(key), SqlStorageValue::Integer(seq)) = (key, seq) else {
+            return Err(StoreError::new("outbox row of the wrong types"));
+        };
+        let value = bytes(value).map(|v| {
+            let expires = match expires {
+                Some(SqlStorageValue::Integer(at)) => Some(at),
+                _ => None,
+            };
+            (v, expires)
+        });
+        queued.push(Queued { key, seq, value });
+    }
+    queued.sort_by_key(|q| (q.value.is_none(), q.key.contains(":ix:")));
+    Ok(queued)
+}
+
+/// Workers KV takes no expiry sooner than a minute ahead; a record read after its own
+/// expiry is never taken as live anyway (each carries its expiry, which the model checks).
+fn kv_expiration(at: i64) -> u64 {
+    at.max(unix_now() + 60).unsigned_abs()
+}
+
+fn unix_now() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+fn bytes(value: Option<SqlStorageValue>) -> Option<Vec<u8>> {
+    match value? {
+        SqlStorageValue::Blob(b) => Some(b),
+        SqlStorageValue::String(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e.to_string())
+}
+
+fn store_err(e: impl std::fmt::Display) -> model::Error {
+    model::Error::Store(err(e))
+}
+
+/// The object's storage as a [`Store`]: the source of truth of every change at the edge.
+pub struct ObjectStore {
+    sql: SqlStorage,
+    storage: JsValue,
+    turn: Rc<Mutex<()>>,
+    /// The keys committed through this store that isolates cache.
+    written: RefCell<Vec<String>>,
+}
+
+impl Store for ObjectStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        faults::check(key)?;
+        let rows = self
+            .sql
+            .exec(
+                "SELECT value FROM records WHERE key = ? AND (expires IS NULL OR expires > ?)",
+                vec![key.into(), SqlStorageValue::Integer(unix_now())],
+            )
+            .map_err(err)?;
+        match rows.raw().next() {
+            Some(row) => Ok(bytes(row.map_err(err)?.into_iter().next())),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing, StoreError> {
+        faults::check(prefix)?;
+        let limit = limit.clamp(1, 1000);
+        let rows = self
+            .sql
+            .exec(
+                "SELECT key FROM records WHERE key >= ? AND key < ? AND key > ? \
+                 AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?",
+                vec![
+                    prefix.into(),
+                    format!("{prefix}{PREFIX_END}").into(),
+                    cursor.unwrap_or("").into(),
+                    SqlStorageValue::Integer(unix_now()),
+                    SqlStorageValue::Integer(limit as i64 + 1),
+                ],
+            )
+            .map_err(err)?;
+        let mut keys = Vec::new();
+        for row in rows.raw() {
+            if let Some(SqlStorageValue::String(key)) = row.map_err(err)?.into_iter().next() {
+                keys.push(key);
+            }
+        }
+        Ok(Listing::page(keys, limit))
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let expiries: HashMap<String, i64> = batch.expiries.iter().cloned().collect();
+        let cached: Vec<String> = batch
+            .ops
+            .iter()
+            .map(Op::key)
+            .filter(|k| RecordCache::keeps(k) || CACHED_LISTINGS.iter().any(|p| k.starts_with(p)))
+            .map(str::to_owned)
+            .collect();
+        let sql = self.sql.clone();
+        let ops = batch.ops;
+        transaction(&self.storage, move || {
+            for op in &ops {
+                faults::check(op.key())?;
+                match op {
+                    Op::Put(key, value) => {
+                        let expires = expiries
+                            .get(key)
+                            .map(|at| SqlStorageValue::Integer(*at))
+                            .unwrap_or(SqlStorageValue::Null);
+                        sql.exec(
+                            UPSERT_RECORD,
+                            vec![key.as_str().into(), value.clone().into(), expires],
+                        )
+                        .map_err(err)?;
+                    }
+                    Op::Delete(key) => {
+                        sql.exec(
+                            "DELETE FROM records WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )
+                        .map_err(err)?;
+                    }
+                }
+                sql.exec(QUEUE, vec![op.key().into()]).map_err(err)?;
+            }
+            Ok(())
+        })?;
+        self.written.borrow_mut().extend(cached);
+        Ok(())
+    }
+
+    fn turn(&self) -> impl std::future::Future<Output = impl Sized> {
+        self.turn.lock()
+    }
+}
+
+/// Runs `body` in the storage's `transactionSync`: its writes commit together, or none does
+/// when it fails (workers-rs has no wrapper for it yet).
+fn transaction(
+    storage: &JsValue,
+    body: impl FnOnce() -> Result<(), StoreError> + 'static,
+) -> Result<(), StoreError> {
+    let function: js_sys::Function = js_sys::Reflect::get(storage, &"transactionSync".into())
+        .map_err(|e| err(format!("{e:?}")))?
+        .dyn_into()
+        .map_err(|_| err("storage has no transactionSync"))?;
+    let failure: Rc<RefCell<Option<StoreError>>> = Rc::default();
+    let seen = Rc::clone(&failure);
+    let callback = Closure::once(move || -> Result<(), JsValue> {
+        body().map_err(|e| {
+            let message = JsValue::from_str(&e.0);
+            *seen.borrow_mut() = Some(e);
+            message
+        })
+    });
+    match function.call1(storage, callback.as_ref()) {
+        Ok(_) => Ok(()),
+        Err(thrown) => Err(failure
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| err(format!("transaction failed: {thrown:?}")))),
+    }
+}
+
+/// What an isolate asks of the control object.
+pub mod client {
+    use model::Error;
+    use model::service::UsageReport;
+    use model::store::StoreError;
+    use worker::{Env, Request, RequestInit, Response, Stub};
+
+    use super::{BINDING, OBJECT, WRITTEN};
+
+    fn stub(env: &Env) -> Result<Stub, Error> {
+        env.durable_object(BINDING)
+            .and_then(|ns| ns.get_by_name(OBJECT))
+            .map_err(unavailable)
+    }
+
+    fn unavailable(e: impl std::fmt::Display) -> Error {
+        Error::Store(StoreError::new(format!("control object: {e}")))
+    }
+
+    /// Forwards an API request to the object; this isolate forgets what the answer says
+    /// was written, so its next verification reads the new records.
+    pub async fn forward(env: &Env, req: Request) -> Result<Response, Error> {
+        let answer = stub(env)?
+            .fetch_with_request(req)
+            .await
+            .map_err(unavailable)?;
+        let headers = worker::Headers::new();
+        for (name, value) in answer.headers().entries() {
+            if name == WRITTEN {
+                value.split(',').for_each(crate::store::forget);
+            } else {
+                headers.append(&name, &value).map_err(unavailable)?;
+            }
+        }
+        Ok(answer.with_headers(headers))
+    }
+
+    /// Makes sure the object is ready (migrated, bootstrapped), for `origin`'s set-up link.
+    pub async fn ready(env: &Env, origin: &str) -> Result<(), Error> {
+        call(env, &format!("{origin}/__ready"), None).await
+    }
+
+    /// Hands this isolate's verification counts to the object.
+    pub async fn usage(env: &Env, origin: &str, report: &UsageReport) -> Result<(), Error> {
+        let body = serde_json::to_string(report).map_err(|e| Error::Internal(e.to_string()))?;
+        call(env, &format!("{origin}/__usage"), Some(body)).await
+    }
+
+    /// Passes the test build's fault settings on to the object.
+    #[cfg(feature = "fault-injection")]
+    pub async fn faults(env: &Env, origin: &str, body: String) -> Result<(), Error> {
+        call(env, &format!("{origin}/__faults"), Some(body)).await
+    }
+
+    async fn call(env: &Env, url: &str, body: Option<String>) -> Result<(), Error> {
+        let mut init = RequestInit::new();
+        init.with_method(worker::Method::Post);
+        if let Some(body) = body {
+            init.with_body(Some(body.into()));
+        }
+        let req = Request::new_with_init(url, &init).map_err(unavailable)?;
+        let answer = stub(env)?
+            .fetch_with_request(req)
+            .await
+            .map_err(unavailable)?;
+        if answer.status_code() < 300 {
+            Ok(())
+        } else {
+            Err(unavailable(format!("answered {}", answer.status_code())))
+        }
+    }
+}
+
+/// Test-only: the object's storage fails on chosen keys, or the object itself fails.
+#[cfg(feature = "fault-injection")]
+mod faults {
+    use std::cell::{Cell, RefCell};
+
+    use model::store::StoreError;
+    use worker::{Request, Response};
+
+    thread_local! {
+        static FAIL_PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
+        static DOWN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// `POST /__faults` as the isolate forwards it: `fail_object_prefix`, `object_down`, and
+    /// the KV settings (this object's write-through uses them too).
+    pub async fn route(req: &mut Request, path: &str) -> Option<worker::Result<Response>> {
+        if path != "/__faults" {
+            return None;
+        }
+        Some(set(req).await)
+    }
+
+    async fn set(req: &mut Request) -> worker::Result<Response> {
+        let faults: crate::Faults = req.json().await?;
+        FAIL_PREFIX.with(|p| *p.borrow_mut() = faults.fail_object_prefix.clone());
+        DOWN.set(faults.object_down);
+        crate::store::faults::set(faults.fail_prefix);
+        Response::empty().map(|r| r.with_status(204))
+    }
+
+    pub fn object_check() -> worker::Result<()> {
+        if DOWN.get() {
+            return Err(worker::Error::RustError("injected object failure".into()));
+        }
+        Ok(())
+    }
+
+    pub fn check(key: &str) -> Result<(), StoreError> {
+        FAIL_PREFIX.with(|p| crate::store::faults::fail_under(p, key, "object storage"))
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+mod faults {
+    use worker::{Request, Response};
+
+    #[inline(always)]
+    pub async fn route(_: &mut Request, _: &str) -> Option<worker::Result<Response>> {
+        None
+    }
+    #[inline(always)]
+    pub fn object_check() -> worker::Result<()> {
+        Ok(())
+    }
+    #[inline(always)]
+    pub fn check(_: &str) -> Result<(), model::store::StoreError> {
+        Ok(())
+    }
+}
