@@ -808,7 +808,7 @@ async fn edge_management(
         let id = made.body["id"].as_str().context("id")?.to_owned();
         let (took, _) = timed("POST", format!("/v1/keys/{id}/revoke"), json!({})).await?;
         revoke.push(took);
-        let patch = json!({"max_expiry_days": 3650 - i});
+        let patch = json!({"extensive_use_per_hour": 100_000 + i});
         let (took, _) = timed("PATCH", "/v1/settings".into(), patch).await?;
         change.push(took);
     }
@@ -827,7 +827,7 @@ async fn edge_management(
             spread(times),
         );
     }
-    let off = json!({"max_expiry_days": null});
+    let off = json!({"extensive_use_per_hour": null});
     api.call("PATCH", "/v1/settings", admin, Some(&off)).await?;
 
     // 64 writers, each renaming a key of its own as fast as answers come.

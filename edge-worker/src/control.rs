@@ -5,8 +5,10 @@
 //!
 //! - A change runs `model::http` over [`ObjectStore`]: reads are SQL queries on the object's
 //!   storage (synchronous: nothing interleaves between a rule's read and its write), a batch
-//!   commits in one `transactionSync` (all or nothing), and queues its store keys in an
-//!   `outbox` table in the same transaction.
+//!   commits in one `transactionSync` (all or nothing), and queues the store keys it wrote
+//!   that verification reads (`read_by_verification`) in an `outbox` table in the same
+//!   transaction. Sessions, throttles, events, usage and the indexes of listings live in the
+//!   object only.
 //! - The write-through then copies each queued key's current value (or its absence) to KV,
 //!   one flush at a time, records before index entries before deletes, and removes a key from
 //!   the outbox only if no later commit queued it again. When KV fails, the change stands (it
@@ -27,8 +29,8 @@ use std::sync::Arc;
 use async_lock::Mutex;
 use model::http as api;
 use model::service::{Keygate, UsageBuffer, UsageReport};
-use model::store::cache::CACHED_LISTINGS;
-use model::store::{Batch, Listing, Op, RecordCache, Store, StoreError};
+use model::store::cache::read_by_verification;
+use model::store::{Batch, Listing, Op, Store, StoreError};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::{Closure, JsValue};
 use worker::{
@@ -140,7 +142,7 @@ impl Control {
     /// An API request, run by `model::http` over the object's storage, then written through.
     async fn serve(&self, mut req: Request) -> worker::Result<Response> {
         let keygate = self.keygate();
-        let answer = crate::serve_api(&keygate, &mut req).await;
+        let answer = crate::serve_api(&keygate, &mut req, None).await;
         if keygate.usage_pending() {
             // An API key authenticating a call counts as a use, like a verification.
             let _turn = self.turn.lock().await;
@@ -404,7 +406,7 @@ pub struct ObjectStore {
     sql: SqlStorage,
     storage: JsValue,
     turn: Rc<Mutex<()>>,
-    /// The keys committed through this store that isolates cache.
+    /// The keys committed through this store that verification reads (isolates cache them).
     written: RefCell<Vec<String>>,
 }
 
@@ -457,11 +459,13 @@ impl Store for ObjectStore {
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let expiries: HashMap<String, i64> = batch.expiries.iter().cloned().collect();
-        let cached: Vec<String> = batch
+        // Only what verification reads goes to KV (and is named for isolates to forget):
+        // everything else is read in this object alone.
+        let replicated: Vec<String> = batch
             .ops
             .iter()
             .map(Op::key)
-            .filter(|k| RecordCache::keeps(k) || CACHED_LISTINGS.iter().any(|p| k.starts_with(p)))
+            .filter(|k| read_by_verification(k))
             .map(str::to_owned)
             .collect();
         let sql = self.sql.clone();
@@ -489,11 +493,13 @@ impl Store for ObjectStore {
                         .map_err(err)?;
                     }
                 }
-                sql.exec(QUEUE, vec![op.key().into()]).map_err(err)?;
+                if read_by_verification(op.key()) {
+                    sql.exec(QUEUE, vec![op.key().into()]).map_err(err)?;
+                }
             }
             Ok(())
         })?;
-        self.written.borrow_mut().extend(cached);
+        self.written.borrow_mut().extend(replicated);
         Ok(())
     }
 
@@ -614,10 +620,12 @@ mod faults {
     thread_local! {
         static FAIL_PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
         static DOWN: Cell<bool> = const { Cell::new(false) };
+        /// Storage calls to let through before one fails (then none does).
+        static CALL_FAILS_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
     }
 
-    /// `POST /__faults` as the isolate forwards it: `fail_object_prefix`, `object_down`, and
-    /// the KV settings (this object's write-through uses them too).
+    /// `POST /__faults` as the isolate forwards it: `fail_object_prefix`, `fail_object_call`,
+    /// `object_down`, and the KV settings (this object's write-through uses them too).
     pub async fn route(req: &mut Request, path: &str) -> Option<worker::Result<Response>> {
         if path != "/__faults" {
             return None;
@@ -629,6 +637,7 @@ mod faults {
         let faults: crate::Faults = req.json().await?;
         FAIL_PREFIX.with(|p| *p.borrow_mut() = faults.fail_object_prefix.clone());
         DOWN.set(faults.object_down);
+        CALL_FAILS_AFTER.set(faults.fail_object_call);
         crate::store::faults::set(faults.fail_prefix);
         Response::empty().map(|r| r.with_status(204))
     }
@@ -640,7 +649,16 @@ mod faults {
         Ok(())
     }
 
+    /// The injected failure of a storage call on `key` (a read, a listing, or one write of a
+    /// transaction), if any: by the key's prefix, or the n-th call from when it was set.
     pub fn check(key: &str) -> Result<(), StoreError> {
+        if let Some(left) = CALL_FAILS_AFTER.get() {
+            if left == 0 {
+                CALL_FAILS_AFTER.set(None);
+                return Err(StoreError::new("injected object storage failure (call)"));
+            }
+            CALL_FAILS_AFTER.set(Some(left - 1));
+        }
         FAIL_PREFIX.with(|p| crate::store::faults::fail_under(p, key, "object storage"))
     }
 }

@@ -65,13 +65,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         answer
     } else {
         let method = req.method();
-        let read_path = match api::route(method.as_ref(), path) {
-            Ok((endpoint, _)) => endpoint.is_read_path(),
-            // 404 and 405 need no state.
-            Err(_) => true,
-        };
-        if read_path {
-            serve_api(&keygate, &mut req).await
+        let routed = api::route(method.as_ref(), path);
+        // 404 and 405 need no state either.
+        if routed
+            .as_ref()
+            .map_or(true, |(endpoint, _)| endpoint.is_read_path())
+        {
+            serve_api(&keygate, &mut req, Some(routed)).await
         } else {
             match control::client::forward(&env, req).await {
                 Ok(answer) => Ok(answer),
@@ -122,10 +122,12 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 }
 
 /// Serves an API request with `model::http` over `keygate`'s store: this isolate's KV for
-/// the read path, the control object's storage for everything else.
+/// the read path, the control object's storage for everything else. `routed` is what
+/// `api::route` gave for it, when the caller has routed it already.
 pub(crate) async fn serve_api<S: model::store::Store>(
     keygate: &Keygate<S>,
     req: &mut Request,
+    routed: Option<model::error::Result<(&'static api::Endpoint, api::Params)>>,
 ) -> worker::Result<Response> {
     let url = req.url()?;
     let body = match req.bytes().await {
@@ -143,7 +145,8 @@ pub(crate) async fn serve_api<S: model::store::Store>(
         body,
         secure: url.scheme() == "https",
     };
-    send(api::handle(keygate, request, now()).await)
+    let routed = routed.unwrap_or_else(|| api::route(request.method, request.path));
+    send(api::handle_routed(keygate, request, routed, now()).await)
 }
 
 /// The test build's fault settings (`POST /__faults`): which KV calls fail, whether this
@@ -161,6 +164,9 @@ pub(crate) struct Faults {
     pub fail_object_prefix: Option<String>,
     #[serde(default)]
     pub object_down: bool,
+    /// The control object's storage calls to let through before one fails.
+    #[serde(default)]
+    pub fail_object_call: Option<u32>,
 }
 
 /// The test build's `POST /__faults`, set in this isolate and passed on to the control

@@ -483,3 +483,207 @@ async fn a_revocation_made_elsewhere_is_seen_within_the_cache_bound() {
     }
     eprintln!("edge: a change made elsewhere: {}", bounds.join(", "));
 }
+
+/// The store-fault sweep of `model/tests/faults.rs`, over the control object's storage under
+/// workerd: each change is run once per storage call it makes (a read, a listing, each write
+/// of its transaction), with exactly that call failing, until it succeeds. Every failure
+/// answers 503 `store_unavailable` and leaves what the API shows exactly as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_change_fails_whole_at_each_storage_call_of_the_object() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("sweep").await.expect("admin with a key");
+    let call = |method: &'static str, path: String, body: serde_json::Value| {
+        let (api, token) = (api.clone(), fx.token.clone());
+        async move {
+            let body = (!body.is_null()).then_some(body);
+            api.call(method, &path, As::Bearer(&token), body.as_ref())
+                .await
+                .expect("call")
+        }
+    };
+    let made = |path: &'static str, body: serde_json::Value| async move {
+        let answer = call("POST", path.to_owned(), body).await;
+        assert_eq!(answer.status, 201, "{path}: {answer:?}");
+        answer
+    };
+    let key = |name: &'static str| {
+        let (made, org) = (made, fx.org.clone());
+        async move {
+            let body = json!({"name": name, "namespace": org, "role": "viewer"});
+            made("/v1/keys", body).await.body["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let (edited, bulk_a, bulk_b) = (
+        key("edited").await,
+        key("bulk a").await,
+        key("bulk b").await,
+    );
+    let invited = made(
+        "/v1/invitations",
+        json!({"email": "sweep-accept@example.com", "roles": ["developer"]}),
+    )
+    .await;
+    let invitation = invited.body["invitation_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (member, _) = api
+        .join(&fx.token, "sweep-member@example.com", json!(["developer"]))
+        .await
+        .expect("member joins");
+    let sweep: Vec<(&str, &'static str, String, serde_json::Value)> = vec![
+        (
+            "create key",
+            "POST",
+            "/v1/keys".into(),
+            json!({"name": "swept", "namespace": fx.org, "role": "viewer"}),
+        ),
+        (
+            "rename key",
+            "PATCH",
+            format!("/v1/keys/{edited}"),
+            json!({"name": "edited again"}),
+        ),
+        (
+            "roll key",
+            "POST",
+            format!("/v1/keys/{edited}/roll"),
+            json!({"grace_seconds": 60}),
+        ),
+        (
+            "revoke key",
+            "POST",
+            format!("/v1/keys/{edited}/revoke"),
+            json!({}),
+        ),
+        (
+            "bulk revoke",
+            "POST",
+            "/v1/keys/revoke".into(),
+            json!({"ids": [bulk_a, bulk_b]}),
+        ),
+        (
+            "delete key",
+            "DELETE",
+            format!("/v1/keys/{edited}"),
+            serde_json::Value::Null,
+        ),
+        (
+            "change settings",
+            "PATCH",
+            "/v1/settings".into(),
+            json!({"max_expiry_days": 90}),
+        ),
+        (
+            "define permission",
+            "POST",
+            "/v1/permissions".into(),
+            json!({"name": "sweep.read"}),
+        ),
+        (
+            "create application",
+            "POST",
+            "/v1/apps".into(),
+            json!({"name": "Swept"}),
+        ),
+        (
+            "invite",
+            "POST",
+            "/v1/invitations".into(),
+            json!({"email": "sweep-new@example.com", "roles": ["developer"]}),
+        ),
+        (
+            "accept invitation",
+            "POST",
+            format!("/v1/invitations/{invitation}/accept"),
+            json!({"name": "Swept", "password": "long-enough-pw"}),
+        ),
+        (
+            "set roles",
+            "PATCH",
+            format!("/v1/members/{member}"),
+            json!({"roles": ["developer", "admin"]}),
+        ),
+        (
+            "remove member",
+            "DELETE",
+            format!("/v1/members/{member}"),
+            serde_json::Value::Null,
+        ),
+    ];
+    let state = || {
+        let api = api.clone();
+        let token = fx.token.clone();
+        async move {
+            let mut seen = String::new();
+            for path in [
+                "/v1/keys?all=true&limit=200",
+                "/v1/settings",
+                "/v1/members?limit=200",
+                "/v1/invitations?limit=200",
+                "/v1/events?limit=200",
+                "/v1/apps?limit=200",
+                "/v1/permissions",
+            ] {
+                let answer = api
+                    .call("GET", path, As::Bearer(&token), None)
+                    .await
+                    .expect("read");
+                assert_eq!(answer.status, 200, "{path}: {answer:?}");
+                seen.push_str(&answer.body.to_string());
+            }
+            seen
+        }
+    };
+    let faults = |at: Option<u32>| {
+        let api = api.clone();
+        async move {
+            let body = json!({"fail_object_call": at});
+            let answer = api
+                .call("POST", "/__faults", As::Nobody, Some(&body))
+                .await
+                .expect("faults");
+            assert_eq!(answer.status, 204);
+        }
+    };
+    let mut failures = 0;
+    for (name, method, path, body) in &sweep {
+        let mut at = 0;
+        loop {
+            let before = state().await;
+            faults(Some(at)).await;
+            let answer = call(method, path.clone(), body.clone()).await;
+            faults(None).await;
+            if answer.status < 300 {
+                assert!(at > 0, "{name}: made no storage call");
+                break;
+            }
+            assert_eq!(
+                (answer.status, answer.code()),
+                (503, "store_unavailable"),
+                "{name}, call {at} failing: {answer:?}"
+            );
+            assert_eq!(
+                state().await,
+                before,
+                "{name}, call {at} failing: half a change"
+            );
+            failures += 1;
+            at += 1;
+            assert!(at < 400, "{name}: still failing after {at} calls");
+        }
+    }
+    tests::figure(
+        "control object store-fault sweep (edge)",
+        &format!(
+            "{failures} single-call failures of the object's storage over {} changes, each 503 store_unavailable with the API's view unchanged",
+            sweep.len()
+        ),
+    );
+}

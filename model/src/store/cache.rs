@@ -37,6 +37,17 @@ pub const CACHED: [&str; 6] = [
 /// computes the creator's rights without a KV call; the server reads them from redb.
 pub const CACHED_LISTINGS: [&str; 2] = ["v1:ix:user-groups:", "v1:ix:principal-grants:"];
 
+/// Whether verification reads `key`: a record under [`CACHED`] or an entry of an index
+/// under [`CACHED_LISTINGS`]. These are what a host that verifies from a replica (the edge,
+/// from Workers KV) must copy there, and what an isolate's cache must forget when they change;
+/// nothing else is read on that path.
+pub fn read_by_verification(key: &str) -> bool {
+    CACHED
+        .iter()
+        .chain(&CACHED_LISTINGS)
+        .any(|prefix| key.starts_with(prefix))
+}
+
 /// The prefixes of records no derived value is computed from: counts, events, sessions and
 /// throttles. A batch writing only these (the usage flush every few seconds, a sign-in)
 /// leaves derived values valid; any other write outdates them all. A prefix missing here
