@@ -17,10 +17,10 @@ use model::api::{
     AcceptRequest, AcceptResponse, BulkRevokeRequest, BulkRevokeResponse, CreateKeyRequest,
     CreatedKey, DeleteKeyQuery, EventQuery, EventView, GrantQuery, GrantRequest, GrantView,
     GroupMemberRequest, InvitationResponse, InvitationView, InviteRequest, KeyListQuery, KeyPatch,
-    KeyView, LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView, Page,
-    PageQuery, PermissionRequest, PermissionView, Problem, RenameRequest, ResourceQuery,
-    ResourceView, RolesPatch, RollRequest, SettingsPatch, SettingsView, SetupRequest, UsagePage,
-    UsageQuery, UserView,
+    KeyView, LoginRequest, LoginResponse, MeResponse, NamespaceRequest, NamespaceView,
+    OverviewView, Page, PageQuery, PermissionRequest, PermissionView, Problem, RenameRequest,
+    ResourceQuery, ResourceView, RolesPatch, RollRequest, SettingsPatch, SettingsView,
+    SetupRequest, UsagePage, UsageQuery, UserView,
 };
 use model::http::{self, Op};
 use serde::Serialize;
@@ -317,6 +317,11 @@ pub async fn delete_key(id: &str, query: &DeleteKeyQuery) -> Result<(), ApiError
 /// A key's verifications per minute.
 pub async fn key_usage(id: &str, query: &UsageQuery) -> Result<UsagePage, ApiError> {
     json_of(Op::KeyUsage, &[id], query_of(query), None).await
+}
+
+/// The organization's keys and their use at a glance (admins).
+pub async fn overview() -> Result<OverviewView, ApiError> {
+    json_of(Op::Overview, &[], None, None).await
 }
 
 /// The organization's settings (admins).

@@ -46,18 +46,21 @@ pub fn App() -> impl IntoView {
     // A console reloaded on a live cookie resumes its session.
     let resumed = Load::new(move || async move {
         if let Ok(answer) = api::me().await {
+            land(&answer);
             me.set(Some(answer));
         }
     });
     let on_signed_in = Callback::new(move |answer: MeResponse| {
         notice.set(None);
-        me.set(Some(answer));
         if matches!(
             route.get_untracked(),
             Route::Invitation(_) | Route::Setup(_)
         ) {
             Route::MyKeys.go();
+        } else {
+            land(&answer);
         }
+        me.set(Some(answer));
     });
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
@@ -92,12 +95,28 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Where a session starts when the address names no page: an admin's landing page is the
+/// overview; everyone else's is *My API keys*.
+fn land(me: &MeResponse) {
+    let named = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .is_some_and(|h| !h.trim_start_matches('#').is_empty());
+    if !named && me.roles.contains(&Role::Admin) {
+        Route::Admin(AdminPage::Overview).go();
+    }
+}
+
 /// The signed-in navigation; the management console's links only for admins.
 #[component]
 fn Nav(me: MeResponse, route: RwSignal<Route>) -> impl IntoView {
     let mut links = vec![(Route::MyKeys, "My API keys", "nav-my-keys")];
     if me.roles.contains(&Role::Admin) {
         links.extend([
+            (
+                Route::Admin(AdminPage::Overview),
+                "Overview",
+                "nav-overview",
+            ),
             (Route::Admin(AdminPage::Keys), "All keys", "nav-admin-keys"),
             (
                 Route::Admin(AdminPage::Settings),

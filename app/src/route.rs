@@ -18,6 +18,8 @@ pub enum Route {
 /// The management console's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminPage {
+    /// The admin's landing page: keys and their use at a glance.
+    Overview,
     Keys,
     Settings,
     /// The audit log; with a key id, its events and usage chart.
@@ -36,6 +38,7 @@ impl Route {
             (Some("invitation"), Some(token), None) => Route::Invitation(token.to_owned()),
             (Some("setup"), Some(token), None) => Route::Setup(token.to_owned()),
             (Some("admin"), Some(page), rest) => Route::Admin(match (page, rest) {
+                ("overview", None) => AdminPage::Overview,
                 ("settings", None) => AdminPage::Settings,
                 ("events", key) => AdminPage::Events(key.map(str::to_owned)),
                 ("members", None) => AdminPage::Members,
@@ -54,6 +57,7 @@ impl Route {
             Route::Invitation(token) => format!("#/invitation/{token}"),
             Route::Setup(token) => format!("#/setup/{token}"),
             Route::Admin(page) => match page {
+                AdminPage::Overview => "#/admin/overview".into(),
                 AdminPage::Keys => "#/admin/keys".into(),
                 AdminPage::Settings => "#/admin/settings".into(),
                 AdminPage::Events(None) => "#/admin/events".into(),

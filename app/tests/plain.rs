@@ -75,6 +75,7 @@ fn routes_round_trip_through_the_fragment() {
         Route::MyKeys,
         Route::Invitation("tok123".into()),
         Route::Setup("kgu_tok".into()),
+        Route::Admin(AdminPage::Overview),
         Route::Admin(AdminPage::Keys),
         Route::Admin(AdminPage::Settings),
         Route::Admin(AdminPage::Events(None)),
@@ -383,5 +384,41 @@ fn events_read_as_sentences() {
     ];
     for (kind, details, said) in cases {
         assert_eq!(describe(&event(kind, details)), said, "{kind}");
+    }
+}
+
+#[test]
+fn the_overview_lists_valid_first_then_refusals_most_first() {
+    use model::api::UsageBucket;
+    let at = time::OffsetDateTime::UNIX_EPOCH;
+    let bucket = |counts: &[(VerifyCode, u64)]| UsageBucket {
+        start: at,
+        counts: counts.iter().copied().collect(),
+    };
+    type Case = (&'static str, Vec<UsageBucket>, Vec<(&'static str, u64)>);
+    let cases: &[Case] = &[
+        ("nothing", vec![], vec![]),
+        ("empty buckets", vec![bucket(&[]), bucket(&[])], vec![]),
+        (
+            "summed over buckets; VALID first although fewer",
+            vec![
+                bucket(&[(VerifyCode::Valid, 1), (VerifyCode::Revoked, 2)]),
+                bucket(&[(VerifyCode::Revoked, 3), (VerifyCode::Expired, 5)]),
+            ],
+            vec![("VALID", 1), ("EXPIRED", 5), ("REVOKED", 5)],
+        ),
+        (
+            "a zero count is left out",
+            vec![bucket(&[(VerifyCode::Valid, 0), (VerifyCode::Disabled, 1)])],
+            vec![("DISABLED", 1)],
+        ),
+    ];
+    for (name, buckets, expected) in cases {
+        let got = app::pages::admin::overview::outcomes(buckets);
+        let expected: Vec<(String, u64)> = expected
+            .iter()
+            .map(|(c, n)| ((*c).to_owned(), *n))
+            .collect();
+        assert_eq!(got, expected, "{name}");
     }
 }

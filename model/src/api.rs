@@ -590,6 +590,54 @@ pub struct UsagePage {
     pub items: Vec<UsageItem>,
 }
 
+/// One hour or one day of an organization's verifications, by outcome code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsageBucket {
+    /// Where the hour or the UTC day starts.
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    pub counts: std::collections::BTreeMap<VerifyCode, u64>,
+}
+
+/// The organization's keys by status (at the time of the answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyTotals {
+    pub active: u64,
+    /// Active keys that expire within 7 days.
+    pub expiring_soon: u64,
+    pub expired: u64,
+    pub revoked: u64,
+}
+
+/// A key and a figure about it, in the overview's lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyFigure {
+    pub id: String,
+    /// `None` once the key is deleted.
+    pub name: Option<String>,
+    pub count: u64,
+}
+
+/// `GET /v1/overview` (admins): the organization's keys and their use at a glance, in one
+/// call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OverviewView {
+    pub keys: KeyTotals,
+    /// The last 24 hours, the current one included, oldest first; every hour is present.
+    pub hours: Vec<UsageBucket>,
+    /// The last 30 UTC days, today included, oldest first; every day is present.
+    pub days: Vec<UsageBucket>,
+    /// Up to 5 keys with the most refused verifications over the 30 days, most first.
+    pub most_refused: Vec<KeyFigure>,
+    /// Keys flagged for extensive use within the last hour, with their verifications that
+    /// hour.
+    pub extensive_use: Vec<KeyFigure>,
+}
+
 /// Who did something: a user, a key, or (`instance`) the instance's first admin acting on
 /// another organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -664,6 +664,9 @@ endpoints! {
     /// The organization's audit log, newest first (admins)
     Events: "GET" "/v1/events", Caller, None, NoBody, EventQuery -> List(EventView) = 200,
         |kg, c, _b, q| kg.events(c.caller()?, q).await?;
+    /// The organization's keys and their use at a glance (admins)
+    Overview: "GET" "/v1/overview", Caller, None, NoBody, NoQuery -> One(OverviewView) = 200,
+        |kg, c, _b, _q| kg.overview(c.caller()?, c.now).await?;
     /// The organization's API key settings (admins)
     Settings: "GET" "/v1/settings", Caller, None, NoBody, NoQuery -> One(SettingsView) = 200,
         |kg, c, _b, _q| kg.settings(c.caller()?).await?;

@@ -266,6 +266,19 @@ pub mod schema {
     pub fn usage_prefix(key: &str) -> String {
         format!("v1:usage:{key}:")
     }
+    /// An organization's verifications in one hour (hours since the epoch, zero-padded) as
+    /// written by one `writer`: counts by outcome, refusals by key, keys flagged for
+    /// extensive use. What the overview reads instead of every key's minutes.
+    pub fn usage_org(org: &str, hour: i64, writer: &str) -> String {
+        format!("v1:usage-org:{org}:{hour:010}:{writer}")
+    }
+    pub fn usage_org_prefix(org: &str) -> String {
+        format!("v1:usage-org:{org}:")
+    }
+    /// The hour of a [`usage_org`] entry.
+    pub fn usage_org_hour(entry: &str) -> Option<i64> {
+        entry.rsplit(':').nth(1)?.parse().ok()
+    }
     /// A key's rolling usage summary (last use, last day per minute, extensive-use flag).
     pub fn usage_summary(key: &str) -> String {
         format!("v1:usage-summary:{key}")

@@ -698,6 +698,8 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(403), N(403), Y(200), N(403), N(200), N(403)]),
         row("GET", "/v1/events", "/v1/events".into(), None, Fresh::None, Check::None,
             [N(401), N(403), N(403), Y(200), N(403), Y(200), N(403)]),
+        row("GET", "/v1/overview", "/v1/overview".into(), None, Fresh::None, Check::Shows("most_refused".into()),
+            [N(401), N(403), N(403), Y(200), N(403), Y(200), N(403)]),
         row("GET", "/v1/permissions", "/v1/permissions".into(), None, Fresh::None, Check::Shows("matrix.read".into()),
             [N(401), Y(200), Y(200), Y(200), Y(200), N(200), N(200)]),
         row("POST", "/v1/permissions", "/v1/permissions".into(), Some(json!({"name": "custom{n}.read"})), Fresh::None, Check::Probe("/v1/permissions".into(), permission_defined),

@@ -35,7 +35,8 @@ async fn css(client: &Client, selector: &str) -> Result<fantoccini::elements::El
         .with_context(|| format!("waiting for {selector}"))
 }
 
-/// Signs in from the sign-in page and waits for *My API keys*.
+/// Signs in from the sign-in page and waits for the landing page (*My API keys*, or an
+/// admin's overview).
 async fn sign_in(client: &Client, email: &str, password: &str, shot: Option<&str>) -> Result<()> {
     css(client, "[data-testid=login-email]")
         .await?
@@ -49,7 +50,12 @@ async fn sign_in(client: &Client, email: &str, password: &str, shot: Option<&str
         screenshot(client, shot).await?;
     }
     click(client, "[data-testid=login-submit]").await?;
-    css(client, "[data-testid=new-key-open]").await?;
+    // An admin lands on the overview, everyone else on *My API keys*.
+    css(
+        client,
+        "[data-testid=new-key-open], [data-testid=overview-24h]",
+    )
+    .await?;
     Ok(())
 }
 
@@ -107,6 +113,11 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
         Some(&format!("{shot}-sign-in")),
     )
     .await?;
+    // The admin lands on the overview; a fresh organization's is empty.
+    let active = text(client, "[data-testid=overview-active] .figure-value").await?;
+    ensure!(active == "0", "no key yet: {active}");
+    screenshot(client, &format!("{shot}-overview")).await?;
+    click(client, "[data-testid=nav-my-keys]").await?;
     // A fresh organization has API keys switched off (SPEC §5): the admin switches them on.
     css(client, "[data-testid=enable-api-keys]")
         .await?
@@ -424,6 +435,53 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         "the chart: {chart}"
     );
     screenshot(client, "server-events").await?;
+
+    // The overview shows what the API answers: keys by status, outcomes, the key refused.
+    click(client, "[data-testid=nav-overview]").await?;
+    css(client, "[data-testid=overview-24h]").await?;
+    let (admin_token, _) = api.login_admin().await?;
+    let overview = api
+        .call("GET", "/v1/overview", As::Bearer(&admin_token), None)
+        .await?
+        .body;
+    for (card, field) in [
+        ("overview-active", "active"),
+        ("overview-expiring", "expiring_soon"),
+        ("overview-revoked", "revoked"),
+        ("overview-expired", "expired"),
+    ] {
+        let shown = text(client, &format!("[data-testid={card}] .figure-value")).await?;
+        ensure!(
+            shown.parse::<u64>().ok() == overview["keys"][field].as_u64(),
+            "{card} shows {shown}, the API {}",
+            overview["keys"]
+        );
+    }
+    let revoked_row = text(
+        client,
+        "[data-testid=overview-24h] [data-testid=outcome-row][data-code=REVOKED]",
+    )
+    .await?;
+    let revoked_24h: u64 = overview["hours"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["counts"]["REVOKED"].as_u64())
+        .sum();
+    ensure!(
+        revoked_24h >= 1 && revoked_row.ends_with(&revoked_24h.to_string()),
+        "REVOKED in 24 h: the page says {revoked_row}, the API {revoked_24h}"
+    );
+    let refused = text(
+        client,
+        &format!("[data-testid=overview-refused] [data-testid=key-figure][data-key={id}]"),
+    )
+    .await?;
+    ensure!(
+        refused.contains("2 refused"),
+        "the key refused twice: {refused}"
+    );
+    screenshot(client, "server-overview").await?;
     for (nav, ready, shot) in [
         ("nav-settings", "settings-form", "server-settings"),
         ("nav-namespaces", "create-workspaces", "server-namespaces"),

@@ -388,6 +388,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's keys and their use at a glance (admins) */
+        get: operations["overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/permissions": {
         parameters: {
             query?: never;
@@ -700,6 +717,14 @@ export interface components {
             email: string;
             roles?: components["schemas"]["Role"][];
         };
+        /** @description A key and a figure about it, in the overview's lists. */
+        KeyFigure: {
+            /** Format: int64 */
+            count: number;
+            id: string;
+            /** @description `None` once the key is deleted. */
+            name?: string | null;
+        };
         /** @description The owner of a key, as the API shows it. */
         KeyOwner: {
             email: string;
@@ -724,6 +749,20 @@ export interface components {
          * @enum {string}
          */
         KeyStatus: "active" | "expired" | "revoked";
+        /** @description The organization's keys by status (at the time of the answer). */
+        KeyTotals: {
+            /** Format: int64 */
+            active: number;
+            /** Format: int64 */
+            expired: number;
+            /**
+             * Format: int64
+             * @description Active keys that expire within 7 days.
+             */
+            expiring_soon: number;
+            /** Format: int64 */
+            revoked: number;
+        };
         /** @description A key as the API shows it: never its secret. */
         KeyView: {
             /** Format: date-time */
@@ -812,6 +851,24 @@ export interface components {
         OrganizationView: {
             id: string;
             name: string;
+        };
+        /**
+         * @description `GET /v1/overview` (admins): the organization's keys and their use at a glance, in one
+         *     call.
+         */
+        OverviewView: {
+            /** @description The last 30 UTC days, today included, oldest first; every day is present. */
+            days: components["schemas"]["UsageBucket"][];
+            /**
+             * @description Keys flagged for extensive use within the last hour, with their verifications that
+             *     hour.
+             */
+            extensive_use: components["schemas"]["KeyFigure"][];
+            /** @description The last 24 hours, the current one included, oldest first; every hour is present. */
+            hours: components["schemas"]["UsageBucket"][];
+            keys: components["schemas"]["KeyTotals"];
+            /** @description Up to 5 keys with the most refused verifications over the 30 days, most first. */
+            most_refused: components["schemas"]["KeyFigure"][];
         };
         /** @description Who owns a resource: a user or an API key (seed 003). */
         Owner: {
@@ -913,6 +970,17 @@ export interface components {
             /** @description A display name instead of "Administrator". */
             name?: string | null;
             password: string;
+        };
+        /** @description One hour or one day of an organization's verifications, by outcome code. */
+        UsageBucket: {
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Format: date-time
+             * @description Where the hour or the UTC day starts.
+             */
+            start: string;
         };
         /** @description One minute of a key's verifications, by outcome code. */
         UsageItem: {
@@ -1947,6 +2015,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedOrganization"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverviewView"];
                 };
             };
             /** @description An RFC 7807 problem with a stable `code` */

@@ -29,6 +29,7 @@ mod events;
 mod keys;
 mod members;
 mod namespaces;
+mod overview;
 mod resources;
 mod scan;
 mod settings;
@@ -41,6 +42,7 @@ pub use auth::{
     Bootstrapped, Caller, Credential, LOGIN_WINDOW, MAX_LOGIN_FAILURES, SETUP_PREFIX, SETUP_TTL,
     Via, setup_notice, token_hash,
 };
+pub use overview::EXPIRING_SOON;
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
 
 #[allow(unused_imports, reason = "what the sibling files share")]

@@ -208,6 +208,31 @@ impl UsageSummary {
     }
 }
 
+/// One hour of an organization's verifications as one writer counted them (summed over
+/// writers when read): what the overview reads, so that it never lists every key's minutes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct OrgHour {
+    pub counts: Counts,
+    /// Refused verifications (every code but `VALID`) by key id.
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
+    /// The keys flagged for extensive use in this hour.
+    #[serde(default)]
+    pub flagged: std::collections::BTreeSet<String>,
+}
+
+impl OrgHour {
+    pub fn merge(&mut self, other: OrgHour) {
+        for (code, n) in other.counts {
+            *self.counts.entry(code).or_default() += n;
+        }
+        for (key, n) in other.refused {
+            *self.refused.entry(key).or_default() += n;
+        }
+        self.flagged.extend(other.flagged);
+    }
+}
+
 /// How long a key's per-minute verification counts are kept (`GET /v1/keys/{id}/usage`
 /// answers from them); the store purges older ones (SPEC §11).
 pub const USAGE_RETENTION: time::Duration = time::Duration::days(90);
@@ -233,6 +258,7 @@ impl<S: Store> Keygate<S> {
         let current = minute_of(now);
         // One batch for the whole flush: one durable commit on the server however many keys.
         let mut batch = Batch::default();
+        let mut hours: BTreeMap<(&str, i64), OrgHour> = BTreeMap::new();
         for (key, KeyCounts { org, minutes }) in pending {
             let mut summary: UsageSummary = get_json(&self.store, &schema::usage_summary(key))
                 .await?
@@ -241,8 +267,15 @@ impl<S: Store> Keygate<S> {
                 let slot = schema::usage(key, minute, &self.usage.writer);
                 let mut stored: Counts = get_json(&self.store, &slot).await?.unwrap_or_default();
                 let mut total = 0;
+                let hour = hours
+                    .entry((org.as_str(), minute.div_euclid(60)))
+                    .or_default();
                 for (code, n) in codes {
                     *stored.entry(*code).or_default() += n;
+                    *hour.counts.entry(*code).or_default() += n;
+                    if *code != VerifyCode::Valid {
+                        *hour.refused.entry(key.clone()).or_default() += n;
+                    }
                     total += n;
                 }
                 // Kept for USAGE_RETENTION, then purged by the store.
@@ -266,6 +299,11 @@ impl<S: Store> Keygate<S> {
             let threshold = org_record.and_then(|o| o.settings.extensive_use_per_hour);
             if summary.is_extensive(current, threshold) && !summary.flagged(current) {
                 summary.flagged_minute = Some(current);
+                hours
+                    .entry((org.as_str(), current.div_euclid(60)))
+                    .or_default()
+                    .flagged
+                    .insert(key.clone());
                 let actor = Actor {
                     kind: "key".into(),
                     id: key.to_owned(),
@@ -282,6 +320,15 @@ impl<S: Store> Keygate<S> {
                 )?;
             }
             batch.put(schema::usage_summary(key), &summary)?;
+        }
+        for ((org, hour), counted) in hours {
+            let slot = schema::usage_org(org, hour, &self.usage.writer);
+            let mut stored: OrgHour = get_json(&self.store, &slot).await?.unwrap_or_default();
+            stored.merge(counted);
+            let ends = time::OffsetDateTime::from_unix_timestamp(hour * 3600)
+                .map_err(|e| Error::Internal(e.to_string()))?
+                + USAGE_RETENTION;
+            batch.put_expiring(slot, &stored, ends)?;
         }
         self.store.commit(batch).await?;
         Ok(())

@@ -52,9 +52,10 @@ pub fn read_by_verification(key: &str) -> bool {
 /// throttles. A batch writing only these (the usage flush every few seconds, a sign-in)
 /// leaves derived values valid; any other write outdates them all. A prefix missing here
 /// only costs recomputation, so the list names what is certain and nothing else.
-pub const NOT_DERIVED_FROM: [&str; 5] = [
+pub const NOT_DERIVED_FROM: [&str; 6] = [
     "v1:usage:",
     "v1:usage-summary:",
+    "v1:usage-org:",
     "v1:event:",
     "v1:session:",
     "v1:throttle:",

@@ -248,29 +248,15 @@ async fn new_organizations_are_isolated(c: Ctx) -> Result<()> {
         "{}",
         orgs.body
     );
-    let created = c
-        .admin(
-            "POST",
-            "/v1/organizations",
-            Some(&json!({"name": "Other", "admin_email": "boss@other.example"})),
-        )
-        .await?;
-    ensure!(created.status == 201, "{created:?}");
-    let other_org = created.body["organization"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let token = created.body["invitation_token"]
-        .as_str()
-        .unwrap_or_default();
-    let (user, other) = c.api.accept(token, "boss@other.example").await?;
-    ensure!(user["roles"] == json!(["admin", "developer"]), "{user}");
+    let (other_org, other) = c.new_organization("Other", "boss@other.example").await?;
     let me = c
         .api
         .call("GET", "/v1/me", As::Bearer(&other), None)
         .await?;
     ensure!(
-        me.body["organization"]["id"] == other_org.as_str() && other_org != c.org,
+        me.body["organization"]["id"] == other_org.as_str()
+            && other_org != c.org
+            && me.body["user"]["roles"] == json!(["admin", "developer"]),
         "{}",
         me.body
     );

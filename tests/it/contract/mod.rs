@@ -70,6 +70,23 @@ impl Ctx {
         Ok(answer.body["id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Creates an organization (the bootstrap admin is the instance's first admin) whose
+    /// admin, `admin_email`, accepts and signs in; returns (organization id, its session token).
+    async fn new_organization(&self, name: &str, admin_email: &str) -> Result<(String, String)> {
+        let body = json!({"name": name, "admin_email": admin_email});
+        let created = self.admin("POST", "/v1/organizations", Some(&body)).await?;
+        ensure!(created.status == 201, "{created:?}");
+        let org = created.body["organization"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let invitation = created.body["invitation_token"]
+            .as_str()
+            .unwrap_or_default();
+        let (_, token) = self.api.accept(invitation, admin_email).await?;
+        Ok((org, token))
+    }
+
     async fn verify(&self, body: Value) -> Result<Answer> {
         self.api
             .call("POST", "/v1/keys/verify", As::Nobody, Some(&body))
@@ -95,6 +112,7 @@ mod keys;
 mod lines;
 mod members;
 mod namespaces;
+mod overview;
 mod sessions;
 mod surface;
 mod verify;
@@ -108,6 +126,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     namespaces::CASES,
     surface::CASES,
     audit::CASES,
+    overview::CASES,
 ];
 
 impl Ctx {

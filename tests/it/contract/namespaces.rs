@@ -592,17 +592,9 @@ async fn another_organizations_namespaces_grants_and_resources_are_not_found(c: 
         )
         .await?;
 
-    let created = c
-        .admin(
-            "POST",
-            "/v1/organizations",
-            Some(&json!({"name": "Intruders", "admin_email": "intruder@other.example"})),
-        )
+    let (_, other) = c
+        .new_organization("Intruders", "intruder@other.example")
         .await?;
-    let token = created.body["invitation_token"]
-        .as_str()
-        .unwrap_or_default();
-    let (_, other) = c.api.accept(token, "intruder@other.example").await?;
     let o = As::Bearer(&other);
 
     let attempts: Vec<(&str, String, Option<Value>)> = vec![

@@ -6,6 +6,7 @@ pub mod group_members;
 pub mod keys;
 pub mod members;
 pub mod namespaces;
+pub mod overview;
 pub mod permissions;
 pub mod settings;
 
@@ -24,6 +25,7 @@ pub fn Admin(
 ) -> impl IntoView {
     let organization = me.organization;
     match page {
+        AdminPage::Overview => view! { <overview::OverviewPage/> }.into_any(),
         AdminPage::Keys => view! { <keys::AdminKeysPage/> }.into_any(),
         AdminPage::Settings => view! { <settings::SettingsPage/> }.into_any(),
         AdminPage::Events(key) => view! { <events::EventsPage key/> }.into_any(),
