@@ -9,6 +9,7 @@ pub mod components;
 pub mod erased;
 pub mod filter;
 pub mod form;
+pub mod names;
 pub mod pages;
 pub mod route;
 pub mod snippet;

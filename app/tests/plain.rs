@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use app::components::key_cells::{exact, expiry_soon, relative};
 use app::components::usage_chart::buckets;
 use app::form::{NewKeyForm, RightsChoice, SettingsForm, least_privilege_hint};
+use app::names::Names;
 use app::pages::admin::events::describe;
 use app::pages::admin::group_members::member_choices;
 use app::pages::admin::permissions::principals;
@@ -383,7 +384,111 @@ fn events_read_as_sentences() {
         ("something.new", json!({"a": 1}), "something.new"),
     ];
     for (kind, details, said) in cases {
-        assert_eq!(describe(&event(kind, details)), said, "{kind}");
+        assert_eq!(
+            describe(&event(kind, details), &Names::default()),
+            said,
+            "{kind}"
+        );
+    }
+    // With the organization's names, members and namespaces read by name.
+    let names = acme_names();
+    let named = [
+        (
+            "key.created",
+            json!({"name": "ci", "namespace": "org_000000000000"}),
+            "created key “ci” in Acme",
+        ),
+        (
+            "grant.changed",
+            json!({"added": {"permission": "datasets.read", "namespace": "ws_000000000000",
+                "principal": "usr_000000000001", "resources": null}}),
+            "granted datasets.read in Research to Ann Lee",
+        ),
+        (
+            "key.deleted",
+            json!({"resources": 3, "transferred_to": "usr_000000000001"}),
+            "deleted the key; its 3 resources went to Ann Lee",
+        ),
+    ];
+    for (kind, details, said) in named {
+        assert_eq!(describe(&event(kind, details), &names), said, "{kind}");
+    }
+}
+
+fn acme_names() -> Names {
+    use model::api::{NamespaceView, OrganizationView, UserView};
+    use model::domain::{NamespaceKind, Role};
+    Names::new(
+        &OrganizationView {
+            id: "org_000000000000".into(),
+            name: "Acme".into(),
+        },
+        [UserView {
+            id: "usr_000000000001".into(),
+            email: "ann@acme.test".into(),
+            name: "Ann Lee".into(),
+            roles: vec![Role::Admin],
+        }],
+        [NamespaceView {
+            id: "ws_000000000000".into(),
+            kind: NamespaceKind::Workspace,
+            name: "Research".into(),
+            parent: Some("org_000000000000".into()),
+        }],
+    )
+}
+
+#[test]
+fn actors_read_by_name_and_targets_link_to_their_page() {
+    use model::api::Actor;
+    let names = acme_names();
+    let actor = |kind: &str, id: &str| {
+        let label = names.actor(&Actor {
+            kind: kind.into(),
+            id: id.into(),
+        });
+        (label.primary, label.secondary)
+    };
+    let actors = [
+        (
+            ("user", "usr_000000000001"),
+            ("Ann Lee", Some("ann@acme.test")),
+        ),
+        (
+            ("user", "usr_gone00000000"),
+            ("former member usr_gone00000000", None),
+        ),
+        (
+            ("key", "key_000000000009"),
+            ("API key key_000000000009", None),
+        ),
+        (("instance", "keygate"), ("Keygate", None)),
+    ];
+    for ((kind, id), (primary, secondary)) in actors {
+        assert_eq!(
+            actor(kind, id),
+            (primary.to_owned(), secondary.map(str::to_owned)),
+            "{kind} {id}"
+        );
+    }
+    let targets = [
+        (
+            "key_000000000009",
+            "key_000000000009",
+            Some("#/admin/events/key_000000000009"),
+        ),
+        ("usr_000000000001", "Ann Lee", Some("#/admin/members")),
+        ("ws_000000000000", "Research", Some("#/admin/namespaces")),
+        ("org_000000000000", "Acme", Some("#/admin/namespaces")),
+        ("res_000000000000", "res_000000000000", None),
+    ];
+    for (id, label, href) in targets {
+        let t = names.target(id);
+        assert_eq!(
+            (t.label.as_str(), t.href.as_deref(), t.id.as_str()),
+            (label, href, id),
+            "{id}"
+        );
     }
 }
 

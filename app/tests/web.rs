@@ -11,6 +11,7 @@ use app::filter::KeyFilter;
 use app::pages::admin::group_members::GroupMembership;
 use app::pages::admin::keys::AdminKeyTable;
 use app::pages::admin::namespaces::RenameNamespaceDialog;
+use app::pages::key_actions::KeyAction;
 use app::pages::keys::{FilterBar, GenerateKeyDialog, KeyTable};
 use leptos::prelude::*;
 use model::api::{MeNamespace, NamespaceKind, NamespaceView, UsageItem, VerifyCode};
@@ -601,4 +602,60 @@ async fn renaming_a_namespace_checks_the_name_by_the_models_rule() {
         "the model's message"
     );
     assert!(!done.get_untracked(), "nothing was sent");
+}
+
+#[wasm_bindgen_test]
+async fn a_row_menu_closes_on_escape_or_a_choice_and_its_dialog_returns_focus_to_it() {
+    let root = fresh_root();
+    let chosen = RwSignal::new(None::<(KeyAction, model::api::KeyView)>);
+    let keys = vec![view_of("key_aaaaaaaaaaaa", "deploy", "ann")];
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <KeyTable keys=keys.clone() on_action=Callback::new(move |c| chosen.set(Some(c)))/>
+            {move || chosen.get().map(|_| view! {
+                <Dialog title="Chosen" testid="chosen-dialog" on_close=Callback::new(move |()| chosen.set(None))>
+                    <button data-testid="inside">"Inside"</button>
+                </Dialog>
+            })}
+        }
+    });
+    leptos::task::tick().await;
+    let menu = find(&root, "row-menu").expect("a row menu");
+    let summary: HtmlElement = find(&root, "row-menu-open")
+        .expect("its button")
+        .unchecked_into();
+    assert!(
+        summary
+            .text_content()
+            .unwrap_or_default()
+            .contains("Actions for deploy"),
+        "the button is named for its row"
+    );
+    summary.click();
+    assert!(menu.has_attribute("open"), "the button opens the menu");
+    let inside_menu = find(&root, "key-rename").expect("rename in the menu");
+    press(&inside_menu, "Escape", false);
+    assert!(!menu.has_attribute("open"), "Escape closes it");
+    assert_eq!(active_testid().as_deref(), Some("row-menu-open"));
+
+    summary.click();
+    let rename: HtmlElement = find(&root, "key-rename").expect("rename").unchecked_into();
+    rename.focus().expect("focus");
+    rename.click();
+    leptos::task::tick().await;
+    leptos::task::tick().await;
+    assert!(!menu.has_attribute("open"), "a choice closes the menu");
+    assert_eq!(
+        chosen.get_untracked().map(|(kind, key)| (kind, key.id)),
+        Some((KeyAction::Rename, "key_aaaaaaaaaaaa".to_string()))
+    );
+    let inside = find(&root, "inside").expect("the dialog is open");
+    press(&inside, "Escape", false);
+    leptos::task::tick().await;
+    assert!(find(&root, "chosen-dialog").is_none());
+    assert_eq!(
+        active_testid().as_deref(),
+        Some("row-menu-open"),
+        "the focus is back on the menu's button, not on the hidden item"
+    );
 }

@@ -94,6 +94,88 @@ async fn text_contains(client: &Client, selector: &str, expected: &str) -> Resul
     anyhow::bail!("{selector} never said {expected:?}; last: {last:?}")
 }
 
+/// Runs axe-core on the page in the light and the dark theme, attaches its report as
+/// `<page>-axe.json`, and records what it found in `found` (asserted empty at the end of a
+/// flow, so one run lists every page's violations).
+async fn audit(client: &Client, page: &str, found: &mut Vec<String>) -> Result<()> {
+    let mut report = serde_json::Map::new();
+    for (theme, dark) in [("light", false), ("dark", true)] {
+        tests::browser::color_scheme(client, dark).await?;
+        let violations = tests::browser::axe(client).await?;
+        if violations.as_array().is_none_or(|v| !v.is_empty()) {
+            found.push(format!(
+                "{page} ({theme}): {}",
+                serde_json::to_string_pretty(&violations)?
+            ));
+        }
+        report.insert(theme.into(), violations);
+    }
+    tests::browser::color_scheme(client, false).await?;
+    std::fs::write(
+        artifacts()?.join(format!("{page}-axe.json")),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    Ok(())
+}
+
+/// Fails with every violation axe-core found in a flow.
+fn no_violations(found: &[String]) -> Result<()> {
+    ensure!(
+        found.is_empty(),
+        "axe-core found WCAG 2.1 A/AA violations:\n{}",
+        found.join("\n")
+    );
+    Ok(())
+}
+
+/// At `width` px the page does not scroll sideways and neither does any table: photographed
+/// as `<shot>-<width>px`. Where a row menu is shown, it opens inside the screen.
+async fn fits(client: &Client, width: u32, shot: &str) -> Result<()> {
+    client.set_window_size(width, 900).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = client
+        .execute(
+            "const d = document.documentElement;
+             const tables = [...document.querySelectorAll('.table-wrap')]
+                 .map(t => t.scrollWidth - t.clientWidth);
+             return {page: d.scrollWidth - d.clientWidth, tables, width: innerWidth};",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        overflow["page"].as_i64() == Some(0)
+            && overflow["tables"]
+                .as_array()
+                .is_some_and(|t| t.iter().all(|o| o.as_i64() == Some(0))),
+        "at {width} px nothing scrolls sideways: {overflow}"
+    );
+    if client
+        .find(Locator::Css("[data-testid=row-menu-open]"))
+        .await
+        .is_ok()
+    {
+        click(client, "[data-testid=row-menu-open]").await?;
+        let menu = client
+            .execute(
+                "const r = document.querySelector('.row-menu[open] .menu').getBoundingClientRect();
+                 return {left: r.left, right: r.right, width: innerWidth};",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            menu["left"].as_f64().is_some_and(|l| l >= 0.0)
+                && menu["right"].as_f64() <= menu["width"].as_f64(),
+            "at {width} px the row menu opens on the screen: {menu}"
+        );
+        screenshot(client, &format!("{shot}-{width}px-menu")).await?;
+        tests::browser::press(client, &[fantoccini::key::Key::Escape.into()]).await?;
+        gone(client, ".row-menu[open]").await?;
+    }
+    screenshot(client, &format!("{shot}-{width}px")).await?;
+    client.set_window_size(1280, 900).await?;
+    Ok(())
+}
+
 async fn verify(api: &Api, key: &str, permissions: &[&str]) -> Result<serde_json::Value> {
     let body = json!({"key": key, "permissions": permissions});
     Ok(api
@@ -104,8 +186,15 @@ async fn verify(api: &Api, key: &str, permissions: &[&str]) -> Result<serde_json
 
 /// A person signs in, generates a key, reads it from the page; it verifies over HTTP, it is
 /// listed, and once the panel is closed it is nowhere in the page or the browser's storage.
-async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str) -> Result<()> {
+async fn generate_a_key_in_the_browser(
+    host: &Host,
+    client: &Client,
+    shot: &str,
+    found: &mut Vec<String>,
+) -> Result<()> {
     client.goto(&host.base).await?;
+    css(client, "[data-testid=login-email]").await?;
+    audit(client, &format!("{shot}-sign-in"), found).await?;
     sign_in(
         client,
         ADMIN_EMAIL,
@@ -117,6 +206,7 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
     let active = text(client, "[data-testid=overview-active] .figure-value").await?;
     ensure!(active == "0", "no key yet: {active}");
     screenshot(client, &format!("{shot}-overview")).await?;
+    audit(client, &format!("{shot}-overview-empty"), found).await?;
     click(client, "[data-testid=nav-my-keys]").await?;
     // A fresh organization has API keys switched off (SPEC §5): the admin switches them on.
     css(client, "[data-testid=enable-api-keys]")
@@ -147,6 +237,7 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
         .send_keys("browser key")
         .await?;
     screenshot(client, &format!("{shot}-generate-dialog")).await?;
+    audit(client, &format!("{shot}-generate-dialog"), found).await?;
     css(client, "[data-testid=new-key-submit]")
         .await?
         .click()
@@ -207,6 +298,7 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
     );
     css(client, &format!("[data-testid=key-row][data-key-id={id}]")).await?;
     screenshot(client, &format!("{shot}-new-key")).await?;
+    audit(client, &format!("{shot}-new-key"), found).await?;
 
     css(client, "[data-testid=new-key-close]")
         .await?
@@ -231,6 +323,10 @@ async fn generate_a_key_in_the_browser(host: &Host, client: &Client, shot: &str)
         "no secret in browser storage: {storage}"
     );
     screenshot(client, &format!("{shot}-keys")).await?;
+    audit(client, &format!("{shot}-keys"), found).await?;
+    // A laptop and a phone: the table fits, the row menu opens on the screen.
+    fits(client, 1280, &format!("{shot}-keys")).await?;
+    fits(client, 390, &format!("{shot}-keys")).await?;
     Ok(())
 }
 
@@ -243,7 +339,9 @@ const DEVELOPER_PASSWORD: &str = "developer-password-42";
 /// and revokes it in bulk; it then verifies as `REVOKED`. Every main page is photographed.
 async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Result<()> {
     let api = Api::new(&host.base);
-    generate_a_key_in_the_browser(host, client, "server").await?;
+    let mut found = Vec::new();
+    let found = &mut found;
+    generate_a_key_in_the_browser(host, client, "server", found).await?;
 
     // The admin invites a developer and reads the link the console shows.
     click(client, "[data-testid=nav-members]").await?;
@@ -277,6 +375,7 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
     gone(client, withdrawn).await?;
     text_contains(client, "[data-testid=invitations-table]", DEVELOPER_EMAIL).await?;
     screenshot(client, "server-members").await?;
+    audit(client, "server-members", found).await?;
     click(client, "[data-testid=sign-out]").await?;
     css(client, "[data-testid=login-email]").await?;
 
@@ -291,6 +390,7 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         .send_keys(DEVELOPER_PASSWORD)
         .await?;
     screenshot(client, "server-invitation").await?;
+    audit(client, "server-invitation", found).await?;
     click(client, "[data-testid=invitation-submit]").await?;
     text_contains(client, "[data-testid=signed-in-as]", DEVELOPER_EMAIL).await?;
     ensure!(
@@ -345,6 +445,7 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
     .await?;
     text_contains(client, "[data-testid=least-privilege-hint]", "1 of the 3").await?;
     screenshot(client, "server-generate-subset").await?;
+    audit(client, "server-generate-subset", found).await?;
     click(client, "[data-testid=new-key-submit]").await?;
     let key = text(client, "[data-testid=new-key-plaintext]").await?;
     click(client, "[data-testid=new-key-copy]").await?;
@@ -395,20 +496,10 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
     let revoked = verify(&api, &key, &["resources.read"]).await?;
     ensure!(revoked["code"] == "REVOKED", "after the revoke: {revoked}");
 
-    // The same page at a phone's width.
-    client.set_window_size(360, 800).await?;
-    let overflow = client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            vec![],
-        )
-        .await?;
-    ensure!(
-        overflow.as_i64() == Some(0),
-        "at 360 px only the table scrolls sideways, not the page: {overflow}"
-    );
-    screenshot(client, "server-admin-keys-360px").await?;
-    client.set_window_size(1280, 900).await?;
+    audit(client, "server-admin-keys", found).await?;
+    // The same page on a laptop and a phone: no sideways scrolling, each key a card on the phone.
+    fits(client, 1280, "server-admin-keys").await?;
+    fits(client, 390, "server-admin-keys").await?;
 
     // The key's usage chart draws its three verifications once the server has flushed its
     // counts (every 2 s): one VALID, one INSUFFICIENT_PERMISSIONS, one REVOKED.
@@ -435,6 +526,12 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         "the chart: {chart}"
     );
     screenshot(client, "server-events").await?;
+    let actor = text(client, "[data-testid=event-actor]").await?;
+    ensure!(
+        !actor.contains("usr_") && actor.contains('@'),
+        "an actor reads by name and email: {actor}"
+    );
+    audit(client, "server-events", found).await?;
 
     // The overview shows what the API answers: keys by status, outcomes, the key refused.
     click(client, "[data-testid=nav-overview]").await?;
@@ -482,6 +579,7 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         "the key refused twice: {refused}"
     );
     screenshot(client, "server-overview").await?;
+    audit(client, "server-overview", found).await?;
     for (nav, ready, shot) in [
         ("nav-settings", "settings-form", "server-settings"),
         ("nav-namespaces", "create-workspaces", "server-namespaces"),
@@ -490,6 +588,7 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         click(client, &format!("[data-testid={nav}]")).await?;
         css(client, &format!("[data-testid={ready}]")).await?;
         screenshot(client, shot).await?;
+        audit(client, shot, found).await?;
     }
 
     // The session ends elsewhere: the next call sends the admin back to sign in, with a word.
@@ -501,6 +600,96 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
     click(client, "[data-testid=nav-members]").await?;
     text_contains(client, "[data-testid=login-notice]", "session has ended").await?;
     screenshot(client, "server-session-ended").await?;
+    audit(client, "server-session-ended", found).await?;
+
+    by_keyboard_only(client).await?;
+    no_violations(found)
+}
+
+/// One whole flow with the keyboard only: sign in, go to *My API keys*, generate a key, close
+/// its panel, rename it from its row menu. Every step is a Tab, Enter, Escape or typing.
+async fn by_keyboard_only(client: &Client) -> Result<()> {
+    use fantoccini::actions::InputSource;
+    use fantoccini::key::Key;
+    use tests::browser::{press, tab_to, type_text};
+    let enter: char = Key::Enter.into();
+    tab_to(client, "[data-testid=login-email]", 10).await?;
+    type_text(client, ADMIN_EMAIL).await?;
+    tab_to(client, "[data-testid=login-password]", 3).await?;
+    type_text(client, ADMIN_PASSWORD).await?;
+    press(client, &[enter]).await?;
+    // Back on the page the session ended on.
+    css(client, "[data-testid=signed-in-as]").await?;
+    tab_to(client, "[data-testid=nav-my-keys]", 20).await?;
+    press(client, &[enter]).await?;
+    tab_to(client, "[data-testid=new-key-open]", 20).await?;
+    press(client, &[enter]).await?;
+    // The dialog puts the focus on its first field.
+    tab_to(client, "[data-testid=new-key-name]", 0).await?;
+    type_text(client, "keyboard key").await?;
+    tab_to(client, "[data-testid=new-key-submit]", 15).await?;
+    press(client, &[enter]).await?;
+    let plaintext = text(client, "[data-testid=new-key-plaintext]").await?;
+    ensure!(plaintext.starts_with("kg_"), "a key: {plaintext}");
+    tab_to(client, "[data-testid=new-key-close]", 15).await?;
+    press(client, &[enter]).await?;
+    gone(client, "[data-testid=new-key-panel]").await?;
+    // The new key's row menu, then *Rename*.
+    let row = client
+        .execute(
+            "const r = [...document.querySelectorAll('[data-testid=key-row]')]
+                 .find(r => r.querySelector('[data-testid=key-name]').textContent === 'keyboard key');
+             return r ? r.dataset.keyId : null;",
+            vec![],
+        )
+        .await?;
+    let id = row.as_str().context("the new key is listed")?.to_owned();
+    let row = format!("[data-testid=key-row][data-key-id={id}]");
+    tab_to(client, &format!("{row} [data-testid=row-menu-open]"), 60).await?;
+    press(client, &[enter]).await?;
+    css(client, &format!("{row} .row-menu[open]")).await?;
+    tab_to(client, &format!("{row} [data-testid=key-rename]"), 5).await?;
+    press(client, &[enter]).await?;
+    tab_to(client, "[data-testid=rename-name]", 0).await?;
+    // Control held while 'a' is pressed: select all, then type over it.
+    client
+        .perform_actions(
+            fantoccini::actions::KeyActions::new("chord".into())
+                .then(fantoccini::actions::KeyAction::Down {
+                    value: Key::Control.into(),
+                })
+                .then(fantoccini::actions::KeyAction::Down { value: 'a' })
+                .then(fantoccini::actions::KeyAction::Up { value: 'a' })
+                .then(fantoccini::actions::KeyAction::Up {
+                    value: Key::Control.into(),
+                }),
+        )
+        .await?;
+    type_text(client, "keyboard key renamed").await?;
+    press(client, &[enter]).await?;
+    text_contains(
+        client,
+        &format!("{row} [data-testid=key-name]"),
+        "keyboard key renamed",
+    )
+    .await?;
+    let name = text(client, &format!("{row} [data-testid=key-name]")).await?;
+    ensure!(
+        name == "keyboard key renamed",
+        "renamed by keyboard: {name}"
+    );
+    // The focus came back to the row's menu button, not to the page's start.
+    let focused = client
+        .execute(
+            "return document.activeElement.dataset.testid || document.activeElement.tagName",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        focused.as_str() == Some("row-menu-open"),
+        "after the dialog the focus is back on the menu: {focused}"
+    );
+    screenshot(client, "server-keyboard-flow").await?;
     Ok(())
 }
 
@@ -522,7 +711,10 @@ async fn a_developer_key_is_revoked_by_an_admin_in_the_browser_on_the_server() {
 async fn a_key_generated_in_the_browser_verifies_on_the_worker() {
     let host = Host::worker().await.expect("worker starts under workerd");
     let (_driver, client) = tests::browser::start().await.expect("chromedriver starts");
-    let outcome = generate_a_key_in_the_browser(&host, &client, "worker").await;
+    let mut found = Vec::new();
+    let outcome = generate_a_key_in_the_browser(&host, &client, "worker", &mut found)
+        .await
+        .and_then(|()| no_violations(&found));
     if outcome.is_err() {
         let _ = screenshot(&client, "worker-failure").await;
     }

@@ -1,6 +1,7 @@
 //! The one accessible modal dialog every dialog of the console is built on: it moves focus
 //! inside when it opens, keeps Tab and Shift+Tab inside, closes on Escape, and gives focus back
-//! to what had it (the button that opened it) when it goes away.
+//! to what had it (the button that opened it) when it goes away, or to the same button of the
+//! same key's row when the change it made drew the row anew.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,10 +32,18 @@ pub fn Dialog(
     let title_id = format!("dialog-title-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let label_id = title_id.clone();
     let node = NodeRef::<Div>::new();
-    let opener = SendWrapper::new(active_element());
+    let opener = SendWrapper::new(active_element().map(|e| return_target(&e)));
+    let again = opener.as_ref().and_then(same_control);
     on_cleanup(move || {
-        if let Some(el) = opener.take().and_then(|e| e.dyn_into::<HtmlElement>().ok()) {
+        let Some(el) = opener.take().and_then(|e| e.dyn_into::<HtmlElement>().ok()) else {
+            return;
+        };
+        if el.is_connected() {
             let _ = el.focus();
+        } else if let Some(selector) = again {
+            // The row was drawn anew (its list reloaded after the change): the same control
+            // of the same row gets the focus once it is back.
+            refocus(selector, 40);
         }
     });
     Effect::new(move |_| {
@@ -77,6 +86,46 @@ pub fn Dialog(
 
 fn active_element() -> Option<Element> {
     web_sys::window()?.document()?.active_element()
+}
+
+/// Where the focus goes back to: the element that opened the dialog or, when that sits in a
+/// menu (a `<details>`, closed once an item is chosen), the menu's button.
+fn return_target(opener: &Element) -> Element {
+    opener
+        .closest("details")
+        .ok()
+        .flatten()
+        .and_then(|menu| menu.query_selector("summary").ok().flatten())
+        .unwrap_or_else(|| opener.clone())
+}
+
+/// A selector for `opener` that survives its row being drawn again: its `data-testid` inside
+/// the element carrying its row's `data-key-id`.
+fn same_control(opener: &Element) -> Option<String> {
+    let testid = opener.get_attribute("data-testid")?;
+    let row = opener.closest("[data-key-id]").ok()??;
+    let key = row.get_attribute("data-key-id")?;
+    Some(format!(
+        "[data-key-id=\"{key}\"] [data-testid=\"{testid}\"]"
+    ))
+}
+
+/// Focuses what `selector` finds, trying every 50 ms up to `tries` times while it is not there.
+fn refocus(selector: String, tries: u32) {
+    let found = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(&selector).ok().flatten())
+        .and_then(|e| e.dyn_into::<HtmlElement>().ok());
+    match found {
+        Some(el) => {
+            let _ = el.focus();
+        }
+        None if tries > 0 => set_timeout(
+            move || refocus(selector, tries - 1),
+            std::time::Duration::from_millis(50),
+        ),
+        None => {}
+    }
 }
 
 fn focusables(root: &Element) -> Vec<Element> {

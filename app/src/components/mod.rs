@@ -7,5 +7,6 @@ pub mod error_note;
 pub mod key_cells;
 pub mod new_key;
 pub mod pager;
+pub mod row_menu;
 pub mod table;
 pub mod usage_chart;

@@ -43,7 +43,8 @@ pub fn NewKeyPanel(
         view! {
             <div role="tabpanel" id="snippet-panel"
                 aria-labelledby=format!("snippet-tab-{}", snippet.id)>
-                <pre class="snippet"><code data-testid=format!("snippet-{}", snippet.id)>
+                <pre class="snippet" tabindex="0" role="region"
+                    aria-label=format!("{} snippet", snippet.label)><code data-testid=format!("snippet-{}", snippet.id)>
                     {snippet.text.clone()}
                 </code></pre>
                 <CopyButton text=snippet.text testid="snippet-copy"/>

@@ -1,5 +1,5 @@
-//! The console's data tables: a heading row, the rows, horizontal scrolling on narrow screens,
-//! and a sentence instead of an empty table.
+//! The console's data tables: a heading row, the rows, cards or horizontal scrolling on narrow
+//! screens, and a sentence instead of an empty table.
 
 use leptos::prelude::*;
 
@@ -16,6 +16,11 @@ pub fn DataTable(
     lead: Option<AnyView>,
     /// The rows (`<tr>`s).
     rows: Vec<AnyView>,
+    /// Whether the table fits its panel at every width: its cells wrap, and under 700 px each
+    /// row becomes a card whose cells are named by their `data-label` (the heading row is
+    /// then read by screen readers only). Without it the table scrolls inside its panel.
+    #[prop(optional)]
+    cards: bool,
     /// What to say when there are no rows, and that sentence's `data-testid`.
     empty: (&'static str, &'static str),
 ) -> impl IntoView {
@@ -24,8 +29,8 @@ pub fn DataTable(
         return view! { <p class="muted" data-testid=empty_testid>{text}</p> }.into_any();
     }
     view! {
-        <div class="table-wrap">
-            <table data-testid=testid>
+        <div class="table-wrap" class:fits=cards>
+            <table data-testid=testid class:cards=cards>
                 <thead><tr>
                     {lead.map(|l| view! { <th>{l}</th> })}
                     {headers.into_iter().map(|h| if h.is_empty() {

@@ -10,6 +10,7 @@ use crate::components::dialog::Dialog;
 use crate::components::error_note::{ActionError, BusyButton, ErrorNote};
 use crate::components::key_cells::{ExpiryBadge, StatusBadge, When, rights};
 use crate::components::new_key::NewKeyPanel;
+use crate::components::row_menu::RowMenu;
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 use crate::filter::KeyFilter;
@@ -169,13 +170,12 @@ pub fn KeyTable(
     namespace_names: Option<std::sync::Arc<std::collections::HashMap<String, String>>>,
 ) -> impl IntoView {
     let now = crate::form::now();
+    // Few, rich columns: the table fits a 1 280 px screen, and under 700 px each row is a card
+    // (`data-label` names a cell there); the actions sit in one menu at the far right.
     let headers = vec![
-        "Name",
-        "ID",
-        "Namespace",
-        "Role or permissions",
+        "Key",
+        "Access",
         "Created",
-        "Updated",
         "Expires",
         "Status",
         "Last used",
@@ -185,45 +185,45 @@ pub fn KeyTable(
         .into_iter()
         .map(|k| {
             let actions = on_action.map(|run| {
-                KeyAction::offered(k.status)
+                let items = KeyAction::offered(k.status)
                     .into_iter()
                     .map(|kind| {
                         let key = k.clone();
                         view! {
-                            <button class="small secondary" data-testid=kind.testid()
-                                aria-label=format!("{} {}", kind.label(), k.name)
+                            <button type="button" data-testid=kind.testid()
                                 on:click=move |_| run.run((kind, key.clone()))>
                                 {kind.label()}
                             </button>
                         }
                     })
-                    .collect_view()
+                    .collect_view();
+                view! { <RowMenu name=k.name.clone()>{items}</RowMenu> }
             });
+            let namespace = match namespace_names.as_ref().and_then(|n| n.get(&k.namespace)) {
+                Some(name) => view! {
+                    <span title=k.namespace.clone() data-testid="key-namespace">{name.clone()}</span>
+                }
+                .into_any(),
+                None => view! { <code data-testid="key-namespace">{k.namespace.clone()}</code> }.into_any(),
+            };
             view! {
                 <tr data-testid="key-row" data-key-id=k.id.clone()>
-                    <td>{k.name.clone()}</td>
-                    <td><code>{k.id.clone()}</code></td>
-                    <td>{match namespace_names.as_ref().and_then(|n| n.get(&k.namespace)) {
-                        Some(name) => view! {
-                            <span title=k.namespace.clone() data-testid="key-namespace">{name.clone()}</span>
-                        }.into_any(),
-                        None => view! {
-                            <code data-testid="key-namespace">{k.namespace.clone()}</code>
-                        }.into_any(),
-                    }}</td>
-                    <td>{rights(&k)}</td>
-                    <td><When at=Some(k.created_at) now/></td>
-                    <td><When at=Some(k.updated_at) now/></td>
-                    <td><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
-                    <td><StatusBadge status=k.status/></td>
-                    <td><When at=k.last_used_at now/></td>
-                    <td class="row-actions">{actions}</td>
+                    <td class="lead" data-label="Key">
+                        <span class="strong" data-testid="key-name">{k.name.clone()}</span>
+                        <code class="muted sub">{k.id.clone()}</code>
+                    </td>
+                    <td class="wrap" data-label="Access">{namespace}<span class="muted sub">{rights(&k)}</span></td>
+                    <td data-label="Created"><When at=Some(k.created_at) now/></td>
+                    <td data-label="Expires"><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
+                    <td data-label="Status"><StatusBadge status=k.status/></td>
+                    <td data-label="Last used"><When at=k.last_used_at now/></td>
+                    <td class="menu-cell">{actions}</td>
                 </tr>
             }
             .into_any()
         })
         .collect();
-    view! { <DataTable testid="keys-table" headers rows empty=("No keys to show.", "keys-empty")/> }
+    view! { <DataTable testid="keys-table" headers rows cards=true empty=("No keys to show.", "keys-empty")/> }
 }
 
 /// The *Generate new key* dialog.

@@ -1,7 +1,7 @@
 //! The audit log (admins) with filters and paging and, for one key, its usage chart.
 
 use leptos::prelude::*;
-use model::api::{EventQuery, EventView, UsageQuery};
+use model::api::{EventQuery, EventView, OrganizationView, PageQuery, UsageQuery};
 use time::{Duration, OffsetDateTime, Time};
 
 use crate::api;
@@ -12,6 +12,7 @@ use crate::components::table::DataTable;
 use crate::components::usage_chart::UsageChart;
 use crate::erased::Load;
 use crate::form::{now, parse_day};
+use crate::names::Names;
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
 const EVENT_TYPES: [&str; 15] = [
@@ -71,7 +72,10 @@ fn day_at(day: &str, at: Time) -> Option<OffsetDateTime> {
 pub fn EventsPage(
     /// A key id to filter by and chart.
     key: Option<String>,
+    /// The organization (its name stands for its id).
+    organization: OrganizationView,
 ) -> impl IntoView {
+    let names = Load::new(move || load_names(organization.clone()));
     let typed = RwSignal::new(EventFilter {
         key_id: key.clone().unwrap_or_default(),
         ..Default::default()
@@ -120,8 +124,8 @@ pub fn EventsPage(
                 <button type="submit" data-testid="events-apply">"Apply filters"</button>
             </form>
             <Transition fallback=|| view! { <p class="muted">"Loading events…"</p> }>
-                {move || events.get().map(|answer| loaded(answer, |page| view! {
-                    <EventTable events=page.items/>
+                {move || events.get().zip(names.get()).map(|(answer, names)| loaded(answer, |page| view! {
+                    <EventTable events=page.items names/>
                     <PagerButtons pager next=page.next_cursor/>
                 }))}
             </Transition>
@@ -130,11 +134,13 @@ pub fn EventsPage(
 }
 
 /// What an event says, as a sentence about its details (the raw JSON stays one click away):
-/// `created key “ci” in org_…`, `invited ann@example.com as developer`, `changed roles from
-/// developer to admin, developer`. A type it does not know reads as its type.
-pub fn describe(e: &EventView) -> String {
+/// `created key “ci” in Acme`, `invited ann@example.com as developer`, `changed roles from
+/// developer to admin, developer`; members and namespaces by their `names`. A type it does
+/// not know reads as its type.
+pub fn describe(e: &EventView, names: &Names) -> String {
     let d = &e.details;
     let text = |field: &str| d[field].as_str().unwrap_or_default().to_owned();
+    let named = |field: &str| names.name(d[field].as_str().unwrap_or_default());
     let list = |field: &str| {
         d[field]
             .as_array()
@@ -161,12 +167,12 @@ pub fn describe(e: &EventView) -> String {
         format!(
             "{} in {}{on} to {}",
             g["permission"].as_str().unwrap_or_default(),
-            g["namespace"].as_str().unwrap_or_default(),
-            g["principal"].as_str().unwrap_or_default()
+            names.name(g["namespace"].as_str().unwrap_or_default()),
+            names.name(g["principal"].as_str().unwrap_or_default())
         )
     };
     match e.kind.as_str() {
-        "key.created" => format!("created key “{}” in {}", text("name"), text("namespace")),
+        "key.created" => format!("created key “{}” in {}", text("name"), named("namespace")),
         "key.updated" => match d["previous_name"].as_str() {
             Some(before) if before != text("name") => {
                 format!("renamed the key from “{before}” to “{}”", text("name"))
@@ -181,7 +187,10 @@ pub fn describe(e: &EventView) -> String {
         "key.revoked" => "revoked the key".into(),
         "key.deleted" => match (d["resources"].as_u64(), d["transferred_to"].as_str()) {
             (Some(n), Some(to)) if n > 0 => {
-                format!("deleted the key; its {n} resources went to {to}")
+                format!(
+                    "deleted the key; its {n} resources went to {}",
+                    names.name(to)
+                )
             }
             (Some(n), None) if n > 0 => format!("deleted the key and its {n} resources"),
             _ => "deleted the key".into(),
@@ -218,32 +227,51 @@ pub fn describe(e: &EventView) -> String {
         "namespace.created" => format!("created “{}”", text("name")),
         "namespace.updated" => format!("renamed it to “{}”", text("name")),
         "namespace.deleted" => format!("deleted “{}”", text("name")),
-        "resource.created" => format!("created a resource in {}", text("namespace")),
+        "resource.created" => format!("created a resource in {}", named("namespace")),
         "resource.updated" => format!("renamed the resource to “{}”", text("name")),
         "resource.deleted" => "deleted the resource".into(),
         other => other.to_owned(),
     }
 }
 
-/// A page of events.
+/// A page of events: who acted by name and email, what was acted on as a link, and what
+/// happened as a sentence with the raw details behind a disclosure.
 #[component]
 pub fn EventTable(
     /// The events, newest first.
     events: Vec<EventView>,
+    /// The names behind the ids.
+    #[prop(optional)]
+    names: Names,
 ) -> impl IntoView {
     let headers = vec!["When", "Type", "Actor", "Target", "What happened"];
     let now = now();
     let rows = events
         .into_iter()
         .map(|e| {
+            let actor = names.actor(&e.actor);
+            let target = e
+                .target
+                .as_deref()
+                .map(|t| names.target(t))
+                .map(|t| match t.href {
+                    Some(href) => view! {
+                        <a href=href title=t.id.clone() data-testid="event-target">{t.label}</a>
+                    }
+                    .into_any(),
+                    None => view! { <code data-testid="event-target">{t.label}</code> }.into_any(),
+                });
             view! {
                 <tr data-testid="event-row">
                     <td><When at=Some(e.at) now/></td>
                     <td><code>{e.kind.clone()}</code></td>
-                    <td><code>{format!("{} {}", e.actor.kind, e.actor.id)}</code></td>
-                    <td><code>{e.target.clone().unwrap_or_default()}</code></td>
+                    <td data-testid="event-actor" title=e.actor.id.clone()>
+                        {actor.primary}
+                        {actor.secondary.map(|s| view! { <span class="muted sub">{s}</span> })}
+                    </td>
+                    <td>{target}</td>
                     <td class="wrap">
-                        <span data-testid="event-sentence">{describe(&e)}</span>
+                        <span data-testid="event-sentence">{describe(&e, &names)}</span>
                         <details>
                             <summary>"details"</summary>
                             <code>{e.details.to_string()}</code>
@@ -255,6 +283,34 @@ pub fn EventTable(
         })
         .collect();
     view! { <DataTable testid="events-table" headers rows empty=("No events match.", "events-empty")/> }
+}
+
+/// The names of the organization's members and namespaces, for the events table. A page it
+/// cannot load leaves those ids as they are rather than failing the page.
+async fn load_names(organization: OrganizationView) -> Names {
+    use crate::api::Namespaces;
+    let page = PageQuery {
+        limit: Some(model::service::MAX_LIMIT),
+        cursor: None,
+    };
+    let members = api::members(&page)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let mut namespaces = Vec::new();
+    for kind in [
+        Namespaces::Apps,
+        Namespaces::Workspaces,
+        Namespaces::Usergroups,
+    ] {
+        namespaces.extend(
+            api::namespaces(kind)
+                .await
+                .map(|p| p.items)
+                .unwrap_or_default(),
+        );
+    }
+    Names::new(&organization, members, namespaces)
 }
 
 /// The windows the usage chart offers: label, length, bars.

@@ -11,6 +11,7 @@ use crate::api::{self, ApiError};
 use crate::components::error_note::{ActionError, BusyButton, loaded};
 use crate::components::key_cells::{ExpiryBadge, ExtensiveBadge, StatusBadge, When};
 use crate::components::pager::{Pager, PagerButtons};
+use crate::components::row_menu::RowMenu;
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 use crate::pages::key_actions::RevokeKeyDialog;
@@ -137,49 +138,59 @@ pub fn AdminKeyTable(
             prop:checked=all_checked on:change=toggle_all/>
     }
     .into_any();
-    let headers = vec![
-        "Name", "ID", "Owner", "Updated", "Created", "Expires", "Status", "",
-    ];
-    let rows = keys.into_iter().map(|k| {
-                        let id = k.id.clone();
-                        let checked = {
-                            let id = id.clone();
-                            move || selected.with(|s| s.contains(&id))
-                        };
-                        let toggle = {
-                            let id = id.clone();
-                            move |ev: leptos::ev::Event| {
-                                let on = event_target_checked(&ev);
-                                selected.update(|s| { if on { s.insert(id.clone()); } else { s.remove(&id); } });
-                            }
-                        };
-                        let usage = Route::Admin(AdminPage::Events(Some(id.clone()))).href();
-                        let active = k.status == KeyStatus::Active;
-                        let label = k.name.clone();
-                        let key = k.clone();
-                        view! {
-                            <tr data-testid="admin-key-row" data-key-id=id.clone()>
-                                <td><input type="checkbox" data-testid="key-select" aria-label=format!("Select {label}")
-                                    prop:checked=checked on:change=toggle/></td>
-                                <td>{k.name.clone()}</td>
-                                <td><code>{k.id.clone()}</code></td>
-                                <td>{k.owner.name.clone()}<br/><span class="muted">{k.owner.email.clone()}</span></td>
-                                <td><When at=Some(k.updated_at) now/></td>
-                                <td><When at=Some(k.created_at) now/></td>
-                                <td><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
-                                <td><StatusBadge status=k.status/>" "<ExtensiveBadge flagged=k.extensive_use/></td>
-                                <td class="row-actions">
-                                    <a href=usage data-testid="key-usage-link">"Usage"</a>
-                                    {active.then(|| view! {
-                                        <button class="small secondary" data-testid="admin-key-revoke"
-                                            aria-label=format!("Revoke {}", key.name)
-                                            on:click=move |_| on_revoke.run(key.clone())>"Revoke"</button>
-                                    })}
-                                </td>
-                            </tr>
-                        }.into_any()
-                    }).collect();
+    let headers = vec!["Key", "Owner", "Created", "Expires", "Status", ""];
+    let rows = keys
+        .into_iter()
+        .map(|k| {
+            let id = k.id.clone();
+            let checked = {
+                let id = id.clone();
+                move || selected.with(|s| s.contains(&id))
+            };
+            let toggle = {
+                let id = id.clone();
+                move |ev: leptos::ev::Event| {
+                    let on = event_target_checked(&ev);
+                    selected.update(|s| {
+                        if on {
+                            s.insert(id.clone());
+                        } else {
+                            s.remove(&id);
+                        }
+                    });
+                }
+            };
+            let usage = Route::Admin(AdminPage::Events(Some(id.clone()))).href();
+            let active = k.status == KeyStatus::Active;
+            let label = k.name.clone();
+            let key = k.clone();
+            view! {
+                <tr data-testid="admin-key-row" data-key-id=id.clone()>
+                    <td class="select"><input type="checkbox" data-testid="key-select" aria-label=format!("Select {label}")
+                        prop:checked=checked on:change=toggle/></td>
+                    <td class="lead" data-label="Key">
+                        <span class="strong" data-testid="key-name">{k.name.clone()}</span>
+                        <code class="muted sub">{k.id.clone()}</code>
+                    </td>
+                    <td class="wrap" data-label="Owner">{k.owner.name.clone()}<span class="muted sub">{k.owner.email.clone()}</span></td>
+                    <td data-label="Created"><When at=Some(k.created_at) now/></td>
+                    <td data-label="Expires"><When at=k.expires_at now/> " " <ExpiryBadge expires_at=k.expires_at now/></td>
+                    <td data-label="Status"><StatusBadge status=k.status/>" "<ExtensiveBadge flagged=k.extensive_use/></td>
+                    <td class="menu-cell">
+                        <RowMenu name=k.name.clone()>
+                            <a href=usage data-testid="key-usage-link">"Usage and events"</a>
+                            {active.then(|| view! {
+                                <button type="button" data-testid="admin-key-revoke"
+                                    on:click=move |_| on_revoke.run(key.clone())>"Revoke"</button>
+                            })}
+                        </RowMenu>
+                    </td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
     view! {
-        <DataTable testid="admin-keys-table" headers lead rows empty=("No keys match.", "keys-empty")/>
+        <DataTable testid="admin-keys-table" headers lead rows cards=true empty=("No keys match.", "keys-empty")/>
     }
 }

@@ -28,7 +28,7 @@ pub fn Admin(
         AdminPage::Overview => view! { <overview::OverviewPage/> }.into_any(),
         AdminPage::Keys => view! { <keys::AdminKeysPage/> }.into_any(),
         AdminPage::Settings => view! { <settings::SettingsPage/> }.into_any(),
-        AdminPage::Events(key) => view! { <events::EventsPage key/> }.into_any(),
+        AdminPage::Events(key) => view! { <events::EventsPage key organization/> }.into_any(),
         AdminPage::Members => view! { <members::MembersPage/> }.into_any(),
         AdminPage::Namespaces => view! { <namespaces::NamespacesPage organization/> }.into_any(),
         AdminPage::Permissions => view! { <permissions::PermissionsPage organization/> }.into_any(),
