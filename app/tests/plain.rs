@@ -527,3 +527,23 @@ fn the_overview_lists_valid_first_then_refusals_most_first() {
         assert_eq!(got, expected, "{name}");
     }
 }
+
+#[test]
+fn a_grant_names_its_principal_and_namespace_or_keeps_an_unknown_id() {
+    use app::pages::admin::permissions::label_of;
+    let choices = vec![
+        (
+            "usr_000000000001".to_string(),
+            "Ann Lee <ann@acme.test>".to_string(),
+        ),
+        ("grp_000000000001".to_string(), "group ops".to_string()),
+    ];
+    let cases = [
+        ("usr_000000000001", "Ann Lee <ann@acme.test>"),
+        ("grp_000000000001", "group ops"),
+        ("key_000000000001", "key_000000000001"),
+    ];
+    for (id, label) in cases {
+        assert_eq!(label_of(&choices, id), label, "{id}");
+    }
+}

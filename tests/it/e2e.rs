@@ -590,6 +590,23 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         screenshot(client, shot).await?;
         audit(client, shot, found).await?;
     }
+    // Grants name their principals: the developer's three read as the developer, not an id.
+    let principals = client
+        .execute(
+            "return [...document.querySelectorAll('[data-testid=grant-principal]')].map(e => e.textContent)",
+            vec![],
+        )
+        .await?;
+    let principals: Vec<String> = serde_json::from_value(principals)?;
+    ensure!(
+        principals
+            .iter()
+            .filter(|p| p.contains("Dee Veloper"))
+            .count()
+            >= 3
+            && principals.iter().all(|p| !p.starts_with("usr_")),
+        "grants by name: {principals:?}"
+    );
 
     // The session ends elsewhere: the next call sends the admin back to sign in, with a word.
     let session = client.get_named_cookie("keygate_session").await?;

@@ -83,10 +83,15 @@ pub fn KeyActionDialog(
     on_done: Callback<Option<String>>,
     /// Called when the person closes the dialog without acting.
     on_cancel: Callback<()>,
+    /// The name of the key's namespace, when the page knows it.
+    #[prop(default = None)]
+    namespace_name: Option<String>,
 ) -> impl IntoView {
     let done = Callback::new(move |()| on_done.run(None));
     match kind {
-        KeyAction::Info => view! { <KeyInfoDialog key on_close=on_cancel/> }.into_any(),
+        KeyAction::Info => {
+            view! { <KeyInfoDialog key namespace_name on_close=on_cancel/> }.into_any()
+        }
         KeyAction::Rename => view! { <RenameKeyDialog key on_done=done on_cancel/> }.into_any(),
         KeyAction::Roll => view! { <RollKeyDialog key on_done on_cancel/> }.into_any(),
         KeyAction::Revoke => view! { <RevokeKeyDialog key on_done=done on_cancel/> }.into_any(),
@@ -99,6 +104,9 @@ pub fn KeyActionDialog(
 pub fn KeyInfoDialog(
     /// The key as listed.
     key: KeyView,
+    /// The name of its namespace, when known: shown with the id on hover.
+    #[prop(default = None)]
+    namespace_name: Option<String>,
     /// Closes the dialog.
     on_close: Callback<()>,
 ) -> impl IntoView {
@@ -118,7 +126,10 @@ pub fn KeyInfoDialog(
                             <dt>"ID"</dt><dd><code>{k.id.clone()}</code></dd>
                             <dt>"Name"</dt><dd>{k.name.clone()}</dd>
                             <dt>"Description"</dt><dd>{k.description.clone().unwrap_or_else(|| "—".into())}</dd>
-                            <dt>"Namespace"</dt><dd><code>{k.namespace.clone()}</code></dd>
+                            <dt>"Namespace"</dt><dd>{match namespace_name.clone() {
+                                Some(name) => view! { <span title=k.namespace.clone()>{name}</span> }.into_any(),
+                                None => view! { <code>{k.namespace.clone()}</code> }.into_any(),
+                            }}</dd>
                             <dt>"Owner"</dt><dd>{format!("{} <{}>", k.owner.name, k.owner.email)}</dd>
                             <dt>"Role or permissions"</dt><dd>{rights(&k)}</dd>
                             <dt>"Status"</dt><dd><StatusBadge status=k.status/>" "<ExtensiveBadge flagged=k.extensive_use/></dd>

@@ -73,6 +73,7 @@ pub fn KeysPage(
             .collect::<std::collections::HashMap<_, _>>(),
     );
     let max_expiry_days = me.max_expiry_days;
+    let dialog_names = std::sync::Arc::clone(&namespace_names);
     view! {
         <section class="panel">
             <div class="heading">
@@ -100,8 +101,11 @@ pub fn KeysPage(
                 <GenerateKeyDialog namespaces=namespaces.clone() max_expiry_days on_created
                     on_cancel=Callback::new(move |()| dialog_open.set(false))/>
             </Show>
-            {move || action.get().map(|(kind, key)| view! {
-                <KeyActionDialog kind key on_done on_cancel=Callback::new(move |()| action.set(None))/>
+            {move || action.get().map(|(kind, key)| {
+                let namespace_name = dialog_names.get(&key.namespace).cloned();
+                view! {
+                    <KeyActionDialog kind key namespace_name on_done on_cancel=Callback::new(move |()| action.set(None))/>
+                }
             })}
             <FilterBar filter/>
             <Transition fallback=|| view! { <p class="muted">"Loading keys…"</p> }>

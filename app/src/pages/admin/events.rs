@@ -327,6 +327,19 @@ fn KeyUsage(
     id: String,
 ) -> impl IntoView {
     let window = RwSignal::new(1usize);
+    // The key's name (a key of another organization, or none, leaves the id alone).
+    let name = {
+        let id = id.clone();
+        Load::new(move || {
+            let id = id.clone();
+            async move {
+                api::key(&id)
+                    .await
+                    .map(|k| format!("“{}”", k.name))
+                    .unwrap_or_default()
+            }
+        })
+    };
     let key = id.clone();
     let usage = Load::new(move || {
         let (_, minutes, bars) = WINDOWS[window.get().min(WINDOWS.len() - 1)];
@@ -346,7 +359,12 @@ fn KeyUsage(
     });
     view! {
         <div class="usage" data-testid="key-usage">
-            <h2>"Usage of "<code>{id}</code></h2>
+            <h2>"Usage of "
+                <Transition fallback=|| ()>
+                    {move || name.get().map(|n| view! { <span data-testid="key-usage-name">{n}</span>" " })}
+                </Transition>
+                <code class="muted">{id}</code>
+            </h2>
             <label>"Window"
                 <select data-testid="usage-window" on:change=move |ev| window.set(event_target_value(&ev).parse().unwrap_or(1))>
                     {WINDOWS.into_iter().enumerate().map(|(i, (label, _, _))| view! {

@@ -9,7 +9,7 @@ use crate::api::{self, ApiError};
 use crate::components::confirm::ConfirmCall;
 use crate::components::copy::CopyButton;
 use crate::components::error_note::{ActionError, BusyButton, loaded};
-use crate::components::key_cells::{day, minute};
+use crate::components::key_cells::When;
 use crate::components::table::DataTable;
 use crate::erased::{Call, Load};
 use crate::route::invitation_link;
@@ -103,6 +103,7 @@ fn PendingInvitations(
         })}
         <Transition fallback=|| view! { <p class="muted">"Loading invitations…"</p> }>
             {move || invitations.get().map(|answer| loaded(answer, |page| {
+                let now = crate::form::now();
                 let rows = page.items.into_iter().map(|i| {
                     let who = i.clone();
                     let roles = i.roles.iter().map(|r| match r {
@@ -114,8 +115,8 @@ fn PendingInvitations(
                             data-invitation-email=i.email.clone()>
                             <td>{i.email.clone()}</td>
                             <td>{if roles.is_empty() { "none".to_owned() } else { roles }}</td>
-                            <td>{i.created_at.map(minute).unwrap_or_default()}</td>
-                            <td>{day(i.expires_at)}</td>
+                            <td><When at=i.created_at now/></td>
+                            <td><When at=Some(i.expires_at) now/></td>
                             <td><button class="small secondary" data-testid="invitation-revoke"
                                 aria-label=format!("Revoke the invitation of {}", i.email)
                                 on:click=move |_| revoking.set(Some(who.clone()))>"Revoke"</button></td>

@@ -63,15 +63,20 @@ pub fn NamespacesPage(
                             .chain(apps.iter().map(|a| (a.id.clone(), format!("{} (application)", a.name))))
                             .collect();
                         let app_choices: Vec<(String, String)> = apps.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
+                        let parent_names = std::sync::Arc::new(
+                            std::iter::once((org.id.clone(), org.name.clone()))
+                                .chain(app_choices.iter().cloned())
+                                .collect::<std::collections::HashMap<_, _>>(),
+                        );
                         view! {
                             <h2>"Applications"</h2>
-                            <NamespaceTable kind=Namespaces::Apps items=apps on_delete=None on_rename=None/>
+                            <NamespaceTable kind=Namespaces::Apps items=apps on_delete=None on_rename=None parent_names=parent_names.clone()/>
                             <CreateNamespace kind=Namespaces::Apps parents=vec![] on_created=refresh/>
                             <h2>"Workspaces"</h2>
-                            <NamespaceTable kind=Namespaces::Workspaces items=workspaces on_delete=Some(on_delete) on_rename=Some(on_rename)/>
+                            <NamespaceTable kind=Namespaces::Workspaces items=workspaces on_delete=Some(on_delete) on_rename=Some(on_rename) parent_names=parent_names.clone()/>
                             <CreateNamespace kind=Namespaces::Workspaces parents=app_choices on_created=refresh/>
                             <h2>"User groups"</h2>
-                            <NamespaceTable kind=Namespaces::Usergroups items=groups.clone() on_delete=Some(on_delete) on_rename=Some(on_rename)/>
+                            <NamespaceTable kind=Namespaces::Usergroups items=groups.clone() on_delete=Some(on_delete) on_rename=Some(on_rename) parent_names/>
                             <CreateNamespace kind=Namespaces::Usergroups parents on_created=refresh/>
                             {(!groups.is_empty()).then(|| view! { <GroupMembership groups members/> })}
                         }
@@ -99,17 +104,24 @@ fn NamespaceTable(
     on_delete: Option<Callback<(Namespaces, NamespaceView)>>,
     /// Renaming, where the API allows it.
     on_rename: Option<Callback<(Namespaces, NamespaceView)>>,
+    /// The names of the namespaces that can be a parent (the organization, its applications):
+    /// a parent reads by its name, its id on hover.
+    parent_names: std::sync::Arc<std::collections::HashMap<String, String>>,
 ) -> impl IntoView {
     let rows = items
         .into_iter()
         .map(|ns| {
+            let parent = ns.parent.clone().map(|p| match parent_names.get(&p) {
+                Some(name) => view! { <span title=p.clone()>{name.clone()}</span> }.into_any(),
+                None => view! { <code>{p}</code> }.into_any(),
+            });
             let pick = ns.clone();
             let renamed = ns.clone();
             view! {
                 <tr data-testid="namespace-row" data-namespace-id=ns.id.clone()>
                     <td>{ns.name.clone()}</td>
                     <td><code>{ns.id.clone()}</code></td>
-                    <td><code>{ns.parent.clone().unwrap_or_default()}</code></td>
+                    <td>{parent}</td>
                     <td>{on_rename.map(|run| view! {
                         <button class="small secondary" data-testid="namespace-rename" aria-label=format!("Rename {}", ns.name)
                             on:click=move |_| run.run((kind, renamed.clone()))>"Rename"</button>

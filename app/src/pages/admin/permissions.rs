@@ -195,6 +195,7 @@ fn Grants(choices: Choices) -> impl IntoView {
             .collect_view()
     };
     let (ns_options, who_options) = (options(&choices.namespaces), options(&choices.principals));
+    let labels = choices.clone();
     view! {
         <div class="filters">
             <label>"Namespace"
@@ -213,28 +214,49 @@ fn Grants(choices: Choices) -> impl IntoView {
         <ActionError action=remove/>
         <Transition fallback=|| view! { <p class="muted">"Loading grants…"</p> }>
             {move || grants.get().map(|answer| loaded(answer, |page| view! {
-                <GrantTable grants=page.items on_remove=Callback::new(move |id| { remove.dispatch(id); })/>
+                <GrantTable grants=page.items labels=labels.clone() on_remove=Callback::new(move |id| { remove.dispatch(id); })/>
             }))}
         </Transition>
         <GrantForm choices on_granted=Callback::new(move |()| changed.update(|n| *n += 1))/>
     }
 }
 
+/// The label of `id` among `choices`, the id itself when it is not one of them (a key since
+/// revoked, a member since removed).
+pub fn label_of(choices: &[(String, String)], id: &str) -> String {
+    choices
+        .iter()
+        .find(|(known, _)| known == id)
+        .map(|(_, label)| label.clone())
+        .unwrap_or_else(|| id.to_owned())
+}
+
 #[component]
-fn GrantTable(grants: Vec<GrantView>, on_remove: Callback<String>) -> impl IntoView {
-    let rows = grants.into_iter().map(|g| {
-                        let id = g.id.clone();
-                        view! {
-                            <tr data-testid="grant-row">
-                                <td><code>{g.principal.clone()}</code></td>
-                                <td><code>{g.namespace.clone()}</code></td>
-                                <td><code>{g.permission.clone()}</code></td>
-                                <td>{g.resources.map(|r| r.join(", ")).unwrap_or_else(|| "all".into())}</td>
-                                <td><button class="small secondary" aria-label=format!("Remove grant of {} to {}", g.permission, g.principal)
-                                    on:click=move |_| on_remove.run(id.clone())>"Remove"</button></td>
-                            </tr>
-                        }.into_any()
-                    }).collect();
+fn GrantTable(
+    grants: Vec<GrantView>,
+    /// Names for the principals and namespaces the grants name.
+    labels: Choices,
+    on_remove: Callback<String>,
+) -> impl IntoView {
+    let rows = grants
+        .into_iter()
+        .map(|g| {
+            let id = g.id.clone();
+            let who = label_of(&labels.principals, &g.principal);
+            let wher = label_of(&labels.namespaces, &g.namespace);
+            view! {
+                <tr data-testid="grant-row">
+                    <td title=g.principal.clone() data-testid="grant-principal">{who.clone()}</td>
+                    <td title=g.namespace.clone()>{wher}</td>
+                    <td><code>{g.permission.clone()}</code></td>
+                    <td>{g.resources.map(|r| r.join(", ")).unwrap_or_else(|| "all".into())}</td>
+                    <td><button class="small secondary" aria-label=format!("Remove grant of {} to {who}", g.permission)
+                        on:click=move |_| on_remove.run(id.clone())>"Remove"</button></td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
     view! {
         <DataTable testid="grants-table" headers=vec!["Principal", "Namespace", "Permission", "Resources", ""] rows
             empty=("No grants match.", "grants-empty")/>
