@@ -173,6 +173,12 @@ fn the_usage_chart_adds_minutes_into_bars() {
         10,
         "outside the window is ignored"
     );
+    // Each outcome keeps its own count, for a bar stacked by code.
+    let revoked = app::components::usage_chart::code_index(VerifyCode::Revoked);
+    assert_eq!(VerifyCode::ALL[revoked], VerifyCode::Revoked);
+    assert_eq!((bars[0].by_code[0], bars[0].by_code[revoked]), (5, 1));
+    assert_eq!(bars[23].by_code[revoked], 4);
+    assert_eq!(bars[0].by_code.iter().sum::<u64>(), 6);
 }
 
 /// What a POSIX shell makes of `command`'s arguments after its first word: the snippet is run

@@ -515,6 +515,26 @@ async fn the_usage_chart_draws_a_bar_per_bucket_and_says_what_it_shows() {
         .and_then(|s| s.get_attribute("aria-label"))
         .unwrap_or_default();
     assert!(label.starts_with("5 valid and 5 refused"), "{label}");
+    assert!(label.ends_with("(refused: 5 REVOKED)"), "{label}");
+    // The first bar is stacked: its valid part, then its REVOKED part in that code's colour.
+    let first = root
+        .query_selector("[data-testid=usage-bar]")
+        .ok()
+        .flatten()
+        .expect("a bar");
+    let classes: Vec<String> = (0..first.children().length())
+        .filter_map(|i| first.children().item(i))
+        .filter(|e| e.tag_name() == "rect")
+        .filter_map(|e| e.get_attribute("class"))
+        .collect();
+    assert_eq!(classes, ["code-0", "code-3"]);
+    let legend = root
+        .query_selector("figcaption")
+        .ok()
+        .flatten()
+        .and_then(|f| f.text_content())
+        .unwrap_or_default();
+    assert!(legend.starts_with("valid REVOKED"), "{legend}");
 }
 
 fn group(id: &str, name: &str) -> NamespaceView {

@@ -1,5 +1,6 @@
-//! A key's verifications over time as an SVG bar chart drawn by the console: the buckets are a
-//! plain computation ([`buckets`]), the view only scales them.
+//! Verifications over time as an SVG bar chart drawn by the console, each bar stacked by
+//! outcome (valid, then each refusal in its own colour): the buckets are a plain computation
+//! ([`buckets`]), the view only scales them.
 
 use leptos::prelude::*;
 use model::api::{UsageItem, VerifyCode};
@@ -15,6 +16,16 @@ pub struct Bucket {
     pub valid: u64,
     /// Every other outcome.
     pub refused: u64,
+    /// Each outcome's count, in the order of [`VerifyCode::ALL`].
+    pub by_code: [u64; VerifyCode::ALL.len()],
+}
+
+/// Where `code` is in [`VerifyCode::ALL`] (and so its colour, `code-<i>` in the stylesheet).
+pub fn code_index(code: VerifyCode) -> usize {
+    VerifyCode::ALL
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or_default()
 }
 
 /// Splits `[since, until)` into `n` equal buckets and adds each minute's counts to its bucket;
@@ -33,6 +44,7 @@ pub fn buckets(
             start: since + width * i as u32,
             valid: 0,
             refused: 0,
+            by_code: [0; VerifyCode::ALL.len()],
         })
         .collect();
     for item in items {
@@ -43,6 +55,7 @@ pub fn buckets(
         let index = ((offset / span.whole_seconds() as f64) * n as f64) as usize;
         if let Some(bucket) = out.get_mut(index.min(n - 1)) {
             for (code, count) in &item.counts {
+                bucket.by_code[code_index(*code)] += count;
                 if *code == VerifyCode::Valid {
                     bucket.valid += count;
                 } else {
@@ -82,10 +95,34 @@ pub fn UsageChart(
         .unwrap_or(0)
         .max(1);
     let n = data.len().max(1) as u64;
+    let mut totals = [0u64; VerifyCode::ALL.len()];
+    for b in &data {
+        for (t, n) in totals.iter_mut().zip(b.by_code) {
+            *t += n;
+        }
+    }
+    // The refusals present, in code order: what the legend and the label name.
+    let refusals: Vec<(usize, u64)> = totals
+        .iter()
+        .copied()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let breakdown = refusals
+        .iter()
+        .map(|(i, n)| format!("{n} {}", VerifyCode::ALL[*i].as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let label = format!(
-        "{valid} valid and {refused} refused verifications between {} and {} UTC",
+        "{valid} valid and {refused} refused verifications between {} and {} UTC{}",
         minute(since),
-        minute(until)
+        minute(until),
+        if breakdown.is_empty() {
+            String::new()
+        } else {
+            format!(" (refused: {breakdown})")
+        }
     );
     let scale = move |count: u64| count * HEIGHT / top;
     view! {
@@ -96,21 +133,31 @@ pub fn UsageChart(
                     // A bar fills the middle 80 % of its slot.
                     let x = (10 * i as u64 + 1) * WIDTH / (10 * n);
                     let w = 8 * WIDTH / (10 * n);
-                    let hv = scale(b.valid);
-                    let hr = scale(b.refused);
+                    // Stacked from the axis up: valid first, then each refusal in code order.
+                    let mut base = HEIGHT;
+                    let mut said = vec![format!("{} valid", b.valid)];
+                    let rects = b.by_code.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| {
+                        let h = scale(*n);
+                        base -= h.min(base);
+                        if i > 0 {
+                            said.push(format!("{n} {}", VerifyCode::ALL[i].as_str()));
+                        }
+                        view! { <rect class=format!("code-{i}") x=x y=base width=w height=h/> }
+                    }).collect_view();
                     view! {
                         <g data-testid="usage-bar">
-                            <title>{format!("{}: {} valid, {} refused", minute(b.start), b.valid, b.refused)}</title>
-                            <rect class="valid" x=x y=HEIGHT - hv width=w height=hv/>
-                            <rect class="refused" x=x y=HEIGHT - hv - hr width=w height=hr/>
+                            <title>{format!("{}: {}", minute(b.start), said.join(", "))}</title>
+                            {rects}
                         </g>
                     }
                 }).collect_view()}
                 <line class="axis" stroke-width="10" x1="0" y1=HEIGHT x2=WIDTH y2=HEIGHT/>
             </svg>
             <figcaption>
-                <span class="legend valid">"valid"</span>" "
-                <span class="legend refused">"refused"</span>
+                <span class="legend code-0">"valid"</span>
+                {refusals.iter().map(|(i, _)| view! {
+                    " "<span class=format!("legend code-{i}")>{VerifyCode::ALL[*i].as_str()}</span>
+                }).collect_view()}
                 " · peak "{top}" per bar · "{label}
             </figcaption>
         </figure>
