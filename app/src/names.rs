@@ -54,7 +54,8 @@ impl Names {
     }
 
     /// `Ann Lee` with `ann@example.com` below, for a member; `API key key_…` for a key;
-    /// `Keygate` for the instance itself; the id when nothing better is known.
+    /// `Keygate` for the instance itself (with what told it of a leak below); the id when
+    /// nothing better is known.
     pub fn actor(&self, actor: &Actor) -> Label {
         match actor.kind.as_str() {
             "user" => match self.users.get(&actor.id) {
@@ -71,9 +72,10 @@ impl Names {
                 primary: format!("API key {}", actor.id),
                 secondary: None,
             },
+            // Keygate itself; for a leak, who told it (`public report`, a secret scanner).
             "instance" => Label {
                 primary: "Keygate".into(),
-                secondary: None,
+                secondary: (actor.id != "instance").then(|| actor.id.clone()),
             },
             other => Label {
                 primary: format!("{other} {}", actor.id),

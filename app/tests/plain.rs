@@ -348,6 +348,16 @@ fn events_read_as_sentences() {
         ),
         ("key.revoked", json!({}), "revoked the key"),
         (
+            "key.leaked",
+            json!({"source": "public report", "url": null, "revoked": true}),
+            "revoked the key: it was reported leaked (public report)",
+        ),
+        (
+            "key.leaked",
+            json!({"source": "github", "url": "https://github.com/o/r/blob/x/.env", "revoked": true}),
+            "revoked the key: it leaked at https://github.com/o/r/blob/x/.env (github)",
+        ),
+        (
             "key.deleted",
             json!({"resources": 2, "transferred_to": "usr_2"}),
             "deleted the key; its 2 resources went to usr_2",
@@ -468,7 +478,11 @@ fn actors_read_by_name_and_targets_link_to_their_page() {
             ("key", "key_000000000009"),
             ("API key key_000000000009", None),
         ),
-        (("instance", "keygate"), ("Keygate", None)),
+        (("instance", "instance"), ("Keygate", None)),
+        (
+            ("instance", "public report"),
+            ("Keygate", Some("public report")),
+        ),
     ];
     for ((kind, id), (primary, secondary)) in actors {
         assert_eq!(

@@ -144,6 +144,9 @@ pub(crate) async fn serve_api<S: model::store::Store>(
         headers: &headers,
         body,
         secure: url.scheme() == "https",
+        // Set by Cloudflare (and by `wrangler dev`) on every request; a client cannot forge it.
+        client: api::Headers::get(&headers, "cf-connecting-ip")
+            .and_then(|ip| ip.trim().parse().ok()),
     };
     let routed = routed.unwrap_or_else(|| api::route(request.method, request.path));
     send(api::handle_routed(keygate, request, routed, now()).await)

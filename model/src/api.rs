@@ -251,6 +251,23 @@ pub struct BulkRevokeRequest {
     pub ids: Vec<String>,
 }
 
+/// `POST /v1/keys/leaked` (SPEC §4.6): keys someone found where they should not be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LeakReport {
+    /// 1 to 100 plaintext keys.
+    pub keys: Vec<String>,
+}
+
+/// The answer to a leak report: how many keys were received, whether or not any matched (a
+/// reporter learns nothing about which keys are real).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeakReportAnswer {
+    pub received: u32,
+}
+
 /// One id's outcome in a bulk revoke.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -81,6 +81,10 @@ pub struct Request<'a, H: Headers + ?Sized> {
     /// Whether the request came over TLS: the session cookie is then `Secure` under its
     /// `__Host-` name ([`wire::session_cookie_name`]).
     pub secure: bool,
+    /// The caller's address as the host knows it (the socket's peer on the server,
+    /// `CF-Connecting-IP` at the edge), for what is throttled per address; `None` when the
+    /// host has none.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// An answer, for the host to send as it is.
@@ -640,6 +644,9 @@ endpoints! {
             let (code, text) = kg.verify_json(&request, c.now).await?;
             Reply::Verdict(code, text)
         };
+    /// Report leaked keys: each one that verifies is revoked (SPEC §4.6); no credential
+    ReportLeaked: "POST" "/v1/keys/leaked", Anyone, Whole, LeakReport, NoQuery -> One(LeakReportAnswer) = 200,
+        |kg, c, b, _q| kg.report_leaked(b, c.request.client, c.now).await?;
     /// Revoke many keys (admins), with a result per id
     BulkRevoke: "POST" "/v1/keys/revoke", Caller, Whole, BulkRevokeRequest, NoQuery -> One(BulkRevokeResponse) = 200,
         |kg, c, b, _q| kg.bulk_revoke(c.caller()?, b.ids, c.now).await?;
@@ -1041,6 +1048,7 @@ mod tests {
             headers,
             body: Body::Bytes(body.as_bytes().to_vec()),
             secure: false,
+            client: None,
         };
         block_on(handle(kg, request, time::OffsetDateTime::now_utc()))
     }

@@ -287,6 +287,13 @@ pub mod schema {
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())
     }
+    /// Leak reports that matched no key, from one address (`unknown` without one).
+    pub fn leak_throttle(client: Option<std::net::IpAddr>) -> String {
+        match client {
+            Some(ip) => format!("v1:throttle:leak:{ip}"),
+            None => "v1:throttle:leak:unknown".into(),
+        }
+    }
     /// An organization's pending invitations: entry `{id}` holds the invitation's token hash.
     pub fn org_invitations(org: &str) -> String {
         format!("v1:ix:org-invitations:{org}:")

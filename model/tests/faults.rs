@@ -443,6 +443,22 @@ fn operations() -> Vec<(&'static str, bool, Operation)> {
             w.keys.to_vec(),
             w.at
         )),
+        op!("report leaked keys (a live one and garbage)", |kg, w| kg
+            .report_leaked(
+                model::api::LeakReport {
+                    keys: vec![w.admin_key_plaintext.clone(), "kg_not-a-key".into()],
+                },
+                None,
+                w.at
+            )),
+        op!("report leaked keys (nothing matches)", |kg, w| kg
+            .report_leaked(
+                model::api::LeakReport {
+                    keys: vec!["kg_not-a-key".into()],
+                },
+                None,
+                w.at
+            )),
         op!("roll key", |kg, w| kg.roll_key(
             &w.admin,
             &w.keys[1],

@@ -189,6 +189,11 @@ fn api_request<'a>(
         headers,
         body,
         secure,
+        // The socket's peer ([`crate::serve::serve`] records it per connection).
+        client: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|peer| peer.0.ip()),
     }
 }
 

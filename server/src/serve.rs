@@ -57,7 +57,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(stop);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(e) => {
@@ -79,7 +79,11 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let service = app.clone();
-        let hyper_service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        // The peer's address, for what is throttled per address (leak reports).
+        let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             service.clone().call(request)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), hyper_service));

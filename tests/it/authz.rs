@@ -762,6 +762,9 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(403), Y(201), Y(201), N(403), N(404), N(403)]),
         row("POST", "/v1/keys/verify", "/v1/keys/verify".into(), Some(json!({"key": w.dev_key})), Fresh::None, Check::Shows("\"VALID\"".into()),
             [Y(200), Y(200), Y(200), Y(200), Y(200), Y(200), Y(200)]),
+        // Anyone may report a leaked key: it is revoked whoever reports it.
+        row("POST", "/v1/keys/leaked", "/v1/keys/leaked".into(), Some(json!({"keys": ["{key}"]})), Fresh::DevKey, Check::Verifies("REVOKED"),
+            [Y(200), Y(200), Y(200), Y(200), Y(200), Y(200), Y(200)]),
         row("POST", "/v1/keys/revoke", "/v1/keys/revoke".into(), Some(json!({"ids": ["{id}"]})), Fresh::DevKey, Check::Verifies("REVOKED"),
             [N(401), N(200), Y(200), Y(200), N(403), N(200), N(403)]),
         row("GET", "/v1/keys/{id}", format!("/v1/keys/{dev_key_id}"), None, Fresh::None, Check::Shows(dev_key_id.clone()),

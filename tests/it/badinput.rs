@@ -349,6 +349,33 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             VALIDATION.1,
         ),
         case(
+            "leaked keys not a list",
+            "POST",
+            "/v1/keys/leaked",
+            br#"{"keys": "kg_x"}"#,
+            VALIDATION.0,
+            VALIDATION.1,
+        )
+        .anonymous(),
+        case(
+            "no leaked keys",
+            "POST",
+            "/v1/keys/leaked",
+            br#"{"keys": []}"#,
+            VALIDATION.0,
+            VALIDATION.1,
+        )
+        .anonymous(),
+        case(
+            "too many leaked keys",
+            "POST",
+            "/v1/keys/leaked",
+            &json_bytes(json!({"keys": vec!["kg_x"; 101]})),
+            VALIDATION.0,
+            VALIDATION.1,
+        )
+        .anonymous(),
+        case(
             "grace beyond a day",
             "POST",
             &format!("/v1/keys/{}/roll", fx.id),
@@ -774,6 +801,11 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "POST",
             "/v1/keys/revoke".to_owned(),
             json!({"ids": [fx.id], "force": true}),
+        ),
+        (
+            "POST",
+            "/v1/keys/leaked".to_owned(),
+            json!({"keys": [fx.key], "url": "https://example.com"}),
         ),
         (
             "PATCH",

@@ -61,6 +61,9 @@ const RACES: &[Race] = &[
     ("wrong passwords for one email", |a, f| {
         Box::pin(wrong_passwords(a, f))
     }),
+    ("leak reports of nothing from one address", |a, f| {
+        Box::pin(empty_leak_reports(a, f))
+    }),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -463,6 +466,33 @@ async fn removed_member(api: &Api, admin: &Admin) -> Result<String> {
     );
     Ok(format!(
         "a member removed while it made 16 calls: its session answered 401 and its key {got} right after"
+    ))
+}
+
+/// 40 concurrent leak reports that match no key, from one address: exactly 5 are taken, as
+/// sign-in takes 5 wrong passwords (SPEC §4.6: throttled like login).
+async fn empty_leak_reports(api: &Api, _: &Admin) -> Result<String> {
+    let answers = at_once(40, |i| {
+        let api = api.clone();
+        async move {
+            let body = json!({"keys": [format!("kg_not-a-key-{i}")]});
+            api.call("POST", "/v1/keys/leaked", As::Nobody, Some(&body))
+                .await
+        }
+    })
+    .await?;
+    let taken = answers.iter().filter(|a| a.status == 200).count();
+    let throttled = answers
+        .iter()
+        .filter(|a| a.status == 429 && a.code() == "rate_limited")
+        .count();
+    ensure!(
+        (taken, throttled) == (5, 35),
+        "{taken} taken, {throttled} throttled of 40: {:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    Ok(format!(
+        "40 concurrent reports of nothing: {taken} taken, {throttled} answered 429"
     ))
 }
 

@@ -620,6 +620,7 @@ async fn dispatch(
         headers: &headers,
         body,
         secure: false,
+        client: None,
     };
     let now = time::OffsetDateTime::now_utc();
     let response = http::handle(keygate, request, now).await;

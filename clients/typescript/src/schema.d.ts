@@ -214,6 +214,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys/leaked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report leaked keys: each one that verifies is revoked (SPEC §4.6); no credential */
+        post: operations["reportLeaked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/revoke": {
         parameters: {
             query?: never;
@@ -784,6 +801,19 @@ export interface components {
             status: components["schemas"]["KeyStatus"];
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description `POST /v1/keys/leaked` (SPEC §4.6): keys someone found where they should not be. */
+        LeakReport: {
+            /** @description 1 to 100 plaintext keys. */
+            keys: string[];
+        };
+        /**
+         * @description The answer to a leak report: how many keys were received, whether or not any matched (a
+         *     reporter learns nothing about which keys are real).
+         */
+        LeakReportAnswer: {
+            /** Format: int32 */
+            received: number;
         };
         /** @description `POST /v1/auth/login`. */
         LoginRequest: {
@@ -1556,6 +1586,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedKey"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportLeaked: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeakReport"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeakReportAnswer"];
                 };
             };
             /** @description An RFC 7807 problem with a stable `code` */

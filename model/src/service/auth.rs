@@ -63,9 +63,9 @@ pub const LOGIN_WINDOW: time::Duration = time::Duration::minutes(15);
 /// Failed sign-ins of one email in the current window.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct LoginThrottle {
-    failures: u32,
+    pub(super) failures: u32,
     #[serde(with = "time::serde::rfc3339")]
-    window_start: Timestamp,
+    pub(super) window_start: Timestamp,
 }
 
 /// The result of a first start.

@@ -391,11 +391,22 @@ fn revoke_into(
         KeyStatus::Active => {}
         other => return Err(Error::KeyNotActive(status_name(other))),
     }
+    write_revoked(batch, record, now)?;
+    record_event(batch, caller, "key.revoked", record, json!({}), now)
+}
+
+/// Marks `record` revoked at `now` (a previous secret in its grace period ends with it) and
+/// writes it to `batch`: a revocation, whoever asks for it.
+pub(super) fn write_revoked(
+    batch: &mut Batch,
+    record: &mut KeyRecord,
+    now: Timestamp,
+) -> Result<()> {
     record.revoked_at = Some(now);
     record.previous = None;
     record.updated_at = now;
     batch.put(schema::key(&record.id), &*record)?;
-    record_event(batch, caller, "key.revoked", record, json!({}), now)
+    Ok(())
 }
 
 fn record_event(

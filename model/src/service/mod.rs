@@ -27,6 +27,7 @@ mod auth;
 mod catalogue;
 mod events;
 mod keys;
+mod leaked;
 mod members;
 mod namespaces;
 mod overview;

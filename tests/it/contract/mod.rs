@@ -109,6 +109,7 @@ macro_rules! cases {
 
 mod audit;
 mod keys;
+mod leaked;
 mod lines;
 mod members;
 mod namespaces;
@@ -127,6 +128,8 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     surface::CASES,
     audit::CASES,
     overview::CASES,
+    // Last: its throttle case leaves this address throttled for 15 minutes.
+    leaked::CASES,
 ];
 
 impl Ctx {

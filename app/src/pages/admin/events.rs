@@ -15,7 +15,7 @@ use crate::form::{now, parse_day};
 use crate::names::Names;
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
-const EVENT_TYPES: [&str; 15] = [
+const EVENT_TYPES: [&str; 16] = [
     "key.*",
     "key.created",
     "key.updated",
@@ -23,6 +23,7 @@ const EVENT_TYPES: [&str; 15] = [
     "key.deleted",
     "key.rolled",
     "key.extensive_use",
+    "key.leaked",
     "settings.updated",
     "member.*",
     "member.invited",
@@ -185,6 +186,13 @@ pub fn describe(e: &EventView, names: &Names) -> String {
             _ => "rolled the key; the old secret stopped at once".into(),
         },
         "key.revoked" => "revoked the key".into(),
+        "key.leaked" => match d["url"].as_str() {
+            Some(url) => format!("revoked the key: it leaked at {url} ({})", text("source")),
+            None => format!(
+                "revoked the key: it was reported leaked ({})",
+                text("source")
+            ),
+        },
         "key.deleted" => match (d["resources"].as_u64(), d["transferred_to"].as_str()) {
             (Some(n), Some(to)) if n > 0 => {
                 format!(
