@@ -49,13 +49,14 @@ pub fn exact(t: OffsetDateTime) -> String {
     format!("{} UTC", minute(t))
 }
 
-/// The badge a key gets when it expires within a week: `expires in 5 days`, `expires
+/// The badge a key gets when it expires within a week (the overview's
+/// [`model::service::EXPIRING_SOON`]): `expires in 5 days`, `expires
 /// tomorrow`, `expires in 3 hours`; `None` otherwise (and once it has expired: its status
 /// says so).
 pub fn expiry_soon(now: OffsetDateTime, expires_at: Option<OffsetDateTime>) -> Option<String> {
     let at = expires_at?;
     let left = at - now;
-    (left > time::Duration::ZERO && left <= time::Duration::days(7))
+    (left > time::Duration::ZERO && left <= model::service::EXPIRING_SOON)
         .then(|| format!("expires {}", relative(now, at)))
 }
 

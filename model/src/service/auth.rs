@@ -269,18 +269,8 @@ impl<S: Store> Keygate<S> {
         let throttle_key = schema::login_throttle(&email);
         {
             let _turn = self.store.turn().await;
-            let throttle = self.live_throttle(&throttle_key, now).await?;
-            let (failures, window_start) =
-                throttle.map_or((0, now), |t| (t.failures, t.window_start));
-            if failures >= MAX_LOGIN_FAILURES {
-                return Err(Error::RateLimited);
-            }
-            let reserved = LoginThrottle {
-                failures: failures + 1,
-                window_start,
-            };
             let mut batch = Batch::default();
-            batch.put_expiring(throttle_key.clone(), &reserved, window_start + LOGIN_WINDOW)?;
+            self.count_failure(&mut batch, &throttle_key, now).await?;
             self.store.commit(batch).await?;
         }
         let user = match get_json::<S, String>(&self.store, &schema::email(&email)).await? {
@@ -335,6 +325,30 @@ impl<S: Store> Keygate<S> {
             csrf_token: session.csrf_token,
             user: user_view(&user),
         })
+    }
+
+    /// Counts one more failure under throttle `key` into `batch`, or answers 429
+    /// `rate_limited` when [`MAX_LOGIN_FAILURES`] are already counted in its running
+    /// [`LOGIN_WINDOW`]: the one throttle of sign-in and of leak reports.
+    pub(super) async fn count_failure(
+        &self,
+        batch: &mut Batch,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (failures, window_start) = self
+            .live_throttle(key, now)
+            .await?
+            .map_or((0, now), |t| (t.failures, t.window_start));
+        if failures >= MAX_LOGIN_FAILURES {
+            return Err(Error::RateLimited);
+        }
+        let counted = LoginThrottle {
+            failures: failures + 1,
+            window_start,
+        };
+        batch.put_expiring(key.to_owned(), &counted, window_start + LOGIN_WINDOW)?;
+        Ok(())
     }
 
     /// The sign-in attempts counted for `key` in the window that is still running at `now`.

@@ -42,12 +42,10 @@ impl<S: Store> Keygate<S> {
                 format!("between 1 and {MAX_LEAK_REPORT} keys"),
             ));
         }
+        // Refused before any work when the address is throttled already.
         let throttle_key = schema::leak_throttle(client);
-        let throttle = self.live_throttle(&throttle_key, now).await?;
-        let (failures, window_start) = throttle.map_or((0, now), |t| (t.failures, t.window_start));
-        if failures >= MAX_LOGIN_FAILURES {
-            return Err(Error::RateLimited);
-        }
+        let mut counted = Batch::default();
+        self.count_failure(&mut counted, &throttle_key, now).await?;
         let leak = Leak {
             source: "public report".into(),
             url: None,
@@ -55,13 +53,7 @@ impl<S: Store> Keygate<S> {
         let tokens: Vec<&str> = report.keys.iter().map(String::as_str).collect();
         let live = self.revoke_leaked(&tokens, &leak, now).await?;
         if !live.iter().any(|l| *l) {
-            let counted = LoginThrottle {
-                failures: failures + 1,
-                window_start,
-            };
-            let mut batch = Batch::default();
-            batch.put_expiring(throttle_key, &counted, window_start + LOGIN_WINDOW)?;
-            self.store.commit(batch).await?;
+            self.store.commit(counted).await?;
         }
         Ok(LeakReportAnswer {
             received: u32::try_from(report.keys.len()).unwrap_or(u32::MAX),

@@ -76,10 +76,10 @@ impl<S: Store> Keygate<S> {
 
         let mut hours = Vec::with_capacity(HOURS as usize);
         for hour in hour_now - HOURS + 1..=hour_now {
-            let mut counts = Counts::new();
-            if let Some(h) = by_hour.get(&hour) {
-                add(&mut counts, &h.counts);
-            }
+            let counts = by_hour
+                .get(&hour)
+                .map(|h| h.counts.clone())
+                .unwrap_or_default();
             hours.push(UsageBucket {
                 start: start(hour * 3600)?,
                 counts,
