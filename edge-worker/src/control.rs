@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use async_lock::Mutex;
 use model::http as api;
-use model::service::{Keygate, UsageBuffer, UsageReport};
+use model::service::{GithubKeys, Keygate, UsageBuffer, UsageReport};
 use model::store::cache::read_by_verification;
 use model::store::{Batch, Listing, Op, Store, StoreError};
 use wasm_bindgen::JsCast;
@@ -68,11 +68,20 @@ pub struct Control {
     /// Verification counts handed over by isolates (`/__usage`), written under this
     /// object's writer id.
     usage: Arc<UsageBuffer>,
+    /// GitHub's secret scanning keys, fetched from `KEYGATE_GITHUB_KEYS_URL` and kept while
+    /// the object lives.
+    github: Arc<GithubKeys>,
 }
 
 impl DurableObject for Control {
     fn new(state: State, env: Env) -> Self {
+        let keys_url = env
+            .var("KEYGATE_GITHUB_KEYS_URL")
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| model::scanning::GITHUB_KEYS_URL.to_owned());
+        let github = Arc::new(GithubKeys::new(keys_url, Arc::new(crate::fetch::Client)));
         Self {
+            github,
             state,
             env,
             turn: Rc::default(),
@@ -137,6 +146,7 @@ impl Control {
 
     fn keygate(&self) -> Keygate<ObjectStore> {
         Keygate::with_usage(self.store(), Arc::clone(&self.usage))
+            .with_github(Arc::clone(&self.github))
     }
 
     /// An API request, run by `model::http` over the object's storage, then written through.

@@ -11,6 +11,7 @@
 //! hand the API's paths and the gateway's to this code.
 
 mod control;
+mod fetch;
 mod store;
 
 use std::borrow::Cow;
@@ -130,13 +131,17 @@ pub(crate) async fn serve_api<S: model::store::Store>(
     routed: Option<model::error::Result<(&'static api::Endpoint, api::Params)>>,
 ) -> worker::Result<Response> {
     let url = req.url()?;
+    let method = req.method();
+    let routed = routed.unwrap_or_else(|| api::route(method.as_ref(), url.path()));
+    let limit = routed
+        .as_ref()
+        .map_or(wire::BODY_LIMIT, |(e, _)| e.body_limit());
     let body = match req.bytes().await {
-        Ok(bytes) if bytes.len() > wire::BODY_LIMIT => Body::TooLarge,
+        Ok(bytes) if bytes.len() > limit => Body::TooLarge,
         Ok(bytes) => Body::Bytes(bytes),
         Err(_) => Body::Unreadable,
     };
     let headers = WorkerHeaders(req.headers());
-    let method = req.method();
     let request = api::Request {
         method: method.as_ref(),
         path: url.path(),
@@ -148,7 +153,6 @@ pub(crate) async fn serve_api<S: model::store::Store>(
         client: api::Headers::get(&headers, "cf-connecting-ip")
             .and_then(|ip| ip.trim().parse().ok()),
     };
-    let routed = routed.unwrap_or_else(|| api::route(request.method, request.path));
     send(api::handle_routed(keygate, request, routed, now()).await)
 }
 

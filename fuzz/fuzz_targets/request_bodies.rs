@@ -9,7 +9,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use model::http::{ENDPOINTS, Endpoint, Op, decode_body};
-use model::wire::BODY_LIMIT;
 use serde::de::IgnoredAny;
 
 /// The Content-Types a client might send: JSON, JSON with a charset, something else.
@@ -57,7 +56,7 @@ fn check(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) {
             // What serde_json cannot hold as a value (a number beyond f64, nesting beyond
             // 128) may be either: `tests/it/badinput.rs` pins `1e400` as 400.
             let unreadable = serde_json::from_slice::<serde_json::Value>(body).is_err();
-            let allowed: &[(u16, &str)] = if body.len() > BODY_LIMIT {
+            let allowed: &[(u16, &str)] = if body.len() > endpoint.body_limit() {
                 &[(413, "payload_too_large")]
             } else if not_json {
                 &[(400, "bad_request")]

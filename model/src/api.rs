@@ -268,6 +268,56 @@ pub struct LeakReportAnswer {
     pub received: u32,
 }
 
+/// One token GitHub's secret scanning found (SPEC §4.6), as GitHub sends it; fields GitHub
+/// may add later are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GithubAlert {
+    pub token: String,
+    /// The secret type the operator registered with GitHub.
+    #[serde(rename = "type")]
+    pub token_type: String,
+    /// Where the token was found.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// What kind of place that is (`content`, `commit`, `gist`, `npm`…).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// `POST /v1/secret-scanning/github`: a batch of alerts, signed by GitHub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct GithubAlerts(pub Vec<GithubAlert>);
+
+/// What a found token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LeakLabel {
+    /// A key of this deployment (its secret matches), revoked now or already inactive.
+    TruePositive,
+    /// Not a key of this deployment.
+    FalsePositive,
+}
+
+/// GitHub's feedback for one alert: the token as its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GithubLabel {
+    /// SHA-256 of the token, lower-case hex.
+    pub token_hash: String,
+    pub token_type: String,
+    pub label: LeakLabel,
+}
+
+/// The answer to a batch of alerts, one label per alert in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct GithubLabels(pub Vec<GithubLabel>);
+
 /// One id's outcome in a bulk revoke.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::*;
 use crate::error::{Error, Result};
+use crate::scanning;
 use crate::service::{CSRF_HEADER, Caller, Keygate};
 use crate::store::Store;
 use crate::wire;
@@ -132,6 +133,10 @@ pub enum Turn {
     /// It hashes or checks a password between its reads and its commit, and takes the turn
     /// itself around those only, so that nothing slow runs in the turn.
     Own,
+    /// It fetches from outside (through the host's [`crate::service::Fetch`]) before it
+    /// changes anything, and takes the turn itself around its change only, so that no wait on
+    /// the network holds the turn.
+    Fetches,
 }
 
 /// What an endpoint answers on success.
@@ -170,6 +175,16 @@ impl Endpoint {
     /// workers: Argon2 takes tens of milliseconds of CPU).
     pub fn is_password_work(&self) -> bool {
         self.turn == Turn::Own
+    }
+
+    /// The largest body it takes: [`wire::BODY_LIMIT`], or [`wire::SCAN_BODY_LIMIT`] for the
+    /// secret scanning endpoint, whose batches hold hundreds of tokens. A host reads no more.
+    pub fn body_limit(&self) -> usize {
+        if self.op == Op::GithubSecretScanning {
+            wire::SCAN_BODY_LIMIT
+        } else {
+            wire::BODY_LIMIT
+        }
     }
 
     /// Whether it changes state (and so needs the CSRF header when authenticated by cookie).
@@ -284,6 +299,10 @@ macro_rules! input {
     (body, VerifyRequest, $request:expr) => {
         NoBody
     };
+    // GitHub's alerts are decoded only once their signature over the raw body is checked.
+    (body, GithubAlerts, $request:expr) => {
+        NoBody
+    };
     (body, $t:ident, $request:expr) => {
         read_body::<$t, H>($request)?
     };
@@ -388,6 +407,10 @@ macro_rules! round_trip {
     };
     (VerifyRequest, $content_type:expr, $bytes:expr) => {
         wire::decode_verify($bytes).and_then(|value| Ok(Some(serde_json::to_vec(&value)?)))
+    };
+    (GithubAlerts, $content_type:expr, $bytes:expr) => {
+        wire::decode_alerts($content_type, $bytes)
+            .and_then(|value| Ok(Some(serde_json::to_vec(&value)?)))
     };
     ($t:ident, $content_type:expr, $bytes:expr) => {
         wire::decode::<$t>($content_type, $bytes)
@@ -647,6 +670,16 @@ endpoints! {
     /// Report leaked keys: each one that verifies is revoked (SPEC §4.6); no credential
     ReportLeaked: "POST" "/v1/keys/leaked", Anyone, Whole, LeakReport, NoQuery -> One(LeakReportAnswer) = 200,
         |kg, c, b, _q| kg.report_leaked(b, c.request.client, c.now).await?;
+    /// GitHub's secret scanning partner endpoint: a batch of found tokens, signed by GitHub;
+    /// each live key among them is revoked, and each token labelled (SPEC §4.6)
+    GithubSecretScanning: "POST" "/v1/secret-scanning/github", Anyone, Fetches, GithubAlerts, NoQuery -> One(GithubLabels) = 200,
+        |kg, c, _b, _q| {
+            let (body, headers) = (body_bytes(c.request)?, c.request.headers);
+            let (id, signature) = (headers.get(scanning::KEY_ID_HEADER), headers.get(scanning::SIGNATURE_HEADER));
+            let signed = kg.github_signature(id.as_deref(), signature.as_deref(), body, c.now).await?;
+            let alerts = wire::decode_alerts(headers.get("content-type").as_deref(), body)?;
+            kg.github_alerts(signed, alerts, c.now).await?
+        };
     /// Revoke many keys (admins), with a result per id
     BulkRevoke: "POST" "/v1/keys/revoke", Caller, Whole, BulkRevokeRequest, NoQuery -> One(BulkRevokeResponse) = 200,
         |kg, c, b, _q| kg.bulk_revoke(c.caller()?, b.ids, c.now).await?;
@@ -857,7 +890,7 @@ async fn serve<S: Store, H: Headers + ?Sized>(
 ) -> Result<Reply> {
     let _turn = match endpoint.turn {
         Turn::Whole => Some(kg.store().turn().await),
-        Turn::None | Turn::Own => None,
+        Turn::None | Turn::Own | Turn::Fetches => None,
     };
     let caller = match endpoint.auth {
         Auth::Anyone => None,

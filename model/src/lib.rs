@@ -6,6 +6,7 @@
 //! - [`domain`]: the records Keygate stores and the value enums they hold;
 //! - [`error`]: the one error type, with its status and stable code;
 //! - [`rules`]: the business rules as pure functions over records and values;
+//! - [`scanning`]: GitHub's secret scanning signing keys and signatures;
 //! - [`password`], [`store`]: password hashing, the [`store::Store`] trait both hosts
 //!   implement and the store's key schema;
 //! - [`api`]: the JSON shapes of the HTTP API (requests, and views made `From` records);
@@ -19,8 +20,8 @@
 
 /// The model's modules from the bottom up: a module may use only the modules before it.
 pub const LAYERS: &[&str] = &[
-    "key", "id", "domain", "error", "rules", "password", "store", "api", "service", "wire", "http",
-    "openapi",
+    "key", "id", "domain", "error", "rules", "scanning", "password", "store", "api", "service",
+    "wire", "http", "openapi",
 ];
 
 pub mod api;
@@ -33,6 +34,7 @@ pub mod key;
 pub mod openapi;
 pub mod password;
 pub mod rules;
+pub mod scanning;
 pub mod service;
 pub mod store;
 pub mod wire;

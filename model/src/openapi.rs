@@ -166,6 +166,9 @@ fn register(c: ComponentsBuilder) -> ComponentsBuilder {
         .schema_from::<Actor>()
         .schema_from::<MeNamespace>()
         .schema_from::<OrganizationView>()
+        .schema_from::<GithubAlert>()
+        .schema_from::<GithubLabel>()
+        .schema_from::<LeakLabel>()
 }
 
 /// The document as served: pretty JSON with a trailing newline.

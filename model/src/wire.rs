@@ -8,6 +8,9 @@ use crate::service::{Credential, SESSION_COOKIE};
 
 /// Largest request body a host accepts.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest body of GitHub's secret scanning alerts (a batch of hundreds of tokens, each
+/// with where it was found).
+pub const SCAN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Whether a method changes state (and so needs the CSRF header when authenticated by cookie).
 pub fn is_mutating(method: &str) -> bool {
@@ -104,8 +107,24 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// Decodes a management request body: not JSON at all is 400 `bad_request`; JSON of the wrong
 /// shape (missing or unknown fields, wrong types) is 422 `validation_failed`.
 pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T> {
-    if body.len() > BODY_LIMIT {
-        return Err(Error::PayloadTooLarge(BODY_LIMIT));
+    decode_shaped(content_type, body, BODY_LIMIT, b'{')
+}
+
+/// [`decode`] for the one body that is a JSON array, GitHub's batch of secret scanning
+/// alerts, of at most [`SCAN_BODY_LIMIT`] bytes.
+pub fn decode_alerts(content_type: Option<&str>, body: &[u8]) -> Result<crate::api::GithubAlerts> {
+    decode_shaped(content_type, body, SCAN_BODY_LIMIT, b'[')
+}
+
+/// [`decode`] of a body of at most `limit` bytes whose JSON text must open with `opens`.
+fn decode_shaped<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+    limit: usize,
+    opens: u8,
+) -> Result<T> {
+    if body.len() > limit {
+        return Err(Error::PayloadTooLarge(limit));
     }
     let is_json = content_type
         .and_then(|ct| ct.split(';').next())
@@ -116,12 +135,17 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         ));
     }
     let malformed = |e: serde_json::Error| Error::BadRequest(format!("malformed JSON: {e}"));
-    if !is_object(body) {
+    if !opens_with(body, opens) {
         // serde would read a struct from an array by position (`[true]` as the first field):
-        // every body of this API is an object, so anything else is refused as JSON of the
-        // wrong shape, once it is known to be JSON at all.
+        // every body of this API is an object (GitHub's alerts an array), so anything else is
+        // refused as JSON of the wrong shape, once it is known to be JSON at all.
         serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(malformed)?;
-        return Err(Error::invalid("body", "expected a JSON object"));
+        let expected = if opens == b'[' {
+            "expected a JSON array"
+        } else {
+            "expected a JSON object"
+        };
+        return Err(Error::invalid("body", expected));
     }
     serde_json::from_slice(body).map_err(|e| {
         // serde stops at its first error, which can be one of shape (an unknown field) in a
@@ -142,9 +166,9 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
     })
 }
 
-/// Whether a body's JSON text starts as an object (the first byte that is not whitespace).
-fn is_object(body: &[u8]) -> bool {
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+/// Whether a body's JSON text starts with `opens` (the first byte that is not whitespace).
+fn opens_with(body: &[u8], opens: u8) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&opens)
 }
 
 /// The console's Content-Security-Policy, for the `index.html` `cargo xtask` built: scripts
@@ -341,7 +365,7 @@ pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
     if body.len() > BODY_LIMIT {
         return Err(Error::PayloadTooLarge(BODY_LIMIT));
     }
-    let decoded = if is_object(body) {
+    let decoded = if opens_with(body, b'{') {
         serde_json::from_slice(body).ok()
     } else {
         None

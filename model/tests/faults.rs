@@ -19,10 +19,51 @@ use model::api::{
     NamespaceRequest, PageQuery, PermissionRequest, ResourcePatch, ResourceRequest, RolesPatch,
     RollRequest, SettingsPatch, VerifyCode, VerifyRequest,
 };
+use model::api::{GithubAlert, GithubAlerts};
 use model::domain::{KeyRole, Role, Timestamp};
 use model::service::{Caller, Credential, Keygate};
 use model::store::{Batch, Listing, MemoryStore, Store, StoreError};
 use time::{Duration, OffsetDateTime};
+
+/// GitHub's side of the secret scanning endpoint: a fixed P-256 key and its list, served
+/// from memory (the store is what fails here, never the list).
+mod github {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use model::service::{Fetch, Fetching, GithubKeys};
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+
+    pub const KEY_ID: &str = "sweep";
+
+    fn key() -> SigningKey {
+        SigningKey::from_slice(&[7u8; 32]).expect("a valid scalar")
+    }
+
+    pub fn sign(body: &[u8]) -> String {
+        let signature: Signature = key().sign(body);
+        base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+    }
+
+    struct List;
+
+    impl Fetch for List {
+        fn get<'a>(&'a self, _: &'a str) -> Fetching<'a> {
+            let pem = key()
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .expect("PEM");
+            let list = serde_json::json!({"public_keys": [{"key_identifier": KEY_ID, "key": pem}]});
+            Box::pin(async move { Ok(serde_json::to_vec(&list).expect("JSON")) })
+        }
+    }
+
+    pub fn keys() -> Arc<GithubKeys> {
+        Arc::new(GithubKeys::new("memory", Arc::new(List)))
+    }
+}
 
 /// A store that fails exactly its `fail_at`-th call (get, list or commit; 0: none) and counts
 /// every call. A failed commit writes nothing, as a failed redb transaction.
@@ -459,6 +500,28 @@ fn operations() -> Vec<(&'static str, bool, Operation)> {
                 None,
                 w.at
             )),
+        op!(
+            "GitHub secret scanning alerts (a live key and garbage)",
+            |kg, w| async {
+                let alerts = GithubAlerts(
+                    [w.admin_key_plaintext.as_str(), "kg_not-a-key"]
+                        .iter()
+                        .map(|token| GithubAlert {
+                            token: (*token).to_owned(),
+                            token_type: "keygate_api_key".into(),
+                            url: Some("https://github.com/o/r/blob/main/.env".into()),
+                            source: Some("content".into()),
+                        })
+                        .collect(),
+                );
+                let body = serde_json::to_vec(&alerts).unwrap_or_default();
+                let signature = github::sign(&body);
+                let signed = kg
+                    .github_signature(Some(github::KEY_ID), Some(&signature), &body, w.at)
+                    .await?;
+                kg.github_alerts(signed, alerts, w.at).await
+            }
+        ),
         op!("roll key", |kg, w| kg.roll_key(
             &w.admin,
             &w.keys[1],
@@ -672,7 +735,7 @@ fn run(w: &World, op: &Operation, fail_at: usize) -> (Result<(), Error>, usize, 
         fail_at,
         ..Default::default()
     };
-    let kg = Keygate::new(store.clone());
+    let kg = Keygate::new(store.clone()).with_github(github::keys());
     let result = op(&kg, w);
     (result, store.calls(), contents(&store.inner))
 }

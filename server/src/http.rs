@@ -147,9 +147,12 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     // `None` unless metrics are on (`--metrics-listen`): then nothing is timed or counted.
     let started = crate::metrics::clock();
     let (parts, body) = request.into_parts();
-    let body = read_body(body).await;
-    // Routed once: for the log, for where it runs, and for the dispatcher.
+    // Routed once: for the body's limit, the log, where it runs, and the dispatcher.
     let routed = api::route(parts.method.as_str(), parts.uri.path());
+    let limit = routed
+        .as_ref()
+        .map_or(wire::BODY_LIMIT, |(e, _)| e.body_limit());
+    let body = read_body(body, limit).await;
     let endpoint = routed.as_ref().ok().map(|(endpoint, _)| *endpoint);
     // The endpoint's declared path, never the one sent: a path can carry a token.
     let logged = endpoint.map_or("(no endpoint)", |e| e.path);
@@ -198,11 +201,8 @@ fn api_request<'a>(
 }
 
 /// The body, at most [`wire::BODY_LIMIT`] bytes of it.
-async fn read_body(body: axum::body::Body) -> Body {
-    match http_body_util::Limited::new(body, wire::BODY_LIMIT)
-        .collect()
-        .await
-    {
+async fn read_body(body: axum::body::Body, limit: usize) -> Body {
+    match http_body_util::Limited::new(body, limit).collect().await {
         // Without a copy: the collected buffer becomes the Vec when it is the only owner.
         Ok(collected) => Body::Bytes(collected.to_bytes().into()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Body::TooLarge,

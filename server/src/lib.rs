@@ -5,6 +5,7 @@
 //! test; `main.rs` only parses flags, sets up tracing, binds and serves.
 
 pub mod backup;
+pub mod fetch;
 pub mod http;
 pub mod metrics;
 pub mod serve;

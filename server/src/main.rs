@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use model::service::Keygate;
+use model::service::{GithubKeys, Keygate};
 use server::serve::{Limits, serve};
 use server::{AppState, RedbStore, router};
 use time::OffsetDateTime;
@@ -55,6 +56,10 @@ struct Args {
     /// a few hundred bytes each; 0 reads every verification from the store.
     #[arg(long, env = "KEYGATE_RECORD_CACHE", default_value_t = server::store::RECORD_CACHE_CAPACITY)]
     record_cache: usize,
+    /// Where GitHub's secret scanning signing keys are fetched from (the partner endpoint,
+    /// `POST /v1/secret-scanning/github`, checks each alert batch's signature with them).
+    #[arg(long, env = "KEYGATE_GITHUB_KEYS_URL", default_value = model::scanning::GITHUB_KEYS_URL)]
+    github_keys_url: String,
 }
 
 /// What `keygate-server` does besides serving.
@@ -137,7 +142,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     let store = RedbStore::open_with(&args.data_dir, args.record_cache)
         .map_err(|e| format!("cannot open {}: {e}", args.data_dir.display()))?;
-    let keygate = Keygate::new(store.clone());
+    let client = server::fetch::Client::new().map_err(|e| format!("HTTP client: {e}"))?;
+    let github = GithubKeys::new(args.github_keys_url.clone(), Arc::new(client));
+    let keygate = Keygate::new(store.clone()).with_github(Arc::new(github));
     let now = OffsetDateTime::now_utc();
     let first = keygate
         .bootstrap(args.admin_email, args.admin_password, now)

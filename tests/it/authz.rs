@@ -765,6 +765,10 @@ fn rows(w: &Ids) -> Vec<Row> {
         // Anyone may report a leaked key: it is revoked whoever reports it.
         row("POST", "/v1/keys/leaked", "/v1/keys/leaked".into(), Some(json!({"keys": ["{key}"]})), Fresh::DevKey, Check::Verifies("REVOKED"),
             [Y(200), Y(200), Y(200), Y(200), Y(200), Y(200), Y(200)]),
+        // GitHub's alerts need GitHub's signature, whoever sends them (tests/it/scanning.rs
+        // sends signed ones): the key stays live.
+        row("POST", "/v1/secret-scanning/github", "/v1/secret-scanning/github".into(), Some(json!([{"token": "{key}", "type": "keygate_api_key"}])), Fresh::DevKey, Check::Verifies("REVOKED"),
+            [N(401), N(401), N(401), N(401), N(401), N(401), N(401)]),
         row("POST", "/v1/keys/revoke", "/v1/keys/revoke".into(), Some(json!({"ids": ["{id}"]})), Fresh::DevKey, Check::Verifies("REVOKED"),
             [N(401), N(200), Y(200), Y(200), N(403), N(200), N(403)]),
         row("GET", "/v1/keys/{id}", format!("/v1/keys/{dev_key_id}"), None, Fresh::None, Check::Shows(dev_key_id.clone()),

@@ -729,6 +729,32 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             413,
             "payload_too_large",
         ),
+        // GitHub's alert batches may be larger than any other body (up to 1 MiB), and are
+        // read only once GitHub's signature checks out.
+        case(
+            "secret scanning alerts over 64 KiB, unsigned",
+            "POST",
+            "/v1/secret-scanning/github",
+            &json_bytes(json!(vec![
+                json!({"token": "kg_x", "type": "t", "url": "https://github.com/o/r"});
+                1000
+            ])),
+            401,
+            "unauthenticated",
+        )
+        .anonymous(),
+        case(
+            "secret scanning alerts over 1 MiB",
+            "POST",
+            "/v1/secret-scanning/github",
+            &json_bytes(json!(vec![
+                json!({"token": "kg_x", "type": "t", "url": "https://github.com/o/r"});
+                20000
+            ])),
+            413,
+            "payload_too_large",
+        )
+        .anonymous(),
         case("huge bearer", "GET", "/v1/me", b"", 401, "unauthenticated")
             .no_body()
             .anonymous()

@@ -13,6 +13,7 @@ mod gateway;
 mod headers;
 mod load;
 mod metrics;
+mod scanning;
 mod server;
 mod setup;
 mod upgrade;

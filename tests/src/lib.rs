@@ -788,6 +788,15 @@ impl Api {
         })
     }
 
+    /// The code `key` verifies with, asking nothing more.
+    pub async fn verify_code(&self, key: &str) -> Result<String> {
+        let body = serde_json::json!({ "key": key });
+        let answer = self
+            .call("POST", "/v1/keys/verify", As::Nobody, Some(&body))
+            .await?;
+        Ok(answer.body["code"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// The id of the organization of the caller signed in with `token`.
     pub async fn org_of(&self, token: &str) -> Result<String> {
         let me = self.call("GET", "/v1/me", As::Bearer(token), None).await?;

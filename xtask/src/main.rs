@@ -528,10 +528,9 @@ fn edge(root: &Path, port: u16, persist_to: &Path, build_only: bool) -> Result<(
         .arg(root.join(persist_to))
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
-    for name in ["KEYGATE_ADMIN_EMAIL", "KEYGATE_ADMIN_PASSWORD"] {
-        if let Ok(value) = std::env::var(name) {
-            cmd.args(["--var", &format!("{name}:{value}")]);
-        }
+    // Every KEYGATE_* setting of this environment, so that both hosts are configured alike.
+    for (name, value) in std::env::vars().filter(|(name, _)| name.starts_with("KEYGATE_")) {
+        cmd.args(["--var", &format!("{name}:{value}")]);
     }
     eprintln!(
         "xtask: serving the edge on http://127.0.0.1:{port}; without KEYGATE_ADMIN_PASSWORD, the first admin's one-time set-up link appears in the log below"

@@ -477,6 +477,23 @@ export interface paths {
         patch: operations["renameResource"];
         trace?: never;
     };
+    "/v1/secret-scanning/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** GitHub's secret scanning partner endpoint: a batch of found tokens, signed by GitHub; each live key among them is revoked, and each token labelled (SPEC §4.6) */
+        post: operations["githubSecretScanning"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settings": {
         parameters: {
             query?: never;
@@ -690,6 +707,30 @@ export interface components {
             target?: string | null;
             type: string;
         };
+        /**
+         * @description One token GitHub's secret scanning found (SPEC §4.6), as GitHub sends it; fields GitHub
+         *     may add later are ignored.
+         */
+        GithubAlert: {
+            /** @description What kind of place that is (`content`, `commit`, `gist`, `npm`…). */
+            source?: string | null;
+            token: string;
+            /** @description The secret type the operator registered with GitHub. */
+            type: string;
+            /** @description Where the token was found. */
+            url?: string | null;
+        };
+        /** @description `POST /v1/secret-scanning/github`: a batch of alerts, signed by GitHub. */
+        GithubAlerts: components["schemas"]["GithubAlert"][];
+        /** @description GitHub's feedback for one alert: the token as its SHA-256, never the token. */
+        GithubLabel: {
+            label: components["schemas"]["LeakLabel"];
+            /** @description SHA-256 of the token, lower-case hex. */
+            token_hash: string;
+            token_type: string;
+        };
+        /** @description The answer to a batch of alerts, one label per alert in the order sent. */
+        GithubLabels: components["schemas"]["GithubLabel"][];
         /** @description `POST /v1/grants`. */
         GrantRequest: {
             namespace: string;
@@ -802,6 +843,11 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /**
+         * @description What a found token is.
+         * @enum {string}
+         */
+        LeakLabel: "true_positive" | "false_positive";
         /** @description `POST /v1/keys/leaked` (SPEC §4.6): keys someone found where they should not be. */
         LeakReport: {
             /** @description 1 to 100 plaintext keys. */
@@ -2336,6 +2382,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ResourceView"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    githubSecretScanning: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GithubAlerts"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubLabels"];
                 };
             };
             /** @description An RFC 7807 problem with a stable `code` */

@@ -14,13 +14,30 @@ use crate::domain::KeyStatus;
 /// The most keys one leak report may carry.
 pub const MAX_LEAK_REPORT: usize = 100;
 
+/// Who reports a leak made through `POST /v1/keys/leaked`, in its event.
+pub const PUBLIC_REPORTER: &str = "public report";
+
 /// Where a leak was found, for its event.
 #[derive(Debug, Clone)]
 pub struct Leak {
-    /// Who told Keygate: `public report`, or a secret scanner's name.
+    /// Who told Keygate (the event's actor): [`PUBLIC_REPORTER`], or a secret scanner.
+    pub reporter: &'static str,
+    /// What kind of place the key was seen in, as the reporter says (`content`, `commit`…;
+    /// `public report` for a report).
     pub source: String,
     /// Where the key was seen, when the reporter says.
     pub url: Option<String>,
+}
+
+/// What a reported token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Not a key of this deployment: malformed, no such key, or a wrong secret.
+    Nothing,
+    /// A key of this deployment that was live: it is revoked now.
+    Live,
+    /// A key of this deployment (its secret matches) already revoked or expired.
+    Inactive,
 }
 
 impl<S: Store> Keygate<S> {
@@ -46,13 +63,20 @@ impl<S: Store> Keygate<S> {
         let throttle_key = schema::leak_throttle(client);
         let mut counted = Batch::default();
         self.count_failure(&mut counted, &throttle_key, now).await?;
-        let leak = Leak {
-            source: "public report".into(),
-            url: None,
-        };
-        let tokens: Vec<&str> = report.keys.iter().map(String::as_str).collect();
-        let live = self.revoke_leaked(&tokens, &leak, now).await?;
-        if !live.iter().any(|l| *l) {
+        let leaks: Vec<(&str, Leak)> = report
+            .keys
+            .iter()
+            .map(|token| {
+                let leak = Leak {
+                    reporter: PUBLIC_REPORTER,
+                    source: PUBLIC_REPORTER.into(),
+                    url: None,
+                };
+                (token.as_str(), leak)
+            })
+            .collect();
+        let found = self.revoke_leaked(&leaks, now).await?;
+        if !found.contains(&Found::Live) {
             self.store.commit(counted).await?;
         }
         Ok(LeakReportAnswer {
@@ -60,20 +84,20 @@ impl<S: Store> Keygate<S> {
         })
     }
 
-    /// Revokes every live key among `tokens`, in one change per organization, each with a
-    /// `key.leaked` event; answers, per token, whether it was a live key of this deployment.
-    /// A token that is not a key, names no key, carries a wrong secret or names a key already
-    /// revoked or expired changes nothing. The caller holds the store's turn.
+    /// Revokes every live key among the `leaks`' tokens, in one change per organization, each
+    /// with a `key.leaked` event saying where it leaked (a key named twice is revoked once,
+    /// with the first one's place); answers what each token was. A token that is not a key,
+    /// names no key, carries a wrong secret or names a key already revoked or expired changes
+    /// nothing. The caller holds the store's turn.
     pub async fn revoke_leaked(
         &self,
-        tokens: &[&str],
-        leak: &Leak,
+        leaks: &[(&str, Leak)],
         now: Timestamp,
-    ) -> Result<Vec<bool>> {
-        let mut live = vec![false; tokens.len()];
-        // Organization → the keys to revoke there (a key named twice is revoked once).
-        let mut by_org: BTreeMap<String, BTreeMap<String, KeyRecord>> = BTreeMap::new();
-        for (i, token) in tokens.iter().enumerate() {
+    ) -> Result<Vec<Found>> {
+        let mut found = vec![Found::Nothing; leaks.len()];
+        // Organization → the keys to revoke there, each with where it leaked.
+        let mut by_org: BTreeMap<String, BTreeMap<String, (KeyRecord, &Leak)>> = BTreeMap::new();
+        for (i, (token, leak)) in leaks.iter().enumerate() {
             let Ok(key) = KeyRef::parse(token) else {
                 continue;
             };
@@ -82,36 +106,40 @@ impl<S: Store> Keygate<S> {
             else {
                 continue;
             };
-            if rules::check_secret(&record, &key.secret_hash(), now) != SecretCheck::Active
-                || record.status(now) != KeyStatus::Active
-            {
-                continue;
+            found[i] = match rules::check_secret(&record, &key.secret_hash(), now) {
+                SecretCheck::Unknown => continue,
+                SecretCheck::Refused(_) => Found::Inactive,
+                SecretCheck::Active if record.status(now) != KeyStatus::Active => Found::Inactive,
+                SecretCheck::Active => Found::Live,
+            };
+            if found[i] == Found::Live {
+                by_org
+                    .entry(record.org.clone())
+                    .or_default()
+                    .entry(id)
+                    .or_insert((record, leak));
             }
-            live[i] = true;
-            by_org
-                .entry(record.org.clone())
-                .or_default()
-                .insert(id, record);
         }
-        let actor = Actor {
-            kind: "instance".into(),
-            id: leak.source.clone(),
-        };
         for (org, keys) in by_org {
             let mut batch = Batch::default();
-            for (_, mut record) in keys {
+            for (_, (mut record, leak)) in keys {
                 keys::write_revoked(&mut batch, &mut record, now)?;
                 let details = json!({
                     "key_id": record.id,
                     "owner": record.owner,
+                    "reporter": leak.reporter,
                     "source": leak.source,
                     "url": leak.url,
                     "revoked": true,
                 });
+                let actor = Actor {
+                    kind: "instance".into(),
+                    id: leak.reporter.into(),
+                };
                 events::record(
                     &mut batch,
                     &org,
-                    actor.clone(),
+                    actor,
                     "key.leaked",
                     Some(&record.id),
                     details,
@@ -120,6 +148,6 @@ impl<S: Store> Keygate<S> {
             }
             self.store.commit(batch).await?;
         }
-        Ok(live)
+        Ok(found)
     }
 }

@@ -26,6 +26,7 @@ mod access;
 mod auth;
 mod catalogue;
 mod events;
+mod github;
 mod keys;
 mod leaked;
 mod members;
@@ -43,6 +44,8 @@ pub use auth::{
     Bootstrapped, Caller, Credential, LOGIN_WINDOW, MAX_LOGIN_FAILURES, SETUP_PREFIX, SETUP_TTL,
     Via, setup_notice, token_hash,
 };
+pub use github::{Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, REFETCH_AFTER, Signed};
+pub use leaked::{Found, Leak, PUBLIC_REPORTER};
 pub use overview::EXPIRING_SOON;
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
 
@@ -66,6 +69,8 @@ pub const DEFAULT_ADMIN_EMAIL: &str = "admin@keygate.local";
 pub struct Keygate<S> {
     store: S,
     usage: std::sync::Arc<usage::UsageBuffer>,
+    /// GitHub's secret scanning keys, when the host can fetch them.
+    github: Option<Arc<GithubKeys>>,
 }
 
 impl<S: Store> Keygate<S> {
@@ -74,13 +79,25 @@ impl<S: Store> Keygate<S> {
         Self {
             store,
             usage: std::sync::Arc::default(),
+            github: None,
         }
     }
 
     /// Operations over `store` counting verifications into a shared `usage` buffer (the worker
     /// keeps one per isolate, across requests).
     pub fn with_usage(store: S, usage: std::sync::Arc<UsageBuffer>) -> Self {
-        Self { store, usage }
+        Self {
+            store,
+            usage,
+            github: None,
+        }
+    }
+
+    /// These operations with GitHub's secret scanning keys fetched through `github` (the
+    /// host's HTTP client): without them, the partner endpoint answers 502.
+    pub fn with_github(mut self, github: Arc<GithubKeys>) -> Self {
+        self.github = Some(github);
+        self
     }
 
     /// Whether verification counts wait to be flushed with [`Keygate::flush_usage`].
