@@ -588,7 +588,8 @@ async fn seed(store: &Path, org: &str, owner: &str, count: usize) -> Result<Vec<
         for _ in 0..(count - done).min(20_000) {
             let csprng = |e: getrandom::Error| anyhow::anyhow!("CSPRNG: {e}");
             let id = new_id(Kind::Key).map_err(csprng)?;
-            let key = ApiKey::generate(&id["key_".len()..]).map_err(csprng)?;
+            let key = ApiKey::generate(model::key::DEFAULT_PREFIX, &id["key_".len()..])
+                .map_err(csprng)?;
             let record = KeyRecord {
                 id: id.clone(),
                 org: org.to_owned(),
@@ -604,6 +605,7 @@ async fn seed(store: &Path, org: &str, owner: &str, count: usize) -> Result<Vec<
                 revoked_at: None,
                 previous: None,
                 grants: Default::default(),
+                prefix: None,
             };
             batch.put(schema::key(&id), &record)?;
             if sample.len() < SAMPLE && done % (count / SAMPLE).max(1) == 0 {

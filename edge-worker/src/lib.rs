@@ -22,7 +22,7 @@ use model::http::{self as api, Body};
 use model::service::Keygate;
 use model::{Error, wire};
 use time::OffsetDateTime;
-use worker::{Context, Env, Request, Response, console_error, console_log, event};
+use worker::{Context, Env, Request, Response, console_error, console_log, console_warn, event};
 
 use crate::store::{BINDING, KvBackend};
 
@@ -278,6 +278,23 @@ pub(crate) async fn bootstrap<S: model::store::Store>(
     }
     if let Some(token) = first.and_then(|f| f.setup_token) {
         log_setup_link(origin, &token);
+    }
+    // A prefix that cannot be is the operator's to fix: every request fails (500) and the
+    // log says why, as the server refuses to start.
+    let prefix = keygate
+        .record_key_prefix(var("KEYGATE_KEY_PREFIX").as_deref())
+        .await
+        .map_err(|e| match e {
+            Error::Validation { message, .. } => {
+                Error::Internal(format!("KEYGATE_KEY_PREFIX must be {message}"))
+            }
+            other => other,
+        })?;
+    if let Some(ignored) = prefix.ignored {
+        console_warn!(
+            "Keygate: KEYGATE_KEY_PREFIX={ignored} is ignored: this deployment's keys start with `{}_`, recorded at its first start",
+            prefix.prefix
+        );
     }
     Ok(())
 }

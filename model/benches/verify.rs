@@ -35,7 +35,8 @@ fn keys(n: usize) -> Keys {
     let mut texts = Vec::with_capacity(n);
     for _ in 0..n {
         let id = new_id(Kind::Key).expect("csprng");
-        let key = ApiKey::generate(&id["key_".len()..]).expect("csprng");
+        let key =
+            ApiKey::generate(model::key::DEFAULT_PREFIX, &id["key_".len()..]).expect("csprng");
         let record = KeyRecord {
             id: id.clone(),
             org: "org_000000000000".into(),
@@ -51,6 +52,7 @@ fn keys(n: usize) -> Keys {
             revoked_at: None,
             previous: None,
             grants: Default::default(),
+            prefix: None,
         };
         // Keyed by the id part, as the floor's lookup is.
         records.insert(id["key_".len()..].to_owned(), record);
@@ -108,7 +110,7 @@ fn verify_one(keys: &Keys, creator: &Rights, now: OffsetDateTime, i: usize) -> b
     let Some(record) = keys.records.get(key.id_part()) else {
         return false;
     };
-    rules::check_secret(record, &key.secret_hash(), now) == SecretCheck::Active
+    rules::check_secret(record, &key, now) == SecretCheck::Active
         && rules::permits(&record.access, creator, "resources.read", None)
 }
 

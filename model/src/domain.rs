@@ -178,6 +178,10 @@ pub struct KeyRecord {
     /// reads them by id instead of listing an index on every call.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub grants: BTreeSet<String>,
+    /// The prefix its plaintext starts with, when not [`crate::key::DEFAULT_PREFIX`] (the
+    /// deployment's `KEYGATE_KEY_PREFIX` when the key was made; a roll keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// A rolled-over secret and the end of its grace period.
@@ -189,6 +193,11 @@ pub struct PreviousSecret {
 }
 
 impl KeyRecord {
+    /// The prefix its plaintext starts with.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(crate::key::DEFAULT_PREFIX)
+    }
+
     /// The status at `now`: revocation wins over expiry, since it is the stronger fact.
     pub fn status(&self, now: Timestamp) -> KeyStatus {
         if self.revoked_at.is_some() {

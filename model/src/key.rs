@@ -1,34 +1,83 @@
 //! The API key format (SPEC §2).
 //!
-//! `kg_` + key id (12 base62 chars) + `_` + secret (32 base62 chars) + checksum (6 base62 chars,
-//! CRC32 of everything before it, left-padded with `0`). The checksum lets the edge reject
-//! garbage without a store lookup and lets secret scanners recognise leaked keys.
+//! prefix + `_` + key id (12 base62 chars) + `_` + secret (32 base62 chars) + checksum (6
+//! base62 chars, CRC32 of everything before it, left-padded with `0`). The prefix is `kg` unless
+//! a deployment chose its own (2–10 lowercase letters or digits, [`valid_prefix`]); a key's
+//! length says how long its prefix is. The checksum lets the edge reject garbage without a
+//! store lookup and lets secret scanners recognise leaked keys.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Prefix of every plaintext key.
-pub const PREFIX: &str = "kg_";
+/// The prefix of every key of a deployment that chose none (SPEC §2).
+pub const DEFAULT_PREFIX: &str = "kg";
+/// The shortest and longest prefix a deployment may choose.
+pub const MIN_PREFIX: usize = 2;
+pub const MAX_PREFIX: usize = 10;
+/// Prefixes of Keygate's other tokens (sessions, invitations), which no key prefix may be.
+pub const RESERVED_PREFIXES: [&str; 2] = ["kgs", "kgi"];
 /// Length of the id part (the public id without `key_`).
 pub const ID_LEN: usize = 12;
 /// Length of the secret part: 32 base62 chars carry 190 bits.
 pub const SECRET_LEN: usize = 32;
 /// Length of the checksum part.
 pub const CHECKSUM_LEN: usize = 6;
-/// Total length of a plaintext key.
-pub const KEY_LEN: usize = PREFIX.len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+/// Length of a key after its prefix and its `_`.
+pub const BODY_LEN: usize = ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+
+/// Total length of a plaintext key with `prefix`.
+pub const fn key_len(prefix: &str) -> usize {
+    prefix.len() + 1 + BODY_LEN
+}
+
+/// Whether `prefix` may be a deployment's key prefix: 2–10 lowercase letters or digits, and
+/// not the prefix of Keygate's session or invitation tokens.
+pub fn valid_prefix(prefix: &str) -> bool {
+    (MIN_PREFIX..=MAX_PREFIX).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && !RESERVED_PREFIXES.contains(&prefix)
+}
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Whether `text` has a key's shape (a prefix of 2–10 lowercase letters or digits, `_`, then
+/// the rest at its length, `_` after the id), before its alphabet and checksum are checked:
+/// how a bearer token is told to be an API key rather than a session token (`kgs_` + 43
+/// chars, shorter than any key), so that a key with a bad checksum is still refused as a key,
+/// without a store read.
+pub fn looks_like_key(text: &str) -> bool {
+    shape(text).is_ok()
+}
+
+/// The prefix's length of a text shaped like a key, or why it is not one.
+#[inline]
+fn shape(text: &str) -> Result<usize, ParseError> {
+    let n = text.len().wrapping_sub(1 + BODY_LEN);
+    if !(MIN_PREFIX..=MAX_PREFIX).contains(&n) {
+        return Err(ParseError::Length);
+    }
+    let bytes = text.as_bytes();
+    let prefix_ok = bytes[..n].iter().fold(true, |ok, b| {
+        ok & ((b.wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10))
+    });
+    if prefix_ok && bytes[n] == b'_' && bytes[n + 1 + ID_LEN] == b'_' {
+        Ok(n)
+    } else {
+        Err(ParseError::Shape)
+    }
+}
 
 /// Why a string is not a well-formed key. Callers outside tests never show this to a client:
 /// every variant verifies as `NOT_FOUND`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("a key has {KEY_LEN} characters")]
+    #[error("a key has {} to {} characters", MIN_PREFIX + 1 + BODY_LEN, MAX_PREFIX + 1 + BODY_LEN)]
     Length,
-    #[error("a key starts with `{PREFIX}` and has `_` after its id")]
+    #[error("a key starts with its prefix and `_`, and has `_` after its id")]
     Shape,
     #[error("a key uses only the characters 0-9, A-Z and a-z")]
     Alphabet,
@@ -45,13 +94,15 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// Generates a new key for `id_part` (12 base62 chars) with a secret from the OS or Web
-    /// Crypto CSPRNG.
-    pub fn generate(id_part: &str) -> Result<Self, getrandom::Error> {
+    /// Generates a new key with `prefix` (a [`valid_prefix`]) for `id_part` (12 base62
+    /// chars) with a secret from the OS or Web Crypto CSPRNG.
+    pub fn generate(prefix: &str, id_part: &str) -> Result<Self, getrandom::Error> {
+        debug_assert!(valid_prefix(prefix));
         debug_assert_eq!(id_part.len(), ID_LEN);
         let secret = random_base62(SECRET_LEN)?;
-        let mut text = String::with_capacity(KEY_LEN);
-        text.push_str(PREFIX);
+        let mut text = String::with_capacity(key_len(prefix));
+        text.push_str(prefix);
+        text.push('_');
         text.push_str(id_part);
         text.push('_');
         text.push_str(&secret);
@@ -69,7 +120,15 @@ impl ApiKey {
 
     /// The key as borrowed text, for what [`KeyRef`] answers.
     fn borrowed(&self) -> KeyRef<'_> {
-        KeyRef { text: &self.text }
+        KeyRef {
+            text: &self.text,
+            id_at: self.text.len() - BODY_LEN,
+        }
+    }
+
+    /// The prefix, without its `_`.
+    pub fn prefix(&self) -> &str {
+        self.borrowed().prefix()
     }
 
     /// The id part: the key's public id without its `key_` prefix.
@@ -100,7 +159,7 @@ impl ApiKey {
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKey({PREFIX}{}_…)", self.id_part())
+        write!(f, "ApiKey({}_{}_…)", self.prefix(), self.id_part())
     }
 }
 
@@ -109,19 +168,23 @@ impl fmt::Debug for ApiKey {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyRef<'a> {
     text: &'a str,
+    /// Where the id part starts: the prefix's length + 1.
+    id_at: usize,
 }
 
 impl<'a> KeyRef<'a> {
-    /// Checks shape, alphabet and checksum; no store is consulted, nothing is allocated.
+    /// Checks shape (any prefix of 2–10 lowercase letters or digits: which one is the key's
+    /// is its record's to say), alphabet and checksum; no store is consulted, nothing is
+    /// allocated.
     pub fn parse(text: &'a str) -> Result<Self, ParseError> {
-        if text.len() != KEY_LEN {
-            return Err(ParseError::Length);
-        }
+        let prefix_len = shape(text)?;
         let bytes = text.as_bytes();
-        if !text.starts_with(PREFIX) || bytes[PREFIX.len() + ID_LEN] != b'_' {
-            return Err(ParseError::Shape);
-        }
-        let body = &bytes[PREFIX.len()..];
+        let id_at = prefix_len + 1;
+        // As an array: its length known, the checks below unroll and vectorise as they did
+        // when every key had the same length.
+        let Ok(body) = <&[u8; BODY_LEN]>::try_from(&bytes[id_at..]) else {
+            return Err(ParseError::Length);
+        };
         // Every byte checked, without a branch per byte: range tests by wrapping subtraction
         // (letters folded to lower case) vectorise.
         let alnum = |ok: bool, b: &u8| {
@@ -131,21 +194,26 @@ impl<'a> KeyRef<'a> {
         if !(id_ok & body[ID_LEN + 1..].iter().fold(true, alnum)) {
             return Err(ParseError::Alphabet);
         }
-        let (head, sum) = text.split_at(KEY_LEN - CHECKSUM_LEN);
+        let head = &bytes[..bytes.len() - CHECKSUM_LEN];
         // The checksum read back as a number (62⁶ > 2³², so the base62 text is unique):
         // multiplications instead of the divisions that would spell the expected text.
-        let presented = sum
-            .bytes()
-            .fold(0u64, |n, b| n * 62 + u64::from(base62_value(b)));
-        if presented != u64::from(crc32fast::hash(head.as_bytes())) {
+        let presented = body[BODY_LEN - CHECKSUM_LEN..]
+            .iter()
+            .fold(0u64, |n, b| n * 62 + u64::from(base62_value(*b)));
+        if presented != u64::from(crc32fast::hash(head)) {
             return Err(ParseError::Checksum);
         }
-        Ok(Self { text })
+        Ok(Self { text, id_at })
+    }
+
+    /// The prefix, without its `_`.
+    pub fn prefix(&self) -> &'a str {
+        &self.text[..self.id_at - 1]
     }
 
     /// The id part: the key's public id without its `key_` prefix.
     pub fn id_part(&self) -> &'a str {
-        &self.text[PREFIX.len()..PREFIX.len() + ID_LEN]
+        &self.text[self.id_at..self.id_at + ID_LEN]
     }
 
     /// The public key id, `key_…`.
@@ -155,14 +223,14 @@ impl<'a> KeyRef<'a> {
 
     /// SHA-256 of the secret part.
     pub fn secret_hash(&self) -> SecretHash {
-        let start = PREFIX.len() + ID_LEN + 1;
+        let start = self.id_at + ID_LEN + 1;
         SecretHash::of(&self.text[start..start + SECRET_LEN])
     }
 }
 
 impl fmt::Debug for KeyRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyRef({PREFIX}{}_…)", self.id_part())
+        write!(f, "KeyRef({}_{}_…)", self.prefix(), self.id_part())
     }
 }
 
@@ -311,10 +379,12 @@ mod tests {
 
     #[test]
     fn generated_key_has_the_documented_shape() {
-        let key = ApiKey::generate(&id()).expect("csprng");
+        let key = ApiKey::generate(DEFAULT_PREFIX, &id()).expect("csprng");
         let text = key.expose();
-        assert_eq!(text.len(), KEY_LEN);
+        assert_eq!(text.len(), key_len("kg"));
+        assert_eq!(text.len(), 54);
         assert!(text.starts_with("kg_"));
+        assert_eq!(key.prefix(), "kg");
         assert_eq!(&text[15..16], "_");
         assert_eq!(ApiKey::parse(text), Ok(key.clone()));
         assert!(key.key_id().starts_with("key_"));
@@ -333,33 +403,76 @@ mod tests {
     #[test]
     fn garbage_is_rejected_before_the_checksum() {
         assert_eq!(ApiKey::parse(""), Err(ParseError::Length));
-        assert_eq!(ApiKey::parse(&"x".repeat(KEY_LEN)), Err(ParseError::Shape));
-        let mut bad = ApiKey::generate(&id()).expect("csprng").into_plaintext();
+        assert_eq!(
+            ApiKey::parse(&"x".repeat(key_len("kg"))),
+            Err(ParseError::Shape)
+        );
+        let mut bad = ApiKey::generate(DEFAULT_PREFIX, &id())
+            .expect("csprng")
+            .into_plaintext();
         bad.replace_range(20..21, "-");
         assert_eq!(ApiKey::parse(&bad), Err(ParseError::Alphabet));
     }
 
     #[test]
+    fn prefixes() {
+        let cases: &[(&str, bool)] = &[
+            ("kg", true),
+            ("acme", true),
+            ("a1b2c3d4e5", true),
+            ("x", false),
+            ("abcdefghijk", false),
+            ("Acme", false),
+            ("ac_me", false),
+            ("ac-me", false),
+            ("kgs", false),
+            ("kgi", false),
+            ("", false),
+        ];
+        for (prefix, valid) in cases {
+            assert_eq!(valid_prefix(prefix), *valid, "{prefix}");
+        }
+        // A key's length says where its prefix ends; the checksum covers the prefix.
+        let key = ApiKey::generate("acme", &id()).expect("csprng");
+        assert!(key.expose().starts_with("acme_"));
+        assert_eq!(KeyRef::parse(key.expose()).map(|k| k.prefix()), Ok("acme"));
+        let renamed = key.expose().replacen("acme", "acmf", 1);
+        assert_eq!(ApiKey::parse(&renamed), Err(ParseError::Checksum));
+        let upper = key.expose().replacen("acme", "ACME", 1);
+        assert_eq!(ApiKey::parse(&upper), Err(ParseError::Shape));
+        let too_short = format!("k_{}", &key.expose()["acme_".len()..]);
+        assert_eq!(ApiKey::parse(&too_short), Err(ParseError::Length));
+    }
+
+    #[test]
     fn distinct_secrets_hash_differently_and_compare_equal_to_themselves() {
-        let a = ApiKey::generate(&id()).expect("csprng");
-        let b = ApiKey::generate(a.id_part()).expect("csprng");
+        let a = ApiKey::generate(DEFAULT_PREFIX, &id()).expect("csprng");
+        let b = ApiKey::generate(DEFAULT_PREFIX, a.id_part()).expect("csprng");
         assert!(a.secret_hash().matches(&a.secret_hash()));
         assert!(!a.secret_hash().matches(&b.secret_hash()));
     }
 
     proptest! {
         #[test]
-        fn round_trip(seed in "[0-9A-Za-z]{12}") {
-            let key = ApiKey::generate(&seed).expect("csprng");
+        fn round_trip(prefix in "[a-z0-9]{2,10}", seed in "[0-9A-Za-z]{12}") {
+            prop_assume!(valid_prefix(&prefix));
+            let key = ApiKey::generate(&prefix, &seed).expect("csprng");
             let parsed = ApiKey::parse(key.expose()).expect("a generated key parses");
+            prop_assert_eq!(parsed.prefix(), prefix.as_str());
             prop_assert_eq!(parsed.id_part(), seed.as_str());
             prop_assert!(parsed.secret_hash().matches(&key.secret_hash()));
         }
 
         #[test]
-        fn any_one_char_change_is_rejected(pos in 0usize..KEY_LEN, replacement in "[0-9A-Za-z_]") {
-            let key = ApiKey::generate(&id()).expect("csprng").into_plaintext();
+        fn any_one_char_change_is_rejected(
+            prefix in "[a-z0-9]{2,10}",
+            pos in 0usize..64,
+            replacement in "[0-9A-Za-z_]",
+        ) {
+            prop_assume!(valid_prefix(&prefix));
+            let key = ApiKey::generate(&prefix, &id()).expect("csprng").into_plaintext();
             let mut chars: Vec<char> = key.chars().collect();
+            let pos = pos % chars.len();
             let new = replacement.chars().next().expect("one char");
             prop_assume!(chars[pos] != new);
             chars[pos] = new;

@@ -201,6 +201,10 @@ pub mod schema {
     pub fn session(token_hash: &str) -> String {
         format!("v1:session:{token_hash}")
     }
+    /// The deployment's key prefix (SPEC §2), recorded at the first start.
+    pub fn key_prefix() -> String {
+        "v1:key-prefix".into()
+    }
     /// The instance's first admin, who may create further organizations.
     pub fn instance_admin() -> String {
         "v1:instance-admin".into()

@@ -298,7 +298,7 @@ pub fn gateway_key<'a>(
     authorization
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .filter(|k| k.starts_with(crate::key::PREFIX))
+        .filter(|k| crate::key::looks_like_key(k))
         .or_else(|| x_api_key.map(str::trim))
 }
 

@@ -244,7 +244,7 @@ fn sha256_hex(text: &str) -> String {
 fn a_signed_batch_revokes_the_live_keys_and_labels_every_token() {
     let w = world();
     // The id of a live key with a well-formed checksum, and a secret that is not its own.
-    let forged = model::key::ApiKey::generate(&w.live[1].1["key_".len()..]).expect("csprng");
+    let forged = model::key::ApiKey::generate("kg", &w.live[1].1["key_".len()..]).expect("csprng");
     let forged = forged.expose().to_owned();
     let tokens = [
         w.live[0].0.as_str(),

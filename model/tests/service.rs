@@ -182,7 +182,7 @@ fn created_key_verifies_and_a_wrong_secret_does_not() {
     assert_eq!(ok.key_id.as_deref(), Some(created.record.id.as_str()));
 
     // Same id, well-formed checksum, different secret: indistinguishable from an unknown key.
-    let forged = ApiKey::generate(&created.record.id["key_".len()..]).expect("csprng");
+    let forged = ApiKey::generate("kg", &created.record.id["key_".len()..]).expect("csprng");
     let answer = block_on(kg.verify(&verify(forged.expose()), now())).expect("verify");
     assert_eq!(answer, VerifyResponse::bare(VerifyCode::NotFound));
 

@@ -60,6 +60,11 @@ struct Args {
     /// `POST /v1/secret-scanning/github`, checks each alert batch's signature with them).
     #[arg(long, env = "KEYGATE_GITHUB_KEYS_URL", default_value = model::scanning::GITHUB_KEYS_URL)]
     github_keys_url: String,
+    /// The prefix of this deployment's keys (SPEC §2): 2–10 lowercase letters or digits,
+    /// `kg` by default. Read at the first start and recorded in the store; later starts keep
+    /// the recorded one (and warn when this differs), so every key made keeps verifying.
+    #[arg(long, env = "KEYGATE_KEY_PREFIX")]
+    key_prefix: Option<String>,
 }
 
 /// What `keygate-server` does besides serving.
@@ -154,6 +159,21 @@ async fn run(args: Args) -> Result<(), String> {
         println!(
             "Keygate: created the first organization and its admin {}",
             first.email
+        );
+    }
+    let prefix = keygate
+        .record_key_prefix(args.key_prefix.as_deref())
+        .await
+        .map_err(|e| match e {
+            model::Error::Validation { message, .. } => {
+                format!("--key-prefix / KEYGATE_KEY_PREFIX must be {message}")
+            }
+            other => format!("key prefix: {other}"),
+        })?;
+    if let Some(ignored) = &prefix.ignored {
+        tracing::warn!(
+            "KEYGATE_KEY_PREFIX={ignored} is ignored: this deployment's keys start with `{}_`, recorded at its first start",
+            prefix.prefix
         );
     }
     // Until the first admin has chosen a password, every start prints a fresh link (the

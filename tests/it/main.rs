@@ -13,6 +13,7 @@ mod gateway;
 mod headers;
 mod load;
 mod metrics;
+mod prefix;
 mod scanning;
 mod server;
 mod setup;

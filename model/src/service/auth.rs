@@ -105,6 +105,15 @@ pub(super) fn setup_into(batch: &mut Batch, user: &str, now: Timestamp) -> Resul
     Ok(token)
 }
 
+/// What a start made of `KEYGATE_KEY_PREFIX` ([`Keygate::record_key_prefix`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefixAtStart {
+    /// The prefix new keys get.
+    pub prefix: String,
+    /// The prefix asked for, when it differs from the recorded one (which stays).
+    pub ignored: Option<String>,
+}
+
 /// Hex SHA-256 of a session token: the store key of its session.
 pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -177,6 +186,47 @@ impl<S: Store> Keygate<S> {
             email,
             setup_token,
         }))
+    }
+
+    /// At every start: the deployment's key prefix (SPEC §2). The first start records
+    /// `wanted` (`KEYGATE_KEY_PREFIX`; `kg` when unset); later starts keep what was recorded,
+    /// and say when `wanted` differs, so that the host can warn (every key made keeps its own
+    /// prefix in its record, so none stops verifying whatever happens here). A `wanted` that is
+    /// not 2–10 lowercase letters or digits (or is `kgs`/`kgi`, the prefixes of sessions and
+    /// invitations) is refused, and nothing is recorded. Hosts call it as they start, before
+    /// they serve (the edge's control object in its first request's turn).
+    pub async fn record_key_prefix(&self, wanted: Option<&str>) -> Result<KeyPrefixAtStart> {
+        let wanted = wanted.map(str::trim).filter(|w| !w.is_empty());
+        if let Some(w) = wanted
+            && !crate::key::valid_prefix(w)
+        {
+            return Err(Error::invalid(
+                "KEYGATE_KEY_PREFIX",
+                "2 to 10 lowercase letters or digits, other than kgs and kgi",
+            ));
+        }
+        if let Some(recorded) = get_json::<S, String>(&self.store, &schema::key_prefix()).await? {
+            let ignored = wanted.filter(|w| *w != recorded).map(str::to_owned);
+            return Ok(KeyPrefixAtStart {
+                prefix: recorded,
+                ignored,
+            });
+        }
+        let prefix = wanted.unwrap_or(crate::key::DEFAULT_PREFIX).to_owned();
+        let mut batch = Batch::default();
+        batch.put(schema::key_prefix(), &prefix)?;
+        self.store.commit(batch).await?;
+        Ok(KeyPrefixAtStart {
+            prefix,
+            ignored: None,
+        })
+    }
+
+    /// The prefix new keys get: the recorded one, or `kg` before any was recorded.
+    pub(crate) async fn key_prefix(&self) -> Result<String> {
+        Ok(get_json::<S, String>(&self.store, &schema::key_prefix())
+            .await?
+            .unwrap_or_else(|| crate::key::DEFAULT_PREFIX.to_owned()))
     }
 
     /// At a later start: while the first admin has not chosen a password, a new set-up
@@ -412,7 +462,7 @@ impl<S: Store> Keygate<S> {
     ) -> Result<Caller> {
         let (token, csrf) = match credential {
             Credential::None => return Err(Error::Unauthenticated),
-            Credential::Bearer(token) if token.starts_with(crate::key::PREFIX) => {
+            Credential::Bearer(token) if crate::key::looks_like_key(token) => {
                 return self.authenticate_key(token, now).await;
             }
             Credential::Bearer(token) => (token, None),

@@ -274,7 +274,7 @@ impl<S: Store> Keygate<S> {
             KeyStatus::Active => {}
             other => return Err(Error::KeyNotActive(status_name(other))),
         }
-        let key = ApiKey::generate(&record.id["key_".len()..])?;
+        let key = ApiKey::generate(record.prefix(), &record.id["key_".len()..])?;
         let old = std::mem::replace(&mut record.secret_hash, key.secret_hash());
         record.previous = (req.grace_seconds > 0).then(|| PreviousSecret {
             hash: old,
@@ -475,7 +475,8 @@ impl<S: Store> Keygate<S> {
         }
 
         let id_part = random_base62(ID_LEN)?;
-        let key = ApiKey::generate(&id_part)?;
+        let prefix = self.key_prefix().await?;
+        let key = ApiKey::generate(&prefix, &id_part)?;
         let record = KeyRecord {
             id: key.key_id(),
             org: caller.org.id.clone(),
@@ -491,6 +492,7 @@ impl<S: Store> Keygate<S> {
             revoked_at: None,
             previous: None,
             grants: Default::default(),
+            prefix: (prefix != crate::key::DEFAULT_PREFIX).then_some(prefix),
         };
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &record)?;

@@ -106,7 +106,7 @@ impl<S: Store> Keygate<S> {
             else {
                 continue;
             };
-            found[i] = match rules::check_secret(&record, &key.secret_hash(), now) {
+            found[i] = match rules::check_secret(&record, &key, now) {
                 SecretCheck::Unknown => continue,
                 SecretCheck::Refused(_) => Found::Inactive,
                 SecretCheck::Active if record.status(now) != KeyStatus::Active => Found::Inactive,

@@ -41,8 +41,8 @@ mod verify;
 #[allow(unused_imports, reason = "what the sibling files share")]
 use auth::*;
 pub use auth::{
-    Bootstrapped, Caller, Credential, LOGIN_WINDOW, MAX_LOGIN_FAILURES, SETUP_PREFIX, SETUP_TTL,
-    Via, setup_notice, token_hash,
+    Bootstrapped, Caller, Credential, KeyPrefixAtStart, LOGIN_WINDOW, MAX_LOGIN_FAILURES,
+    SETUP_PREFIX, SETUP_TTL, Via, setup_notice, token_hash,
 };
 pub use github::{Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, REFETCH_AFTER, Signed};
 pub use leaked::{Found, Leak, PUBLIC_REPORTER};

@@ -40,7 +40,7 @@ impl<S: Store> Keygate<S> {
         });
         if let Some((key, name)) = &name
             && let Some(known) = cache.derived::<KnownValid>(name)
-            && rules::check_secret(&known.record, &key.secret_hash(), now) == SecretCheck::Active
+            && rules::check_secret(&known.record, key, now) == SecretCheck::Active
             && decide(
                 &known.record,
                 &known.rights.rights,
@@ -119,7 +119,7 @@ impl<S: Store> Keygate<S> {
             return Ok(Checked::NotFound);
         };
         let refused = |record, code| Ok(Checked::Refused { record, code });
-        match rules::check_secret(&record, &key.secret_hash(), now) {
+        match rules::check_secret(&record, &key, now) {
             SecretCheck::Unknown => return Ok(Checked::NotFound),
             SecretCheck::Refused(code) => return refused(record, code),
             SecretCheck::Active => {}

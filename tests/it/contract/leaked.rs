@@ -31,7 +31,7 @@ async fn a_reported_key_is_revoked_and_the_answer_tells_nothing(c: Ctx) -> Resul
     // The kept key's id with another secret: a real key's shape, the wrong secret.
     let forged = {
         let id = kept.split('_').nth(1).unwrap_or_default();
-        let head = format!("{}{id}_{}", model::key::PREFIX, "A".repeat(32));
+        let head = format!("kg_{id}_{}", "A".repeat(32));
         format!("{head}{}", model::key::checksum(&head))
     };
     let answer = report(&c, json!([leaked, "kg_not-a-key", leaked, forged])).await?;

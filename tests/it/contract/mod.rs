@@ -273,7 +273,7 @@ async fn contract_against_the_server() {
 /// Every key, session or invitation token (by its prefix) or contract password in `text`.
 fn secrets_in(text: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for prefix in [model::key::PREFIX, "kgs_", "kgi_"] {
+    for prefix in ["kg_", "kgs_", "kgi_"] {
         for (at, _) in text.match_indices(prefix) {
             let tail: String = text[at + prefix.len()..]
                 .chars()
@@ -301,7 +301,7 @@ async fn contract_against_the_worker() {
 
 #[test]
 fn the_secret_scanner_finds_what_it_looks_for() {
-    let key = model::key::ApiKey::generate("7Hq2mX9pLa3B").expect("csprng");
+    let key = model::key::ApiKey::generate("kg", "7Hq2mX9pLa3B").expect("csprng");
     let text = format!(
         "ok kg_ kgs_not-a-session; {} token=kgs_{} {ADMIN_PASSWORD}",
         key.expose(),
