@@ -11,8 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use model::key::{
-    ApiKey, CHECKSUM_LEN, ID_LEN, KeyRef, MAX_PREFIX, MIN_PREFIX, SECRET_LEN, SecretHash,
-    checksum, key_len, looks_like_key,
+    ApiKey, CHECKSUM_LEN, ID_LEN, KeyRef, MAX_PREFIX, MIN_PREFIX, SECRET_LEN, SecretHash, checksum,
+    key_len, looks_like_key,
 };
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -7,6 +7,8 @@
 //! - [`error`]: the one error type, with its status and stable code;
 //! - [`rules`]: the business rules as pure functions over records and values;
 //! - [`scanning`]: GitHub's secret scanning signing keys and signatures;
+//! - [`webhook`]: webhook secrets, Standard Webhooks signatures, the retry schedule, and where
+//!   a webhook may be delivered;
 //! - [`password`], [`store`]: password hashing, the [`store::Store`] trait both hosts
 //!   implement and the store's key schema;
 //! - [`api`]: the JSON shapes of the HTTP API (requests, and views made `From` records);
@@ -20,8 +22,8 @@
 
 /// The model's modules from the bottom up: a module may use only the modules before it.
 pub const LAYERS: &[&str] = &[
-    "key", "id", "domain", "error", "rules", "scanning", "password", "store", "api", "service",
-    "wire", "http", "openapi",
+    "key", "id", "domain", "error", "rules", "scanning", "webhook", "password", "store", "api",
+    "service", "wire", "http", "openapi",
 ];
 
 pub mod api;
@@ -37,6 +39,7 @@ pub mod rules;
 pub mod scanning;
 pub mod service;
 pub mod store;
+pub mod webhook;
 pub mod wire;
 
 pub use error::Error;

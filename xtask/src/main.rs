@@ -366,7 +366,12 @@ fn test(root: &Path, lint: bool) -> Result<()> {
 }
 
 /// The targets of `fuzz/fuzz_targets/`.
-const FUZZ_TARGETS: [&str; 3] = ["key_parse", "verify_request", "request_bodies"];
+const FUZZ_TARGETS: [&str; 4] = [
+    "key_parse",
+    "verify_request",
+    "request_bodies",
+    "github_alerts",
+];
 /// How long `cargo xtask test` runs each fuzz target.
 const FUZZ_SECONDS_IN_TEST: u64 = 30;
 
