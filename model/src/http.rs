@@ -888,6 +888,10 @@ async fn serve<S: Store, H: Headers + ?Sized>(
     request: &Request<'_, H>,
     now: crate::domain::Timestamp,
 ) -> Result<Reply> {
+    // A body the host stopped reading at this endpoint's limit: said with that limit.
+    if matches!(request.body, Body::TooLarge) {
+        return Err(Error::PayloadTooLarge(endpoint.body_limit()));
+    }
     let _turn = match endpoint.turn {
         Turn::Whole => Some(kg.store().turn().await),
         Turn::None | Turn::Own | Turn::Fetches => None,

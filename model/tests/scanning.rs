@@ -454,3 +454,32 @@ fn a_batch_of_500_tokens_is_one_call() {
     assert_eq!(verifies(&w, &w.live[0].0), VerifyCode::Revoked);
     assert_eq!(verifies(&w, &w.live[1].0), VerifyCode::Revoked);
 }
+
+#[test]
+fn a_batch_over_its_limit_is_413_naming_that_limit() {
+    let w = world();
+    for (path, limit) in [
+        ("/v1/secret-scanning/github", model::wire::SCAN_BODY_LIMIT),
+        ("/v1/keys/leaked", model::wire::BODY_LIMIT),
+    ] {
+        let headers: Vec<(String, String)> = Vec::new();
+        let request = http::Request {
+            method: "POST",
+            path,
+            query: None,
+            headers: &headers,
+            body: Body::TooLarge,
+            secure: false,
+            client: None,
+        };
+        let answer = block_on(http::handle(&w.kg, request, w.now));
+        let problem: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        assert_eq!(answer.status, 413, "{path}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&limit.to_string())),
+            "{path}: {problem}"
+        );
+    }
+}
