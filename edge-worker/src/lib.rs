@@ -133,9 +133,7 @@ pub(crate) async fn serve_api<S: model::store::Store>(
     let url = req.url()?;
     let method = req.method();
     let routed = routed.unwrap_or_else(|| api::route(method.as_ref(), url.path()));
-    let limit = routed
-        .as_ref()
-        .map_or(wire::BODY_LIMIT, |(e, _)| e.body_limit());
+    let limit = api::body_limit(&routed);
     let body = match req.bytes().await {
         Ok(bytes) if bytes.len() > limit => Body::TooLarge,
         Ok(bytes) => Body::Bytes(bytes),
@@ -279,22 +277,12 @@ pub(crate) async fn bootstrap<S: model::store::Store>(
     if let Some(token) = first.and_then(|f| f.setup_token) {
         log_setup_link(origin, &token);
     }
-    // A prefix that cannot be is the operator's to fix: every request fails (500) and the
-    // log says why, as the server refuses to start.
+    // A prefix that cannot be fails every request (500), the reason in the log.
     let prefix = keygate
         .record_key_prefix(var("KEYGATE_KEY_PREFIX").as_deref())
-        .await
-        .map_err(|e| match e {
-            Error::Validation { message, .. } => {
-                Error::Internal(format!("KEYGATE_KEY_PREFIX must be {message}"))
-            }
-            other => other,
-        })?;
-    if let Some(ignored) = prefix.ignored {
-        console_warn!(
-            "Keygate: KEYGATE_KEY_PREFIX={ignored} is ignored: this deployment's keys start with `{}_`, recorded at its first start",
-            prefix.prefix
-        );
+        .await?;
+    if let Some(warning) = prefix.warning() {
+        console_warn!("Keygate: {warning}");
     }
     Ok(())
 }

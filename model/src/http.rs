@@ -837,6 +837,14 @@ pub async fn handle<S: Store, H: Headers + ?Sized>(
     handle_routed(kg, request, routed, now).await
 }
 
+/// The most body bytes a host reads for a request `route` routed so (an unrouted one is
+/// answered 404/405, and read as any other).
+pub fn body_limit(routed: &Result<(&'static Endpoint, Params)>) -> usize {
+    routed
+        .as_ref()
+        .map_or(wire::BODY_LIMIT, |(endpoint, _)| endpoint.body_limit())
+}
+
 /// [`handle`] for a request its host has already routed (to log its endpoint, or to pick
 /// where it runs: [`Endpoint::is_password_work`]), so that no request is routed twice.
 /// `routed` is what [`route`] gave for the request's method and path.

@@ -308,11 +308,7 @@ pub enum SecretCheck {
 /// current one or, after a roll, the previous one until its grace period ends; then the
 /// status, revocation before expiry. Hashes are compared in constant time.
 pub fn check_secret(record: &KeyRecord, key: &KeyRef<'_>, now: Timestamp) -> SecretCheck {
-    // Byte by byte: prefixes are a few bytes, where a call to `memcmp` costs more.
-    let (presented_prefix, own) = (key.prefix().as_bytes(), record.prefix().as_bytes());
-    let same_prefix = presented_prefix.len() == own.len()
-        && presented_prefix.iter().zip(own).all(|(a, b)| a == b);
-    if !same_prefix {
+    if key.prefix() != record.prefix() {
         return SecretCheck::Unknown;
     }
     let presented = &key.secret_hash();

@@ -149,10 +149,7 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     let (parts, body) = request.into_parts();
     // Routed once: for the body's limit, the log, where it runs, and the dispatcher.
     let routed = api::route(parts.method.as_str(), parts.uri.path());
-    let limit = routed
-        .as_ref()
-        .map_or(wire::BODY_LIMIT, |(e, _)| e.body_limit());
-    let body = read_body(body, limit).await;
+    let body = read_body(body, api::body_limit(&routed)).await;
     let endpoint = routed.as_ref().ok().map(|(endpoint, _)| *endpoint);
     // The endpoint's declared path, never the one sent: a path can carry a token.
     let logged = endpoint.map_or("(no endpoint)", |e| e.path);
@@ -200,7 +197,7 @@ fn api_request<'a>(
     }
 }
 
-/// The body, at most [`wire::BODY_LIMIT`] bytes of it.
+/// The body, at most `limit` bytes of it (the endpoint's, [`api::body_limit`]).
 async fn read_body(body: axum::body::Body, limit: usize) -> Body {
     match http_body_util::Limited::new(body, limit).collect().await {
         // Without a copy: the collected buffer becomes the Vec when it is the only owner.

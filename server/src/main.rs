@@ -165,16 +165,11 @@ async fn run(args: Args) -> Result<(), String> {
         .record_key_prefix(args.key_prefix.as_deref())
         .await
         .map_err(|e| match e {
-            model::Error::Validation { message, .. } => {
-                format!("--key-prefix / KEYGATE_KEY_PREFIX must be {message}")
-            }
+            model::Error::Internal(reason) => reason,
             other => format!("key prefix: {other}"),
         })?;
-    if let Some(ignored) = &prefix.ignored {
-        tracing::warn!(
-            "KEYGATE_KEY_PREFIX={ignored} is ignored: this deployment's keys start with `{}_`, recorded at its first start",
-            prefix.prefix
-        );
+    if let Some(warning) = prefix.warning() {
+        tracing::warn!("{warning}");
     }
     // Until the first admin has chosen a password, every start prints a fresh link (the
     // earlier one stops working): never a password, which a log would keep.

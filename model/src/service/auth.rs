@@ -114,6 +114,18 @@ pub struct KeyPrefixAtStart {
     pub ignored: Option<String>,
 }
 
+impl KeyPrefixAtStart {
+    /// What the host logs as a warning, when the prefix asked for was not taken.
+    pub fn warning(&self) -> Option<String> {
+        self.ignored.as_ref().map(|ignored| {
+            format!(
+                "KEYGATE_KEY_PREFIX={ignored} is ignored: this deployment's keys start with `{}_`, recorded at its first start",
+                self.prefix
+            )
+        })
+    }
+}
+
 /// Hex SHA-256 of a session token: the store key of its session.
 pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -200,10 +212,11 @@ impl<S: Store> Keygate<S> {
         if let Some(w) = wanted
             && !crate::key::valid_prefix(w)
         {
-            return Err(Error::invalid(
-                "KEYGATE_KEY_PREFIX",
-                "2 to 10 lowercase letters or digits, other than kgs and kgi",
-            ));
+            // The operator's to fix, not a client's: a host stops (the server) or fails every
+            // request with this in its log (the edge).
+            return Err(Error::Internal(format!(
+                "KEYGATE_KEY_PREFIX must be 2 to 10 lowercase letters or digits, other than kgs and kgi; it is `{w}`"
+            )));
         }
         if let Some(recorded) = get_json::<S, String>(&self.store, &schema::key_prefix()).await? {
             let ignored = wanted.filter(|w| *w != recorded).map(str::to_owned);
