@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use async_lock::Mutex;
 use model::http as api;
-use model::service::{GithubKeys, Keygate, UsageBuffer, UsageReport};
+use model::service::{GithubKeys, Keygate, UsageBuffer, UsageReport, Webhooks};
 use model::store::cache::read_by_verification;
 use model::store::{Batch, Listing, Op, Store, StoreError};
 use wasm_bindgen::JsCast;
@@ -53,6 +53,8 @@ const RETRY_FIRST_MS: i64 = 1_000;
 const RETRY_MAX_MS: i64 = 60_000;
 /// How often the alarm purges expired records when nothing else is due.
 const PURGE_EVERY_MS: i64 = 3_600_000;
+/// The most webhook delivery rounds one alarm runs before it lets the next alarm go on.
+const DELIVERY_ROUNDS: usize = 8;
 
 /// The object: its storage, one turn for changes, one write-through at a time.
 #[durable_object]
@@ -71,6 +73,11 @@ pub struct Control {
     /// GitHub's secret scanning keys, fetched from `KEYGATE_GITHUB_KEYS_URL` and kept while
     /// the object lives.
     github: Arc<GithubKeys>,
+    /// Webhook delivery: the runtime's `fetch`, private addresses only with
+    /// `KEYGATE_ALLOW_PRIVATE_WEBHOOKS=1`.
+    webhooks: Arc<Webhooks>,
+    /// Set by a commit that put events in the webhooks' outbox, taken by `after_commit`.
+    outboxed: Rc<Cell<bool>>,
 }
 
 impl DurableObject for Control {
@@ -80,8 +87,18 @@ impl DurableObject for Control {
             .map(|v| v.to_string())
             .unwrap_or_else(|_| model::scanning::GITHUB_KEYS_URL.to_owned());
         let github = Arc::new(GithubKeys::new(keys_url, Arc::new(crate::fetch::Client)));
+        let allow_private = env
+            .var("KEYGATE_ALLOW_PRIVATE_WEBHOOKS")
+            .is_ok_and(|v| matches!(v.to_string().as_str(), "1" | "true" | "yes" | "on"));
+        let webhooks = Arc::new(Webhooks::new(
+            Arc::new(crate::fetch::Client),
+            crate::now,
+            allow_private,
+        ));
         Self {
             github,
+            webhooks,
+            outboxed: Rc::default(),
             state,
             env,
             turn: Rc::default(),
@@ -122,13 +139,28 @@ impl DurableObject for Control {
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.purge();
-        let next = match self.write_through().await {
+        let mut next = match self.write_through().await {
             Ok(()) => PURGE_EVERY_MS,
             Err(e) => {
                 console_error!("keygate: write-through to KV failed again: {e}");
                 self.backoff()
             }
         };
+        if let Some(due) = self.deliver().await {
+            next = next.min(due);
+        }
+        // A change made while this alarm ran may have found it running and asked for none:
+        // its events wait in the outbox. (No await between this look and the alarm's setting,
+        // so no change slips in between.)
+        let outbox = model::store::schema::outbox();
+        if self
+            .store()
+            .list(&outbox, None, 1)
+            .await
+            .is_ok_and(|l| !l.keys.is_empty())
+        {
+            next = 0;
+        }
         self.state.storage().set_alarm(next).await?;
         Response::empty()
     }
@@ -141,12 +173,52 @@ impl Control {
             storage: JsValue::from(self.state.storage().as_raw()),
             turn: Rc::clone(&self.turn),
             written: RefCell::default(),
+            outboxed: Rc::clone(&self.outboxed),
         }
     }
 
     fn keygate(&self) -> Keygate<ObjectStore> {
         Keygate::with_usage(self.store(), Arc::clone(&self.usage))
             .with_github(Arc::clone(&self.github))
+            .with_webhooks(Arc::clone(&self.webhooks))
+    }
+
+    /// Webhook delivery rounds until nothing is due now; the wait in milliseconds until the
+    /// next is due, if anything waits. A failing round is tried again in a second.
+    async fn deliver(&self) -> Option<i64> {
+        let keygate = self.keygate();
+        for _ in 0..DELIVERY_ROUNDS {
+            match keygate.deliver_webhooks().await {
+                Ok(done) => match done.next_due {
+                    None => return None,
+                    Some(at) => {
+                        let wait = (at - crate::now()).whole_milliseconds();
+                        if wait > 0 {
+                            return Some(i64::try_from(wait).unwrap_or(PURGE_EVERY_MS));
+                        }
+                    }
+                },
+                Err(e) => {
+                    console_error!("keygate: webhook delivery round failed: {e}");
+                    return Some(RETRY_FIRST_MS);
+                }
+            }
+        }
+        Some(0)
+    }
+
+    /// Brings the alarm forward to now when a change put events in the webhooks' outbox.
+    async fn deliver_soon(&self) {
+        let storage = self.state.storage();
+        let now = js_sys::Date::now() as i64;
+        match storage.get_alarm().await {
+            Ok(Some(at)) if at <= now => {}
+            _ => {
+                if let Err(e) = storage.set_alarm(0).await {
+                    console_error!("keygate: alarm not set: {e}");
+                }
+            }
+        }
     }
 
     /// An API request, run by `model::http` over the object's storage, then written through.
@@ -168,8 +240,12 @@ impl Control {
         })
     }
 
-    /// Writes what was committed through to KV; a failure leaves it to the alarm.
+    /// Writes what was committed through to KV; a failure leaves it to the alarm. Events
+    /// put in the webhooks' outbox bring the alarm forward, which delivers them.
     async fn after_commit(&self) {
+        if self.outboxed.take() {
+            self.deliver_soon().await;
+        }
         if let Err(e) = self.write_through().await {
             console_error!("keygate: write-through to KV failed, retried by the alarm: {e}");
             let wait = self.backoff();
@@ -418,6 +494,8 @@ pub struct ObjectStore {
     turn: Rc<Mutex<()>>,
     /// The keys committed through this store that verification reads (isolates cache them).
     written: RefCell<Vec<String>>,
+    /// Whether a commit put events in the webhooks' outbox (the alarm delivers them).
+    outboxed: Rc<Cell<bool>>,
 }
 
 impl Store for ObjectStore {
@@ -478,6 +556,8 @@ impl Store for ObjectStore {
             .filter(|k| read_by_verification(k))
             .map(str::to_owned)
             .collect();
+        let outbox = model::store::schema::outbox();
+        let outboxed = batch.ops.iter().any(|op| op.key().starts_with(&outbox));
         let sql = self.sql.clone();
         let ops = batch.ops;
         transaction(&self.storage, move || {
@@ -510,6 +590,9 @@ impl Store for ObjectStore {
             Ok(())
         })?;
         self.written.borrow_mut().extend(replicated);
+        if outboxed {
+            self.outboxed.set(true);
+        }
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use futures_executor::block_on;
 use libfuzzer_sys::fuzz_target;
 use model::http::{self, Body};
-use model::service::{Fetch, Fetching, GithubKeys, Keygate};
+use model::service::{Fetch, Fetching, GithubKeys, Keygate, Posting};
 use model::store::MemoryStore;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -39,6 +39,10 @@ impl Fetch for List {
             .expect("PEM");
         let list = serde_json::json!({"public_keys": [{"key_identifier": KEY_ID, "key": pem}]});
         Box::pin(async move { Ok(serde_json::to_vec(&list).expect("JSON")) })
+    }
+
+    fn post<'a>(&'a self, _: &'a str, _: &'a [(&'static str, String)], _: &'a [u8]) -> Posting<'a> {
+        Box::pin(async { Err("a key list takes no deliveries".to_owned()) })
     }
 }
 

@@ -844,6 +844,115 @@ pub struct SettingsPatch {
     pub extensive_use_per_hour: Option<Option<u64>>,
 }
 
+/// `POST /v1/webhooks` (SPEC §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where deliveries are POSTed: `https`, and not a private or local address.
+    pub url: String,
+    /// The event types to deliver, at least one (`key.created`, `key.revoked`…).
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `PATCH /v1/webhooks/{id}`: the fields given change; `description: null` clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<Option<String>>,
+    /// A disabled webhook keeps its queue but is sent nothing until enabled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// A webhook, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&crate::domain::Webhook> for WebhookView {
+    fn from(w: &crate::domain::Webhook) -> Self {
+        Self {
+            id: w.id.clone(),
+            url: w.url.clone(),
+            events: w.events.clone(),
+            description: w.description.clone(),
+            enabled: w.enabled,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+/// The answer to `POST /v1/webhooks`: the webhook and, this once, its signing secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_` + base64 of 24 random bytes: the HMAC key of every delivery's signature. It
+    /// is shown here and nowhere else.
+    pub secret: String,
+}
+
+/// What became of one attempt to deliver a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// Answered with a 2xx: delivered.
+    Succeeded,
+    /// Not delivered; another attempt follows (`next_attempt_at`).
+    Retrying,
+    /// Not delivered, and the last attempt: the message is given up (or was a test).
+    Failed,
+}
+
+/// One attempt to deliver a message (`GET /v1/webhooks/{id}/deliveries`, newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: String,
+    /// The message's `webhook-id`: the same on each attempt of one message.
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// 1 for the first attempt of a message.
+    pub attempt: u32,
+    pub status: AttemptStatus,
+    /// The receiver's HTTP status, when it answered.
+    pub response_code: Option<u16>,
+    pub duration_ms: u64,
+    /// Why it failed without an answer (a timeout, a refused address…).
+    pub error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, via `default`).
 fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -363,3 +363,63 @@ impl VerifyCode {
         }
     }
 }
+
+/// A webhook (SPEC §6.1): an endpoint an organization's key events are delivered to, each
+/// delivery signed with its secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub org: String,
+    pub url: String,
+    /// The event types delivered (`crate::webhook::EVENTS`).
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// The signing secret (`whsec_…`): kept to sign every delivery, shown once, at creation.
+    pub secret: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An event waiting in the outbox to be handed to the webhooks that take it: written in the
+/// batch of the change it records, so that a change and its delivery are never parted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub org: String,
+    /// The store key of the event.
+    pub event: String,
+}
+
+/// A message in a webhook's queue: one event, sent with the same `webhook-id` and body until
+/// it is answered with a 2xx or its retry schedule is spent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The message id (`msg_…`), its `webhook-id`.
+    pub id: String,
+    pub webhook: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key the event is about: a key's messages are delivered in order.
+    pub key: Option<String>,
+    /// The JSON body every attempt sends.
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_at: Timestamp,
+}

@@ -707,6 +707,24 @@ endpoints! {
     /// The organization's keys and their use at a glance (admins)
     Overview: "GET" "/v1/overview", Caller, None, NoBody, NoQuery -> One(OverviewView) = 200,
         |kg, c, _b, _q| kg.overview(c.caller()?, c.now).await?;
+    /// The organization's webhooks (admins), never their secrets
+    Webhooks: "GET" "/v1/webhooks", Caller, None, NoBody, PageQuery -> List(WebhookView) = 200,
+        |kg, c, _b, q| kg.list_webhooks(c.caller()?, q).await?;
+    /// Subscribe an endpoint to key events (admins); the answer holds its signing secret, once
+    CreateWebhook: "POST" "/v1/webhooks", Caller, Whole, WebhookRequest, NoQuery -> One(CreatedWebhook) = 201,
+        |kg, c, b, _q| kg.create_webhook(c.caller()?, b, c.now).await?;
+    /// Change a webhook's URL, events, description or whether it is enabled (admins)
+    UpdateWebhook: "PATCH" "/v1/webhooks/{id}", Caller, Whole, WebhookPatch, NoQuery -> One(WebhookView) = 200,
+        |kg, c, b, _q| kg.update_webhook(c.caller()?, c.param("id"), b, c.now).await?;
+    /// Delete a webhook and what waits in its queue (admins)
+    DeleteWebhook: "DELETE" "/v1/webhooks/{id}", Caller, Whole, NoBody, NoQuery -> Empty = 204,
+        |kg, c, _b, _q| kg.delete_webhook(c.caller()?, c.param("id"), c.now).await?;
+    /// A webhook's delivery attempts, newest first (admins)
+    WebhookDeliveries: "GET" "/v1/webhooks/{id}/deliveries", Caller, None, NoBody, PageQuery -> List(DeliveryView) = 200,
+        |kg, c, _b, q| kg.webhook_deliveries(c.caller()?, c.param("id"), q).await?;
+    /// Send a signed test message to a webhook now, once (admins); answers the attempt
+    TestWebhook: "POST" "/v1/webhooks/{id}/test", Caller, Fetches, NoBody, NoQuery -> One(DeliveryView) = 200,
+        |kg, c, _b, _q| kg.test_webhook(c.caller()?, c.param("id")).await?;
     /// The organization's API key settings (admins)
     Settings: "GET" "/v1/settings", Caller, None, NoBody, NoQuery -> One(SettingsView) = 200,
         |kg, c, _b, _q| kg.settings(c.caller()?).await?;

@@ -15,6 +15,9 @@ pub enum Kind {
     Resource,
     Event,
     Invitation,
+    Webhook,
+    Message,
+    Attempt,
 }
 
 impl Kind {
@@ -31,6 +34,9 @@ impl Kind {
             Kind::Resource => "res_",
             Kind::Event => "evt_",
             Kind::Invitation => "inv_",
+            Kind::Webhook => "wh_",
+            Kind::Message => "msg_",
+            Kind::Attempt => "att_",
         }
     }
 

@@ -168,6 +168,7 @@ fn register(c: ComponentsBuilder) -> ComponentsBuilder {
         .schema_from::<OrganizationView>()
         .schema_from::<GithubAlert>()
         .schema_from::<GithubLabel>()
+        .schema_from::<AttemptStatus>()
         .schema_from::<LeakLabel>()
 }
 

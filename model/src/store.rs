@@ -328,6 +328,43 @@ pub mod schema {
         let nanos = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
         format!("{}{:020}:{id}", events(org), u64::MAX - nanos)
     }
+    pub fn webhook(id: &str) -> String {
+        ["v1:webhook:", id].concat()
+    }
+    /// An organization's webhooks: entry `{id}`.
+    pub fn org_webhooks(org: &str) -> String {
+        format!("v1:ix:org-webhooks:{org}:")
+    }
+    /// Every webhook of the instance, for the delivery rounds: entry `{id}`.
+    pub fn webhooks() -> String {
+        "v1:ix:webhooks:".into()
+    }
+    /// Prefix of the outbox: events waiting to be handed to their webhooks, oldest first.
+    pub fn outbox() -> String {
+        "v1:outbox:".into()
+    }
+    /// An event's outbox entry: oldest sorts first, to the nanosecond, then by `seq` (the
+    /// order this process recorded events in: a Worker's clock stands still while it runs,
+    /// so events of one request share their time).
+    pub fn outbox_entry(at: Timestamp, seq: u64, event: &str) -> String {
+        let nanos = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+        format!("{}{nanos:020}:{seq:020}:{event}", outbox())
+    }
+    /// Prefix of a webhook's queue of messages, oldest first.
+    pub fn webhook_queue(webhook: &str) -> String {
+        format!("v1:wh-queue:{webhook}:")
+    }
+    /// A message's entry in its webhook's queue, in the order of the events (the outbox's).
+    pub fn webhook_queue_entry(webhook: &str, outbox_entry: &str) -> String {
+        let order = outbox_entry
+            .strip_prefix("v1:outbox:")
+            .unwrap_or(outbox_entry);
+        format!("{}{order}", webhook_queue(webhook))
+    }
+    /// Prefix of a webhook's delivery attempts, newest first.
+    pub fn webhook_attempts(webhook: &str) -> String {
+        format!("v1:wh-attempt:{webhook}:")
+    }
     /// An index entry under `prefix` for key `id` created at `at`: newest sorts first. In
     /// milliseconds: a key's entry is deleted by computing it again from its record.
     pub fn newest_first(prefix: &str, at: Timestamp, id: &str) -> String {

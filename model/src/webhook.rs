@@ -22,6 +22,48 @@ pub const SECRET_BYTES: usize = 24;
 /// which the delivery is given up (the schedule Standard Webhooks recommends).
 pub const RETRY_SCHEDULE: [i64; 8] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 
+/// The event types a webhook may take (SPEC §6.1), all about keys.
+pub const EVENTS: [&str; 8] = [
+    "key.created",
+    "key.revoked",
+    "key.expiring",
+    "key.expired",
+    "key.leaked",
+    "key.extensive_use",
+    "key.credits_low",
+    "key.policy_changed",
+];
+/// The type of a test delivery (`POST /v1/webhooks/{id}/test`), which no webhook subscribes to.
+pub const TEST_EVENT: &str = "webhook.test";
+/// The longest webhook URL taken.
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// Whether an event of type `kind` goes to webhooks at all (and so into the outbox).
+pub fn delivered(kind: &str) -> bool {
+    EVENTS.contains(&kind)
+}
+
+/// The event types of a webhook: at least one, each of [`EVENTS`]; duplicates dropped, in
+/// [`EVENTS`]' order. `Err` names the first unknown type.
+pub fn check_events(events: &[String]) -> Result<Vec<String>, String> {
+    if let Some(unknown) = events.iter().find(|e| !delivered(e)) {
+        let unknown: String = unknown.chars().take(40).collect();
+        return Err(format!(
+            "`{unknown}` is not an event type; they are {}",
+            EVENTS.join(", ")
+        ));
+    }
+    let chosen: Vec<String> = EVENTS
+        .iter()
+        .filter(|e| events.iter().any(|c| c == *e))
+        .map(|e| (*e).to_owned())
+        .collect();
+    if chosen.is_empty() {
+        return Err("at least one event type".into());
+    }
+    Ok(chosen)
+}
+
 /// A new secret: [`SECRET_PREFIX`] + base64 of [`SECRET_BYTES`] bytes from the CSPRNG.
 pub fn new_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; SECRET_BYTES];

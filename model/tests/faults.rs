@@ -17,7 +17,7 @@ use model::api::{
     AcceptRequest, CreateKeyRequest, CreateOrganizationRequest, DeleteKeyQuery, EventQuery,
     GrantQuery, GrantRequest, InviteRequest, KeyPatch, LoginRequest, NamespaceKind,
     NamespaceRequest, PageQuery, PermissionRequest, ResourcePatch, ResourceRequest, RolesPatch,
-    RollRequest, SettingsPatch, VerifyCode, VerifyRequest,
+    RollRequest, SettingsPatch, VerifyCode, VerifyRequest, WebhookPatch, WebhookRequest,
 };
 use model::api::{GithubAlert, GithubAlerts};
 use model::domain::{KeyRole, Role, Timestamp};
@@ -31,7 +31,7 @@ mod github {
     use std::sync::Arc;
 
     use base64::Engine;
-    use model::service::{Fetch, Fetching, GithubKeys};
+    use model::service::{Fetch, Fetching, GithubKeys, Posting};
     use p256::ecdsa::signature::Signer;
     use p256::ecdsa::{Signature, SigningKey};
     use p256::pkcs8::{EncodePublicKey, LineEnding};
@@ -57,6 +57,15 @@ mod github {
                 .expect("PEM");
             let list = serde_json::json!({"public_keys": [{"key_identifier": KEY_ID, "key": pem}]});
             Box::pin(async move { Ok(serde_json::to_vec(&list).expect("JSON")) })
+        }
+
+        fn post<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [(&'static str, String)],
+            _: &'a [u8],
+        ) -> Posting<'a> {
+            Box::pin(async { Err("a key list takes no deliveries".to_owned()) })
         }
     }
 
@@ -203,6 +212,8 @@ struct World {
     key_grant: String,
     resource: String,
     admin_key_plaintext: String,
+    /// A webhook taking key events, with messages in its queue.
+    webhook: String,
     at: Timestamp,
 }
 
@@ -408,8 +419,28 @@ fn world() -> World {
             .find(|i| i.email == "new@example.com")
             .expect("pending")
             .id;
+        let webhook = kg
+            .create_webhook(
+                &admin,
+                WebhookRequest {
+                    url: "https://hooks.example.com/keygate".into(),
+                    events: vec!["key.created".into(), "key.revoked".into()],
+                    description: None,
+                },
+                now(),
+            )
+            .await
+            .expect("webhook")
+            .webhook
+            .id;
+        // A message in its queue (this Keygate sends nothing: it only hands out the outbox).
+        kg.create_key(&admin, key_request("told", &admin.org.id), now())
+            .await
+            .expect("told key");
+        kg.deliver_webhooks().await.expect("fan out");
         World {
             contents: Contents::new(),
+            webhook,
             admin,
             developer,
             developer_id,
@@ -724,6 +755,33 @@ fn operations() -> Vec<(&'static str, bool, Operation)> {
             .members(&w.admin, PageQuery::default())),
         read!("grants", |kg, w| kg.grants(&w.admin, GrantQuery::default())),
         read!("events", |kg, w| kg.events(&w.admin, EventQuery::default())),
+        op!("create webhook", |kg, w| kg.create_webhook(
+            &w.admin,
+            WebhookRequest {
+                url: "https://other.example.com/hook".into(),
+                events: vec!["key.leaked".into()],
+                description: Some("second".into()),
+            },
+            w.at
+        )),
+        op!("update webhook", |kg, w| kg.update_webhook(
+            &w.admin,
+            &w.webhook,
+            WebhookPatch {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            w.at
+        )),
+        op!("delete webhook", |kg, w| kg
+            .delete_webhook(&w.admin, &w.webhook, w.at)),
+        read!("webhooks", |kg, w| kg
+            .list_webhooks(&w.admin, PageQuery::default())),
+        read!("webhook deliveries", |kg, w| kg.webhook_deliveries(
+            &w.admin,
+            &w.webhook,
+            PageQuery::default()
+        )),
     ]
 }
 

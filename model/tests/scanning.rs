@@ -11,7 +11,7 @@ use model::api::{CreateKeyRequest, LoginRequest, SettingsPatch, VerifyCode};
 use model::domain::KeyRole;
 use model::http::{self, Body};
 use model::scanning::{SigningKeys, signed_by};
-use model::service::{Credential, Fetch, Fetching, GithubKeys, Keygate};
+use model::service::{Credential, Fetch, Fetching, GithubKeys, Keygate, Posting};
 use model::store::MemoryStore;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -31,6 +31,10 @@ impl Fetch for KeyList {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let body = self.body.lock().expect("lock").clone();
         Box::pin(async move { body.ok_or_else(|| "connection refused".to_owned()) })
+    }
+
+    fn post<'a>(&'a self, _: &'a str, _: &'a [(&'static str, String)], _: &'a [u8]) -> Posting<'a> {
+        Box::pin(async { Err("a key list takes no deliveries".to_owned()) })
     }
 }
 

@@ -266,6 +266,39 @@ pub async fn flush_usage_until(
     }
 }
 
+/// How often the webhook outbox and queues are looked at when nothing is due sooner.
+pub const DELIVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs webhook delivery rounds until `stop` resolves: every [`DELIVER_EVERY`], and at once
+/// after a round that left work it could not finish. A round in progress when `stop` comes
+/// is dropped where it waits; what it had not recorded is sent again after the restart.
+pub async fn deliver_webhooks_until(
+    keygate: Keygate<RedbStore>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let round = tokio::select! {
+            round = keygate.deliver_webhooks() => round,
+            () = &mut stop => break,
+        };
+        let wait = match round {
+            Ok(done) => match done.next_due {
+                Some(at) if at <= now() => std::time::Duration::ZERO,
+                _ => DELIVER_EVERY,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery round failed; retried");
+                DELIVER_EVERY
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut stop => break,
+        }
+    }
+}
+
 /// How often expired records are purged from the store.
 pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
-use model::service::{GithubKeys, Keygate};
+use model::service::{GithubKeys, Keygate, Webhooks};
 use server::serve::{Limits, serve};
 use server::{AppState, RedbStore, router};
 use time::OffsetDateTime;
@@ -37,7 +38,7 @@ struct Args {
     admin_password: Option<String>,
     /// The server is reached over TLS (a proxy in front of it terminates it): the session
     /// cookie is then `Secure` and `__Host-` prefixed, and answers carry HSTS.
-    #[arg(long, env = "KEYGATE_BEHIND_TLS")]
+    #[arg(long, env = "KEYGATE_BEHIND_TLS", value_parser = BoolishValueParser::new())]
     behind_tls: bool,
     /// Most connections open at once; more are closed when accepted.
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
@@ -65,6 +66,11 @@ struct Args {
     /// the recorded one (and warn when this differs), so every key made keeps verifying.
     #[arg(long, env = "KEYGATE_KEY_PREFIX")]
     key_prefix: Option<String>,
+    /// Let webhooks be delivered to this host, private networks and plain `http` URLs
+    /// (for tests and private deployments). Off: a webhook URL is `https` and may resolve
+    /// only to public addresses, checked again at each delivery.
+    #[arg(long, env = "KEYGATE_ALLOW_PRIVATE_WEBHOOKS", value_parser = BoolishValueParser::new())]
+    allow_private_webhooks: bool,
 }
 
 /// What `keygate-server` does besides serving.
@@ -149,7 +155,16 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot open {}: {e}", args.data_dir.display()))?;
     let client = server::fetch::Client::new().map_err(|e| format!("HTTP client: {e}"))?;
     let github = GithubKeys::new(args.github_keys_url.clone(), Arc::new(client));
-    let keygate = Keygate::new(store.clone()).with_github(Arc::new(github));
+    let deliveries = server::fetch::Client::webhooks(args.allow_private_webhooks)
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let webhooks = Webhooks::new(
+        Arc::new(deliveries),
+        OffsetDateTime::now_utc,
+        args.allow_private_webhooks,
+    );
+    let keygate = Keygate::new(store.clone())
+        .with_github(Arc::new(github))
+        .with_webhooks(Arc::new(webhooks));
     let now = OffsetDateTime::now_utc();
     let first = keygate
         .bootstrap(args.admin_email, args.admin_password, now)
@@ -206,6 +221,10 @@ async fn run(args: Args) -> Result<(), String> {
         state.keygate.clone(),
         stopped(tasks_stopped.clone()),
     ));
+    let deliverer = tokio::spawn(server::http::deliver_webhooks_until(
+        state.keygate.clone(),
+        stopped(tasks_stopped.clone()),
+    ));
     let control = tokio::spawn(server::backup::serve_control(
         args.data_dir.clone(),
         store.clone(),
@@ -241,6 +260,7 @@ async fn run(args: Args) -> Result<(), String> {
     serve(listener, app, limits, shutdown()).await;
     let _ = stop_tasks.send(true);
     let _ = flusher.await;
+    let _ = deliverer.await;
     let _ = purger.await;
     let _ = control.await;
     if let Some(exporter) = exporter {

@@ -74,6 +74,8 @@ enum Fresh {
     InvitationId,
     /// The caller's own new session (for logout), in place of its usual credential.
     Session,
+    /// A webhook (to a name that never resolves, taking an event that never comes).
+    Webhook,
 }
 
 /// How a row learns whether its call reached A's object.
@@ -445,6 +447,14 @@ impl World {
                 .await?
                 .id;
             }
+            Fresh::Webhook => {
+                subst.id = self
+                    .created(
+                        "/v1/webhooks",
+                        json!({"url": format!("https://hooks.invalid/{n}"), "events": ["key.credits_low"]}),
+                    )
+                    .await?;
+            }
             Fresh::Grant => {
                 subst.id = self
                     .created(
@@ -620,6 +630,14 @@ fn renamed(answer: &Answer, s: &Subst) -> bool {
     answer.body["name"] == s.apply("renamed {n}").as_str()
 }
 
+fn described(answer: &Answer, s: &Subst) -> bool {
+    answer.body["items"].as_array().is_some_and(|items| {
+        items.iter().any(|w| {
+            w["id"] == s.id.as_str() && w["description"] == s.apply("renamed {n}").as_str()
+        })
+    })
+}
+
 fn lacks_id(answer: &Answer, s: &Subst) -> bool {
     answer.status == 200 && !answer.body.to_string().contains(&s.id)
 }
@@ -698,6 +716,19 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(403), N(403), Y(200), N(403), N(200), N(403)]),
         row("GET", "/v1/events", "/v1/events".into(), None, Fresh::None, Check::None,
             [N(401), N(403), N(403), Y(200), N(403), Y(200), N(403)]),
+        // Webhooks: admins of the organization only, never a key.
+        row("GET", "/v1/webhooks", "/v1/webhooks".into(), None, Fresh::Webhook, Check::Shows("{id}".into()),
+            [N(401), N(403), N(403), Y(200), N(403), N(200), N(403)]),
+        row("POST", "/v1/webhooks", "/v1/webhooks".into(), Some(json!({"url": "https://hooks.invalid/{n}", "events": ["key.credits_low"]})), Fresh::None, Check::None,
+            [N(401), N(403), N(403), Y(201), N(403), N(201), N(403)]),
+        row("PATCH", "/v1/webhooks/{id}", "/v1/webhooks/{id}".into(), Some(json!({"description": "renamed {n}"})), Fresh::Webhook, Check::Probe("/v1/webhooks".into(), described),
+            [N(401), N(403), N(403), Y(200), N(403), N(404), N(403)]),
+        row("DELETE", "/v1/webhooks/{id}", "/v1/webhooks/{id}".into(), None, Fresh::Webhook, Check::Probe("/v1/webhooks".into(), lacks_id),
+            [N(401), N(403), N(403), Y(204), N(403), N(404), N(403)]),
+        row("GET", "/v1/webhooks/{id}/deliveries", "/v1/webhooks/{id}/deliveries".into(), None, Fresh::Webhook, Check::None,
+            [N(401), N(403), N(403), Y(200), N(403), N(404), N(403)]),
+        row("POST", "/v1/webhooks/{id}/test", "/v1/webhooks/{id}/test".into(), None, Fresh::Webhook, Check::Shows("webhook.test".into()),
+            [N(401), N(403), N(403), Y(200), N(403), N(404), N(403)]),
         row("GET", "/v1/overview", "/v1/overview".into(), None, Fresh::None, Check::Shows("most_refused".into()),
             [N(401), N(403), N(403), Y(200), N(403), Y(200), N(403)]),
         row("GET", "/v1/permissions", "/v1/permissions".into(), None, Fresh::None, Check::Shows("matrix.read".into()),

@@ -18,3 +18,4 @@ mod scanning;
 mod server;
 mod setup;
 mod upgrade;
+mod webhooks;

@@ -600,6 +600,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's webhooks (admins), never their secrets */
+        get: operations["webhooks"];
+        put?: never;
+        /** Subscribe an endpoint to key events (admins); the answer holds its signing secret, once */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook and what waits in its queue (admins) */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change a webhook's URL, events, description or whether it is enabled (admins) */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook's delivery attempts, newest first (admins) */
+        get: operations["webhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signed test message to a webhook now, once (admins); answers the attempt */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces": {
         parameters: {
             query?: never;
@@ -658,6 +728,11 @@ export interface components {
             id: string;
             type: string;
         };
+        /**
+         * @description What became of one attempt to deliver a message.
+         * @enum {string}
+         */
+        AttemptStatus: "succeeded" | "retrying" | "failed";
         /** @description `POST /v1/keys/revoke`. */
         BulkRevokeRequest: {
             ids: string[];
@@ -696,6 +771,40 @@ export interface components {
         CreatedOrganization: {
             invitation_token: string;
             organization: components["schemas"]["OrganizationView"];
+        };
+        /** @description The answer to `POST /v1/webhooks`: the webhook and, this once, its signing secret. */
+        CreatedWebhook: components["schemas"]["WebhookView"] & {
+            /**
+             * @description `whsec_` + base64 of 24 random bytes: the HMAC key of every delivery's signature. It
+             *     is shown here and nowhere else.
+             */
+            secret: string;
+        };
+        /** @description One attempt to deliver a message (`GET /v1/webhooks/{id}/deliveries`, newest first). */
+        DeliveryView: {
+            /** Format: date-time */
+            at: string;
+            /**
+             * Format: int32
+             * @description 1 for the first attempt of a message.
+             */
+            attempt: number;
+            /** Format: int64 */
+            duration_ms: number;
+            /** @description Why it failed without an answer (a timeout, a refused address…). */
+            error?: string | null;
+            id: string;
+            /** @description The message's `webhook-id`: the same on each attempt of one message. */
+            message_id: string;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status, when it answered.
+             */
+            response_code?: number | null;
+            status: components["schemas"]["AttemptStatus"];
+            type: string;
         };
         /** @description An audit event (SPEC §6). Stored as is, under the organization's event index. */
         EventView: {
@@ -1100,6 +1209,34 @@ export interface components {
             owner?: string | null;
             permissions?: components["schemas"]["PermissionScope"][] | null;
             valid: boolean;
+        };
+        /** @description `PATCH /v1/webhooks/{id}`: the fields given change; `description: null` clears it. */
+        WebhookPatch: {
+            description?: string | null;
+            /** @description A disabled webhook keeps its queue but is sent nothing until enabled again. */
+            enabled?: boolean | null;
+            events?: string[] | null;
+            url?: string | null;
+        };
+        /** @description `POST /v1/webhooks` (SPEC §6.1). */
+        WebhookRequest: {
+            description?: string | null;
+            /** @description The event types to deliver, at least one (`key.created`, `key.revoked`…). */
+            events: string[];
+            /** @description Where deliveries are POSTed: `https`, and not a private or local address. */
+            url: string;
+        };
+        /** @description A webhook, without its secret. */
+        WebhookView: {
+            /** Format: date-time */
+            created_at: string;
+            description?: string | null;
+            enabled: boolean;
+            events: string[];
+            id: string;
+            /** Format: date-time */
+            updated_at: string;
+            url: string;
         };
     };
     responses: never;
@@ -2739,6 +2876,206 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["WebhookView"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPatch"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DeliveryView"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
             };
             /** @description An RFC 7807 problem with a stable `code` */
             default: {

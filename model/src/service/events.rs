@@ -1,12 +1,13 @@
 //! The audit log (SPEC §6): every change appends an event in the same batch as the change, so
 //! a change and its event are written together or not at all. Events never hold a secret.
+//! A key's event also enters the webhooks' outbox in that batch (`webhooks.rs`).
 
 use serde_json::Value;
 
 use super::scan::Scan;
 use super::{Caller, Keygate, Via, page_limit};
 use crate::api::{Actor, EventQuery, EventView, Page};
-use crate::domain::Timestamp;
+use crate::domain::{Outgoing, Timestamp};
 use crate::error::Result;
 use crate::id::{Kind, new_id};
 use crate::store::{Batch, Store, get_json, schema};
@@ -30,6 +31,9 @@ impl Caller {
     }
 }
 
+/// Events recorded by this process: the outbox's order among events of one instant.
+static RECORDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Adds the event `kind` on `target` to `batch`.
 pub(crate) fn record(
     batch: &mut Batch,
@@ -49,6 +53,15 @@ pub(crate) fn record(
         details,
     };
     let entry = schema::event_entry(org, now, &event.id);
+    if crate::webhook::delivered(kind) {
+        // In the change's own batch: what is committed is delivered, even after a crash.
+        let outgoing = Outgoing {
+            org: org.to_owned(),
+            event: entry.clone(),
+        };
+        let seq = RECORDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        batch.put(schema::outbox_entry(now, seq, &event.id), &outgoing)?;
+    }
     batch.put(entry, &event)?;
     Ok(())
 }

@@ -31,11 +31,25 @@ pub type Fetching<'a> =
 #[cfg(target_arch = "wasm32")]
 pub type Fetching<'a> = Pin<Box<dyn Future<Output = std::result::Result<Vec<u8>, String>> + 'a>>;
 
-/// The host's HTTP client, for what Keygate fetches from outside: `GET url`, answering the
-/// body of a 2xx answer, or what went wrong. The client is shared (`Send + Sync`); its
-/// fetches need be `Send` only off wasm32 ([`Fetching`]).
+/// A webhook delivery's future: the receiver's HTTP status, or why none came.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Posting<'a> = Pin<Box<dyn Future<Output = std::result::Result<u16, String>> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub type Posting<'a> = Pin<Box<dyn Future<Output = std::result::Result<u16, String>> + 'a>>;
+
+/// The host's HTTP client, for what Keygate sends to or fetches from outside. The client is
+/// shared (`Send + Sync`); its futures need be `Send` only off wasm32 ([`Fetching`]).
 pub trait Fetch: Send + Sync {
+    /// `GET url`, answering the body of a 2xx answer, or what went wrong.
     fn get<'a>(&'a self, url: &'a str) -> Fetching<'a>;
+    /// `POST body` (JSON) to `url` with `headers`, following no redirect, answering the
+    /// status (its body is not read), or what went wrong before one came.
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        headers: &'a [(&'static str, String)],
+        body: &'a [u8],
+    ) -> Posting<'a>;
 }
 
 /// GitHub's signing keys as this host knows them: where to fetch them, how, and the list last

@@ -37,6 +37,7 @@ mod scan;
 mod settings;
 mod usage;
 mod verify;
+mod webhooks;
 
 #[allow(unused_imports, reason = "what the sibling files share")]
 use auth::*;
@@ -44,10 +45,13 @@ pub use auth::{
     Bootstrapped, Caller, Credential, KeyPrefixAtStart, LOGIN_WINDOW, MAX_LOGIN_FAILURES,
     SETUP_PREFIX, SETUP_TTL, Via, setup_notice, token_hash,
 };
-pub use github::{Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, REFETCH_AFTER, Signed};
+pub use github::{
+    Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, Posting, REFETCH_AFTER, Signed,
+};
 pub use leaked::{Found, Leak, PUBLIC_REPORTER};
 pub use overview::EXPIRING_SOON;
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
+pub use webhooks::{ATTEMPT_RETENTION, Clock, MAX_WEBHOOKS, RoundDone, Webhooks};
 
 #[allow(unused_imports, reason = "what the sibling files share")]
 use verify::*;
@@ -71,6 +75,8 @@ pub struct Keygate<S> {
     usage: std::sync::Arc<usage::UsageBuffer>,
     /// GitHub's secret scanning keys, when the host can fetch them.
     github: Option<Arc<GithubKeys>>,
+    /// How webhooks are delivered, when the host delivers them.
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 impl<S: Store> Keygate<S> {
@@ -80,6 +86,7 @@ impl<S: Store> Keygate<S> {
             store,
             usage: std::sync::Arc::default(),
             github: None,
+            webhooks: None,
         }
     }
 
@@ -90,6 +97,7 @@ impl<S: Store> Keygate<S> {
             store,
             usage,
             github: None,
+            webhooks: None,
         }
     }
 
@@ -97,6 +105,14 @@ impl<S: Store> Keygate<S> {
     /// host's HTTP client): without them, the partner endpoint answers 502.
     pub fn with_github(mut self, github: Arc<GithubKeys>) -> Self {
         self.github = Some(github);
+        self
+    }
+
+    /// These operations with webhooks delivered through `webhooks` (the host's HTTP client,
+    /// clock and whether private addresses are allowed): without it, webhooks can be made but
+    /// nothing is delivered, and a test delivery answers 502.
+    pub fn with_webhooks(mut self, webhooks: Arc<Webhooks>) -> Self {
+        self.webhooks = Some(webhooks);
         self
     }
 

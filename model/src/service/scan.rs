@@ -95,6 +95,30 @@ impl<'a, S: Store> Scan<'a, S> {
     pub(crate) fn cursor(&self) -> String {
         self.at.encode()
     }
+
+    /// Up to `limit` of the records the entries are the store keys of (an entry whose record
+    /// is gone is passed over), with the cursor of what follows.
+    pub(crate) async fn records<T: serde::de::DeserializeOwned>(
+        mut self,
+        limit: usize,
+    ) -> Result<crate::api::Page<T>> {
+        let mut items = Vec::new();
+        while let Some(entry) = self.next().await? {
+            if let Some(record) = crate::store::get_json::<S, T>(self.store, &entry).await? {
+                items.push(record);
+            }
+            if items.len() == limit {
+                return Ok(crate::api::Page {
+                    items,
+                    next_cursor: Some(self.cursor()),
+                });
+            }
+        }
+        Ok(crate::api::Page {
+            items,
+            next_cursor: None,
+        })
+    }
 }
 
 #[cfg(test)]
