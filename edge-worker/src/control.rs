@@ -161,6 +161,22 @@ impl DurableObject for Control {
         {
             next = 0;
         }
+        // Likewise a key made with an expiry while this alarm ran: its first reminder may be
+        // due before the wait the rounds found.
+        if let Some(due) = self
+            .store()
+            .list(&model::store::schema::reminders(), None, 1)
+            .await
+            .ok()
+            .and_then(|l| {
+                l.keys
+                    .first()
+                    .and_then(|e| model::store::schema::reminder_due(e))
+            })
+        {
+            let wait = due.saturating_mul(1000) - js_sys::Date::now() as i64;
+            next = next.min(wait.max(0));
+        }
         self.state.storage().set_alarm(next).await?;
         Response::empty()
     }
@@ -249,7 +265,13 @@ impl Control {
         if let Err(e) = self.write_through().await {
             console_error!("keygate: write-through to KV failed, retried by the alarm: {e}");
             let wait = self.backoff();
-            if let Err(e) = self.state.storage().set_alarm(wait).await {
+            let storage = self.state.storage();
+            // Only ever brought forward: a sooner alarm (deliveries due) stays.
+            let sooner = match storage.get_alarm().await {
+                Ok(Some(at)) => at > js_sys::Date::now() as i64 + wait,
+                _ => true,
+            };
+            if sooner && let Err(e) = storage.set_alarm(wait).await {
                 console_error!("keygate: alarm not set: {e}");
             }
         }
@@ -296,6 +318,8 @@ impl Control {
                 self.migrate(&sql).await?;
                 let keygate = self.keygate();
                 crate::bootstrap(&keygate, &self.env, origin).await?;
+                // Keys made before expiry reminders existed get theirs, once.
+                keygate.index_reminders(crate::now()).await?;
                 self.ready.set(true);
                 // The purge's first round, and a retry of anything a crash left queued.
                 let _ = self.state.storage().set_alarm(RETRY_FIRST_MS).await;

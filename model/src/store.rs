@@ -365,6 +365,27 @@ pub mod schema {
     pub fn webhook_attempts(webhook: &str) -> String {
         format!("v1:wh-attempt:{webhook}:")
     }
+    /// Prefix of the reminder index: a key's next expiry reminder, soonest first.
+    pub fn reminders() -> String {
+        "v1:ix:reminder:".into()
+    }
+    /// A key's reminder entry, due at `due` (Unix seconds; before 1970 counts as 1970).
+    pub fn reminder_entry(due: i64, key: &str) -> String {
+        format!("{}{:020}:{key}", reminders(), due.max(0))
+    }
+    /// When the reminder of `entry` is due (Unix seconds).
+    pub fn reminder_due(entry: &str) -> Option<i64> {
+        entry
+            .strip_prefix("v1:ix:reminder:")?
+            .split(':')
+            .next()?
+            .parse()
+            .ok()
+    }
+    /// Present once the keys made before reminders existed have theirs.
+    pub fn reminders_indexed() -> String {
+        "v1:reminders-indexed".into()
+    }
     /// An index entry under `prefix` for key `id` created at `at`: newest sorts first. In
     /// milliseconds: a key's entry is deleted by computing it again from its record.
     pub fn newest_first(prefix: &str, at: Timestamp, id: &str) -> String {

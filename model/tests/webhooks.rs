@@ -167,6 +167,20 @@ impl World {
             .id
     }
 
+    fn key_expiring(&self, name: &str, after: Duration) -> String {
+        let request = CreateKeyRequest {
+            name: name.into(),
+            namespace: self.admin.org.id.clone(),
+            role: Some(KeyRole::Viewer),
+            expires_at: Some(clock() + after),
+            ..Default::default()
+        };
+        block_on(self.kg.create_key(&self.admin, request, clock()))
+            .expect("key")
+            .record
+            .id
+    }
+
     fn revoke(&self, id: &str) {
         block_on(self.kg.revoke_key(&self.admin, id, clock())).expect("revoke");
     }
@@ -479,4 +493,106 @@ fn an_organization_has_at_most_max_webhooks() {
         w.left(&schema::org_webhooks(&w.admin.org.id)),
         model::service::MAX_WEBHOOKS
     );
+}
+
+/// What the receiver got about `key`: (type, days_left) in order.
+fn reminders_of(w: &World, key: &str) -> Vec<(String, Option<i64>)> {
+    about(&w.receiver.posts(), key)
+        .iter()
+        .map(|p| {
+            (
+                p.body["type"].as_str().unwrap_or("").to_owned(),
+                p.body["data"]["details"]["days_left"].as_i64(),
+            )
+        })
+        .filter(|(kind, _)| kind != "key.created")
+        .collect()
+}
+
+#[test]
+fn expiry_reminders_come_once_each_seven_days_and_one_day_before_and_at_expiry() {
+    let w = World::new(true);
+    w.webhook(&["key.created", "key.expiring", "key.expired", "key.revoked"]);
+    let ten_days = w.key_expiring("ten days", Duration::days(10));
+    let week = w.key_expiring("a week", Duration::days(7) - Duration::minutes(1));
+    let hours = w.key_expiring("three hours", Duration::hours(3));
+    let revoked = w.key_expiring("revoked", Duration::days(2));
+    w.revoke(&revoked);
+    // Twelve days, an hour at a time.
+    for _ in 0..(12 * 24) {
+        w.deliver();
+        advance(3600);
+    }
+    w.deliver();
+    let expiring = |days| ("key.expiring".to_owned(), Some(days));
+    let expired = ("key.expired".to_owned(), None);
+    assert_eq!(
+        reminders_of(&w, &ten_days),
+        [expiring(7), expiring(1), expired.clone()]
+    );
+    assert_eq!(
+        reminders_of(&w, &week),
+        [expiring(7), expiring(1), expired.clone()],
+        "a key made 7 days ahead is told at once"
+    );
+    assert_eq!(
+        reminders_of(&w, &hours),
+        [expiring(1), expired],
+        "no week reminder sent late"
+    );
+    assert_eq!(
+        reminders_of(&w, &revoked),
+        [("key.revoked".to_owned(), None)],
+        "a revoked key is reminded of nothing"
+    );
+    assert_eq!(w.left(&schema::reminders()), 0, "nothing left to remind");
+    // They are audit events too, by the reminders.
+    let events = block_on(w.kg.events(
+        &w.admin,
+        model::api::EventQuery {
+            kind: Some("key.expiring".into()),
+            ..Default::default()
+        },
+    ))
+    .expect("events");
+    assert_eq!(events.items.len(), 5, "2 + 2 + 1");
+    assert!(
+        events
+            .items
+            .iter()
+            .all(|e| e.actor.id == model::service::REMINDER_ACTOR)
+    );
+}
+
+#[test]
+fn keys_made_before_reminders_get_theirs_once() {
+    let w = World::new(true);
+    let live = w.key_expiring("live", Duration::days(3));
+    let soon_gone = w.key_expiring("soon gone", Duration::hours(1));
+    let forever = w.key("forever");
+    // As a store written before reminders existed: no entries, no marker.
+    let entries = block_on(w.kg.store().list(&schema::reminders(), None, 100)).expect("list");
+    let mut batch = model::store::Batch::default();
+    for entry in entries.keys {
+        batch.delete(entry);
+    }
+    block_on(w.kg.store().commit(batch)).expect("commit");
+    advance(7200);
+    assert_eq!(block_on(w.kg.index_reminders(clock())).expect("index"), 1);
+    assert_eq!(
+        block_on(w.kg.index_reminders(clock())).expect("again"),
+        0,
+        "once"
+    );
+    w.webhook(&["key.expiring", "key.expired"]);
+    w.deliver();
+    assert_eq!(
+        reminders_of(&w, &live),
+        [("key.expiring".to_owned(), Some(3))]
+    );
+    assert!(
+        reminders_of(&w, &soon_gone).is_empty(),
+        "expired before: not told late"
+    );
+    assert!(reminders_of(&w, &forever).is_empty());
 }

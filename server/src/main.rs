@@ -186,6 +186,16 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(warning) = prefix.warning() {
         tracing::warn!("{warning}");
     }
+    let indexed = keygate
+        .index_reminders(now)
+        .await
+        .map_err(|e| format!("expiry reminders: {e}"))?;
+    if indexed > 0 {
+        tracing::info!(
+            keys = indexed,
+            "expiry reminders scheduled for existing keys"
+        );
+    }
     // Until the first admin has chosen a password, every start prints a fresh link (the
     // earlier one stops working): never a password, which a log would keep.
     let setup = match first.and_then(|f| f.setup_token) {

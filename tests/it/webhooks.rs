@@ -176,6 +176,22 @@ async fn new_key(api: &Api, admin: &Fixture, name: &str) -> Result<(String, Stri
     Ok((field("id")?, field("key")?))
 }
 
+async fn new_key_expiring(
+    api: &Api,
+    admin: &Fixture,
+    name: &str,
+    after: time::Duration,
+) -> Result<String> {
+    let at = (time::OffsetDateTime::now_utc() + after)
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let body = json!({"name": name, "namespace": admin.org, "role": "viewer", "expires_at": at});
+    let made = api
+        .call("POST", "/v1/keys", As::Bearer(&admin.token), Some(&body))
+        .await?;
+    ensure!(made.status == 201, "{made:?}");
+    made.body["id"].as_str().map(str::to_owned).context("id")
+}
+
 async fn create_webhook(
     api: &Api,
     admin: &Fixture,
@@ -365,7 +381,13 @@ async fn delivering(host: &Host, receiver: &Receiver) -> Result<()> {
     let api = Api::new(&host.base);
     let admin = api.admin_with_key("deliveries").await?;
     let me = As::Bearer(&admin.token);
-    let events = ["key.created", "key.revoked", "key.leaked"];
+    let events = [
+        "key.created",
+        "key.revoked",
+        "key.leaked",
+        "key.expiring",
+        "key.expired",
+    ];
     let (hook, secret) = create_webhook(&api, &admin, &receiver.url, &events).await?;
     let limit = Duration::from_secs(20);
 
@@ -495,6 +517,52 @@ async fn delivering(host: &Host, receiver: &Receiver) -> Result<()> {
         .find(|r| about(r, "key.leaked", &leaked_id))
         .context("leak")?;
     check_delivery(leak, &secret, &[&secret, &leaked[3..]])?;
+
+    // Expiry reminders: a key made 7 days ahead is told at once; one expiring in seconds is
+    // told it has a day at most, then that it expired.
+    let week = new_key_expiring(
+        &api,
+        &admin,
+        "a week",
+        time::Duration::days(7) - time::Duration::minutes(1),
+    )
+    .await?;
+    let seconds = new_key_expiring(&api, &admin, "seconds", time::Duration::seconds(4)).await?;
+    let days_left = |r: &Received| r.json()["data"]["details"]["days_left"].as_i64();
+    let got = receiver
+        .until("the reminders", limit, |got| {
+            got.iter().any(|r| about(r, "key.expiring", &week))
+                && got.iter().any(|r| about(r, "key.expired", &seconds))
+        })
+        .await?;
+    let told = |key: &str| -> Vec<(String, Option<i64>)> {
+        got.iter()
+            .filter(|r| r.json()["data"]["key_id"] == key && r.kind() != "key.created")
+            .map(|r| (r.kind(), days_left(r)))
+            .collect()
+    };
+    ensure!(
+        told(&week) == [("key.expiring".to_owned(), Some(7))],
+        "7 days ahead: {:?}",
+        told(&week)
+    );
+    ensure!(
+        told(&seconds)
+            == [
+                ("key.expiring".to_owned(), Some(1)),
+                ("key.expired".to_owned(), None)
+            ],
+        "seconds ahead: {:?}",
+        told(&seconds)
+    );
+    for r in got.iter().filter(|r| r.kind().starts_with("key.expir")) {
+        check_delivery(r, &secret, &[&secret])?;
+        ensure!(
+            r.json()["data"]["actor"]["id"] == model::service::REMINDER_ACTOR,
+            "sent by the reminders: {}",
+            r.body
+        );
+    }
 
     // A test delivery answers its attempt.
     let test = api

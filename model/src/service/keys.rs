@@ -515,6 +515,9 @@ impl<S: Store> Keygate<S> {
             serde_json::json!({"key_id": record.id, "owner": record.owner, "name": record.name, "namespace": record.namespace}),
             now,
         )?;
+        if let Some(expires_at) = record.expires_at {
+            super::reminders::schedule(&mut batch, &record.id, expires_at)?;
+        }
         self.store.commit(batch).await?;
         Ok(CreatedKey {
             record: key_view(&record, &caller.user, None, now),

@@ -32,6 +32,7 @@ mod leaked;
 mod members;
 mod namespaces;
 mod overview;
+mod reminders;
 mod resources;
 mod scan;
 mod settings;
@@ -50,6 +51,7 @@ pub use github::{
 };
 pub use leaked::{Found, Leak, PUBLIC_REPORTER};
 pub use overview::EXPIRING_SOON;
+pub use reminders::{EXPIRING_DAY, EXPIRING_WEEK, REMINDER_ACTOR};
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
 pub use webhooks::{ATTEMPT_RETENTION, Clock, MAX_WEBHOOKS, RoundDone, Webhooks};
 

@@ -442,15 +442,19 @@ impl<S: Store> Keygate<S> {
         Ok((view, delivered))
     }
 
-    /// One delivery round: hands the outbox to the webhooks' queues, then sends what is due
-    /// (up to a budget), recording each attempt. Without a host's [`Webhooks`], the outbox is
+    /// One delivery round: the expiry reminders that are due (they become events), then the
+    /// outbox handed to the webhooks' queues, then what is due sent (up to a budget), each
+    /// attempt recorded. Without a host's [`Webhooks`], the outbox is
     /// still handed out (so it does not grow) and nothing is sent.
     pub async fn deliver_webhooks(&self) -> Result<RoundDone> {
         let now = self
             .webhooks
             .as_ref()
             .map_or_else(time::OffsetDateTime::now_utc, |w| (w.clock)());
-        let mut done = RoundDone::default();
+        let mut done = RoundDone {
+            attempts: 0,
+            next_due: self.remind(now).await?,
+        };
         if self.fan_out(now).await? {
             done.next_due = Some(now);
         }
