@@ -22,6 +22,7 @@ use model::api::{
     ResourceQuery, ResourceView, RolesPatch, RollRequest, SettingsPatch, SettingsView,
     SetupRequest, UsagePage, UsageQuery, UserView,
 };
+use model::api::{CreatedWebhook, DeliveryView, WebhookPatch, WebhookRequest, WebhookView};
 use model::http::{self, Op};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -458,4 +459,41 @@ pub async fn delete_grant(id: &str) -> Result<(), ApiError> {
 /// Resources of a namespace the caller may read.
 pub async fn resources(query: &ResourceQuery) -> Result<Page<ResourceView>, ApiError> {
     json_of(Op::Resources, &[], query_of(query), None).await
+}
+
+/// The organization's webhooks (admins; at most [`model::service::MAX_WEBHOOKS`], one page).
+pub async fn webhooks() -> Result<Page<WebhookView>, ApiError> {
+    let query = PageQuery {
+        limit: Some(model::service::MAX_LIMIT),
+        cursor: None,
+    };
+    json_of(Op::Webhooks, &[], query_of(&query), None).await
+}
+
+/// Adds a webhook; the answer holds its signing secret, once.
+pub async fn create_webhook(request: WebhookRequest) -> Result<CreatedWebhook, ApiError> {
+    json_of(Op::CreateWebhook, &[], None, json(&request)?).await
+}
+
+/// Changes a webhook (its URL, events, description, or whether it is enabled).
+pub async fn update_webhook(id: &str, patch_body: WebhookPatch) -> Result<WebhookView, ApiError> {
+    json_of(Op::UpdateWebhook, &[id], None, json(&patch_body)?).await
+}
+
+/// Deletes a webhook and what waits in its queue.
+pub async fn delete_webhook(id: &str) -> Result<(), ApiError> {
+    done(Op::DeleteWebhook, &[id], None, None).await
+}
+
+/// A webhook's delivery attempts, newest first.
+pub async fn webhook_deliveries(
+    id: &str,
+    query: &PageQuery,
+) -> Result<Page<DeliveryView>, ApiError> {
+    json_of(Op::WebhookDeliveries, &[id], query_of(query), None).await
+}
+
+/// Sends a `webhook.test` delivery now and answers how it went.
+pub async fn test_webhook(id: &str) -> Result<DeliveryView, ApiError> {
+    json_of(Op::TestWebhook, &[id], None, None).await
 }

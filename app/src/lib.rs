@@ -140,6 +140,11 @@ fn Nav(me: MeResponse, route: RwSignal<Route>) -> impl IntoView {
                 "Permissions",
                 "nav-permissions",
             ),
+            (
+                Route::Admin(AdminPage::Webhooks),
+                "Webhooks",
+                "nav-webhooks",
+            ),
         ]);
     }
     view! {

@@ -95,12 +95,14 @@ impl Names {
     }
 
     /// The target of an event: a key links to its usage and events, a member to *Members*, a
-    /// namespace to *Namespaces*, by name where it is known.
+    /// webhook to *Webhooks*, a namespace to *Namespaces*, by name where it is known.
     pub fn target(&self, id: &str) -> Target {
         let page = if id.starts_with("key_") {
             Some(AdminPage::Events(Some(id.to_owned())))
         } else if id.starts_with("usr_") {
             Some(AdminPage::Members)
+        } else if id.starts_with("wh_") {
+            Some(AdminPage::Webhooks)
         } else if ["org_", "app_", "ws_", "grp_"]
             .iter()
             .any(|p| id.starts_with(p))

@@ -27,6 +27,7 @@ pub enum AdminPage {
     Members,
     Namespaces,
     Permissions,
+    Webhooks,
 }
 
 impl Route {
@@ -44,6 +45,7 @@ impl Route {
                 ("members", None) => AdminPage::Members,
                 ("namespaces", None) => AdminPage::Namespaces,
                 ("permissions", None) => AdminPage::Permissions,
+                ("webhooks", None) => AdminPage::Webhooks,
                 _ => AdminPage::Keys,
             }),
             _ => Route::MyKeys,
@@ -65,6 +67,7 @@ impl Route {
                 AdminPage::Members => "#/admin/members".into(),
                 AdminPage::Namespaces => "#/admin/namespaces".into(),
                 AdminPage::Permissions => "#/admin/permissions".into(),
+                AdminPage::Webhooks => "#/admin/webhooks".into(),
             },
         }
     }

@@ -84,6 +84,7 @@ fn routes_round_trip_through_the_fragment() {
         Route::Admin(AdminPage::Members),
         Route::Admin(AdminPage::Namespaces),
         Route::Admin(AdminPage::Permissions),
+        Route::Admin(AdminPage::Webhooks),
     ] {
         assert_eq!(Route::parse(&route.href()), route);
     }
@@ -397,6 +398,32 @@ fn events_read_as_sentences() {
             json!({"email": "ann@x.test"}),
             "a sign-in as ann@x.test failed",
         ),
+        (
+            "key.expiring",
+            json!({"days_left": 7, "name": "ci"}),
+            "reminded: the key expires in 7 days",
+        ),
+        (
+            "key.expiring",
+            json!({"days_left": 1, "name": "ci"}),
+            "reminded: the key expires within a day",
+        ),
+        ("key.expired", json!({"name": "ci"}), "the key expired"),
+        (
+            "webhook.created",
+            json!({"webhook_id": "wh_1", "url": "https://h.example/k", "events": ["key.created", "key.leaked"]}),
+            "added a webhook to https://h.example/k for key.created, key.leaked",
+        ),
+        (
+            "webhook.updated",
+            json!({"url": "https://h.example/k", "events": ["key.leaked"], "enabled": false}),
+            "changed the webhook to https://h.example/k: disabled, for key.leaked",
+        ),
+        (
+            "webhook.deleted",
+            json!({"url": "https://h.example/k"}),
+            "deleted the webhook to https://h.example/k",
+        ),
         ("something.new", json!({"a": 1}), "something.new"),
     ];
     for (kind, details, said) in cases {
@@ -500,6 +527,11 @@ fn actors_read_by_name_and_targets_link_to_their_page() {
         ("usr_000000000001", "Ann Lee", Some("#/admin/members")),
         ("ws_000000000000", "Research", Some("#/admin/namespaces")),
         ("org_000000000000", "Acme", Some("#/admin/namespaces")),
+        (
+            "wh_000000000000",
+            "wh_000000000000",
+            Some("#/admin/webhooks"),
+        ),
         ("res_000000000000", "res_000000000000", None),
     ];
     for (id, label, href) in targets {
@@ -565,5 +597,135 @@ fn a_grant_names_its_principal_and_namespace_or_keeps_an_unknown_id() {
     ];
     for (id, label) in cases {
         assert_eq!(label_of(&choices, id), label, "{id}");
+    }
+}
+
+#[test]
+fn the_webhook_form_applies_the_models_rules() {
+    use app::pages::admin::webhooks::WebhookForm;
+    let every: Vec<String> = model::webhook::EVENTS
+        .iter()
+        .map(|e| (*e).to_owned())
+        .collect();
+    let form = |url: &str, events: &[&str], description: &str| WebhookForm {
+        url: url.into(),
+        description: description.into(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+    };
+    // Every event type is ticked at first.
+    let fresh = WebhookForm::default();
+    assert_eq!(
+        fresh.events.iter().cloned().collect::<Vec<_>>().len(),
+        every.len()
+    );
+    let long_url = format!(
+        "https://h.example/{}",
+        "a".repeat(model::webhook::MAX_URL_CHARS)
+    );
+    let long_description = "d".repeat(model::rules::MAX_DESCRIPTION_CHARS + 1);
+    type Case<'a> = (
+        &'a str,
+        WebhookForm,
+        Result<(&'a str, Vec<&'a str>), &'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "trimmed, events in the model's order",
+            form(" https://h.example/k ", &["key.leaked", "key.created"], ""),
+            Ok(("https://h.example/k", vec!["key.created", "key.leaked"])),
+        ),
+        ("no url", form("  ", &["key.created"], ""), Err("url:")),
+        (
+            "too long a url",
+            form(&long_url, &["key.created"], ""),
+            Err("url: at most"),
+        ),
+        (
+            "no event",
+            form("https://h.example/k", &[], ""),
+            Err("events: at least one"),
+        ),
+        (
+            "an unknown event",
+            form("https://h.example/k", &["key.sold"], ""),
+            Err("events: `key.sold` is not an event type"),
+        ),
+        (
+            "too long a description",
+            form("https://h.example/k", &["key.created"], &long_description),
+            Err("description"),
+        ),
+    ];
+    for (what, form, expected) in cases {
+        match (form.to_request(), expected) {
+            (Ok(request), Ok((url, events))) => {
+                assert_eq!(request.url, url, "{what}");
+                assert_eq!(request.events, events, "{what}");
+                assert_eq!(request.description, None, "{what}");
+            }
+            (Err(message), Err(start)) => assert!(message.starts_with(start), "{what}: {message}"),
+            (got, want) => panic!("{what}: got {:?}, want {want:?}", got.map(|r| r.url)),
+        }
+    }
+    // The checkboxes explain exactly the model's event types, in its order.
+    let explained: Vec<&str> = app::pages::admin::webhooks::EVENT_HELP
+        .iter()
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(explained, model::webhook::EVENTS.to_vec());
+}
+
+#[test]
+fn a_webhook_offers_to_switch_the_other_way_and_attempts_read_as_words() {
+    use app::pages::admin::webhooks::{WebhookAction, outcome};
+    use model::api::{AttemptStatus, DeliveryView, WebhookView};
+    let hook = |enabled| WebhookView {
+        id: "wh_1".into(),
+        url: "https://h.example/k".into(),
+        events: vec!["key.created".into()],
+        description: None,
+        enabled,
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    assert!(WebhookAction::offered(&hook(true)).contains(&WebhookAction::Disable));
+    assert!(!WebhookAction::offered(&hook(true)).contains(&WebhookAction::Enable));
+    assert!(WebhookAction::offered(&hook(false)).contains(&WebhookAction::Enable));
+    let attempt = |status, response_code, error: Option<&str>| DeliveryView {
+        id: "att_1".into(),
+        message_id: "msg_1".into(),
+        kind: "key.created".into(),
+        at: time::OffsetDateTime::UNIX_EPOCH,
+        attempt: 1,
+        status,
+        response_code,
+        duration_ms: 12,
+        error: error.map(str::to_owned),
+        next_attempt_at: None,
+    };
+    let cases = [
+        (
+            attempt(AttemptStatus::Succeeded, Some(204), None),
+            "delivered: 204 in 12 ms",
+        ),
+        (
+            attempt(AttemptStatus::Retrying, Some(500), None),
+            "answered 500; will retry",
+        ),
+        (
+            attempt(AttemptStatus::Retrying, None, Some("connection refused")),
+            "connection refused; will retry",
+        ),
+        (
+            attempt(AttemptStatus::Failed, Some(410), None),
+            "failed: answered 410",
+        ),
+        (
+            attempt(AttemptStatus::Failed, None, None),
+            "failed: no answer",
+        ),
+    ];
+    for (delivery, said) in cases {
+        assert_eq!(outcome(&delivery), said);
     }
 }

@@ -11,6 +11,9 @@ use app::filter::KeyFilter;
 use app::pages::admin::group_members::GroupMembership;
 use app::pages::admin::keys::AdminKeyTable;
 use app::pages::admin::namespaces::RenameNamespaceDialog;
+use app::pages::admin::webhooks::{
+    AddWebhookDialog, WebhookAction, WebhookSecretPanel, WebhookTable,
+};
 use app::pages::key_actions::KeyAction;
 use app::pages::keys::{FilterBar, GenerateKeyDialog, KeyTable};
 use leptos::prelude::*;
@@ -678,4 +681,131 @@ async fn a_row_menu_closes_on_escape_or_a_choice_and_its_dialog_returns_focus_to
         Some("row-menu-open"),
         "the focus is back on the menu's button, not on the hidden item"
     );
+}
+
+fn webhook(id: &str, url: &str, enabled: bool) -> model::api::WebhookView {
+    model::api::WebhookView {
+        id: id.into(),
+        url: url.into(),
+        events: vec!["key.created".into(), "key.leaked".into()],
+        description: Some("pager".into()),
+        enabled,
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_webhook_secret_is_shown_once_and_forgotten_on_close() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let root = fresh_root();
+    let shown = RwSignal::new(Some(SECRET.to_string()));
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            {move || shown.get().map(|secret| view! {
+                <WebhookSecretPanel secret on_close=Callback::new(move |()| shown.set(None))/>
+            })}
+        }
+    });
+    leptos::task::tick().await;
+    let text = find(&root, "webhook-secret").and_then(|e| e.text_content());
+    assert_eq!(text.as_deref(), Some(SECRET));
+    assert!(
+        find(&root, "webhook-secret-copy").is_some(),
+        "a copy button"
+    );
+    let warning = find(&root, "webhook-secret-warning")
+        .and_then(|e| e.text_content())
+        .unwrap_or_default();
+    assert!(warning.contains("will not be shown again"), "{warning}");
+    click(&root, "webhook-secret-close");
+    leptos::task::tick().await;
+    assert_eq!(shown.get_untracked(), None, "the owner dropped it");
+    let html = root.inner_html();
+    assert!(!html.contains(SECRET), "nothing of it stays in the page");
+}
+
+#[wasm_bindgen_test]
+async fn adding_a_webhook_ticks_every_event_and_refuses_none_by_the_models_rule() {
+    let root = fresh_root();
+    let created = RwSignal::new(None::<String>);
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <AddWebhookDialog on_created=Callback::new(move |s| created.set(Some(s)))
+                on_cancel=Callback::new(|()| {})/>
+        }
+    });
+    leptos::task::tick().await;
+    leptos::task::tick().await;
+    assert_eq!(active_testid().as_deref(), Some("webhook-url-input"));
+    for kind in model::webhook::EVENTS {
+        let checkbox: HtmlInputElement =
+            find(&root, &format!("webhook-event-{}", kind.replace('.', "-")))
+                .unwrap_or_else(|| panic!("a checkbox for {kind}"))
+                .unchecked_into();
+        assert!(checkbox.checked(), "{kind} is ticked at first");
+        checkbox.click();
+        assert!(!checkbox.checked(), "{kind} can be unticked");
+    }
+    type_into(&root, "webhook-url-input", "https://hooks.example/keygate");
+    click(&root, "webhook-submit");
+    leptos::task::tick().await;
+    let invalid = find(&root, "webhook-invalid")
+        .and_then(|e| e.text_content())
+        .unwrap_or_default();
+    assert!(invalid.starts_with("events: at least one"), "{invalid}");
+    assert_eq!(created.get_untracked(), None, "nothing was sent");
+}
+
+#[wasm_bindgen_test]
+async fn the_webhook_table_offers_each_rows_actions_in_its_menu() {
+    let root = fresh_root();
+    let picked = RwSignal::new(None::<(WebhookAction, String)>);
+    let hooks = vec![
+        webhook("wh_aaaaaaaaaaaa", "https://a.example/k", true),
+        webhook("wh_bbbbbbbbbbbb", "https://b.example/k", false),
+    ];
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <WebhookTable items=hooks.clone()
+                on_pick=Callback::new(move |(action, hook): (WebhookAction, model::api::WebhookView)| picked.set(Some((action, hook.id))))/>
+        }
+    });
+    leptos::task::tick().await;
+    assert_eq!(count(&root, "webhook-row"), 2);
+    let statuses: Vec<String> = (0..2)
+        .map(|i| {
+            root.query_selector_all("[data-testid=webhook-status]")
+                .expect("selector")
+                .item(i)
+                .and_then(|n| n.text_content())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(statuses, ["Enabled", "Disabled"]);
+    // The enabled one offers Disable, the disabled one Enable; each row offers the rest.
+    assert_eq!(count(&root, "webhook-disable"), 1);
+    assert_eq!(count(&root, "webhook-enable"), 1);
+    assert_eq!(count(&root, "webhook-test"), 2);
+    assert_eq!(count(&root, "webhook-deliveries"), 2);
+    let enable: HtmlElement = find(&root, "webhook-enable")
+        .expect("enable")
+        .unchecked_into();
+    enable.click();
+    leptos::task::tick().await;
+    assert_eq!(
+        picked.get_untracked(),
+        Some((WebhookAction::Enable, "wh_bbbbbbbbbbbb".to_string()))
+    );
+}
+
+#[wasm_bindgen_test]
+async fn no_webhooks_reads_as_a_sentence() {
+    let root = fresh_root();
+    let _handle = leptos::mount::mount_to(root.clone(), move || {
+        view! { <WebhookTable items=vec![] on_pick=Callback::new(|_| {})/> }
+    });
+    leptos::task::tick().await;
+    assert!(find(&root, "webhooks-empty").is_some());
+    assert!(find(&root, "webhooks-table").is_none());
 }

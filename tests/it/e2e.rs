@@ -608,6 +608,8 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
         "grants by name: {principals:?}"
     );
 
+    manage_webhooks(client, found).await?;
+
     // The session ends elsewhere: the next call sends the admin back to sign in, with a word.
     let session = client.get_named_cookie("keygate_session").await?;
     let ended = api
@@ -621,6 +623,61 @@ async fn developer_key_revoked_by_an_admin(host: &Host, client: &Client) -> Resu
 
     by_keyboard_only(client).await?;
     no_violations(found)
+}
+
+/// The admin adds a webhook (every event ticked), reads its secret once, sends a test (to a
+/// name that does not resolve, so it fails and says why), finds it among the deliveries,
+/// disables it and deletes it.
+async fn manage_webhooks(client: &Client, found: &mut Vec<String>) -> Result<()> {
+    click(client, "[data-testid=nav-webhooks]").await?;
+    css(client, "[data-testid=webhooks-empty]").await?;
+    click(client, "[data-testid=add-webhook]").await?;
+    css(client, "[data-testid=webhook-url-input]")
+        .await?
+        .send_keys("https://hooks.invalid/keygate")
+        .await?;
+    screenshot(client, "server-add-webhook").await?;
+    audit(client, "server-add-webhook", found).await?;
+    click(client, "[data-testid=webhook-submit]").await?;
+    let secret = text(client, "[data-testid=webhook-secret]").await?;
+    ensure!(secret.starts_with("whsec_"), "the secret: {secret}");
+    audit(client, "server-webhook-secret", found).await?;
+    click(client, "[data-testid=webhook-secret-close]").await?;
+    gone(client, "[data-testid=webhook-secret-panel]").await?;
+    text_contains(
+        client,
+        "[data-testid=webhook-url]",
+        "https://hooks.invalid/keygate",
+    )
+    .await?;
+    text_contains(client, "[data-testid=webhook-events]", "every key event").await?;
+    let source = client.source().await?;
+    ensure!(
+        !source.contains(&secret),
+        "the secret is gone from the page"
+    );
+
+    click(client, "[data-testid=row-menu-open]").await?;
+    click(client, "[data-testid=webhook-test]").await?;
+    let result = text_contains(client, "[data-testid=webhook-test-result]", "failed:").await?;
+    ensure!(!result.contains(&secret), "{result}");
+    click(client, "[data-testid=row-menu-open]").await?;
+    click(client, "[data-testid=webhook-deliveries]").await?;
+    text_contains(client, "[data-testid=delivery-status]", "failed").await?;
+    text_contains(client, "[data-testid=delivery-outcome]", "failed:").await?;
+    screenshot(client, "server-webhooks").await?;
+    audit(client, "server-webhooks", found).await?;
+    fits(client, 390, "server-webhooks").await?;
+
+    click(client, "[data-testid=row-menu-open]").await?;
+    click(client, "[data-testid=webhook-disable]").await?;
+    text_contains(client, "[data-testid=webhook-status]", "Disabled").await?;
+    click(client, "[data-testid=row-menu-open]").await?;
+    click(client, "[data-testid=webhook-delete]").await?;
+    click(client, "[data-testid=delete-webhook-dialog-confirm]").await?;
+    css(client, "[data-testid=webhooks-empty]").await?;
+    gone(client, "[data-testid=webhook-deliveries-panel]").await?;
+    Ok(())
 }
 
 /// One whole flow with the keyboard only: sign in, go to *My API keys*, generate a key, close

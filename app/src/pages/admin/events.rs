@@ -15,13 +15,15 @@ use crate::form::{now, parse_day};
 use crate::names::Names;
 
 /// The event types of SPEC §6, offered as suggestions; `key.*` matches a family.
-const EVENT_TYPES: [&str; 16] = [
+const EVENT_TYPES: [&str; 19] = [
     "key.*",
     "key.created",
     "key.updated",
     "key.revoked",
     "key.deleted",
     "key.rolled",
+    "key.expiring",
+    "key.expired",
     "key.extensive_use",
     "key.leaked",
     "settings.updated",
@@ -32,6 +34,7 @@ const EVENT_TYPES: [&str; 16] = [
     "grant.changed",
     "resource.*",
     "login.failed",
+    "webhook.*",
 ];
 
 /// The filters as typed.
@@ -193,6 +196,12 @@ pub fn describe(e: &EventView, names: &Names) -> String {
                 text("source")
             ),
         },
+        "key.expiring" => match d["days_left"].as_u64() {
+            Some(1) => "reminded: the key expires within a day".into(),
+            Some(days) => format!("reminded: the key expires in {days} days"),
+            None => "reminded: the key expires soon".into(),
+        },
+        "key.expired" => "the key expired".into(),
         "key.deleted" => match (d["resources"].as_u64(), d["transferred_to"].as_str()) {
             (Some(n), Some(to)) if n > 0 => {
                 format!(
@@ -238,6 +247,18 @@ pub fn describe(e: &EventView, names: &Names) -> String {
         "resource.created" => format!("created a resource in {}", named("namespace")),
         "resource.updated" => format!("renamed the resource to “{}”", text("name")),
         "resource.deleted" => "deleted the resource".into(),
+        "webhook.created" => format!("added a webhook to {} for {}", text("url"), list("events")),
+        "webhook.updated" => format!(
+            "changed the webhook to {}: {}, for {}",
+            text("url"),
+            if d["enabled"].as_bool() == Some(false) {
+                "disabled"
+            } else {
+                "enabled"
+            },
+            list("events")
+        ),
+        "webhook.deleted" => format!("deleted the webhook to {}", text("url")),
         other => other.to_owned(),
     }
 }

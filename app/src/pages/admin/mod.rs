@@ -9,6 +9,7 @@ pub mod namespaces;
 pub mod overview;
 pub mod permissions;
 pub mod settings;
+pub mod webhooks;
 
 use leptos::prelude::*;
 use model::api::MeResponse;
@@ -32,5 +33,6 @@ pub fn Admin(
         AdminPage::Members => view! { <members::MembersPage/> }.into_any(),
         AdminPage::Namespaces => view! { <namespaces::NamespacesPage organization/> }.into_any(),
         AdminPage::Permissions => view! { <permissions::PermissionsPage organization/> }.into_any(),
+        AdminPage::Webhooks => view! { <webhooks::WebhooksPage/> }.into_any(),
     }
 }
