@@ -88,7 +88,9 @@ fuzz_target!(|data: &[u8]| {
         200 => {
             let labels: Vec<serde_json::Value> =
                 serde_json::from_slice(&answer.body).expect("a JSON list");
-            let alerts: Vec<serde_json::Value> =
+            // Counted as the host reads them: a field it ignores is skipped, not checked (so
+            // invalid UTF-8 there, which a `Value` would refuse, is no reason to refuse).
+            let alerts: Vec<serde::de::IgnoredAny> =
                 serde_json::from_slice(rest).expect("the alerts it labelled");
             assert_eq!(labels.len(), alerts.len());
             for label in &labels {
