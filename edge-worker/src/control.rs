@@ -163,19 +163,9 @@ impl DurableObject for Control {
         }
         // Likewise a key made with an expiry while this alarm ran: its first reminder may be
         // due before the wait the rounds found.
-        if let Some(due) = self
-            .store()
-            .list(&model::store::schema::reminders(), None, 1)
-            .await
-            .ok()
-            .and_then(|l| {
-                l.keys
-                    .first()
-                    .and_then(|e| model::store::schema::reminder_due(e))
-            })
-        {
-            let wait = due.saturating_mul(1000) - js_sys::Date::now() as i64;
-            next = next.min(wait.max(0));
+        if let Ok(Some(due)) = self.keygate().next_reminder().await {
+            let wait = (due - crate::now()).whole_milliseconds();
+            next = next.min(i64::try_from(wait.max(0)).unwrap_or(next));
         }
         self.state.storage().set_alarm(next).await?;
         Response::empty()

@@ -376,7 +376,7 @@ pub mod schema {
     /// When the reminder of `entry` is due (Unix seconds).
     pub fn reminder_due(entry: &str) -> Option<i64> {
         entry
-            .strip_prefix("v1:ix:reminder:")?
+            .strip_prefix(reminders().as_str())?
             .split(':')
             .next()?
             .parse()

@@ -87,13 +87,10 @@ impl<S: Store> Keygate<S> {
     /// turn; when the next one is due, if any is scheduled.
     pub async fn remind(&self, now: Timestamp) -> Result<Option<Timestamp>> {
         let prefix = schema::reminders();
-        let first = self.store.list(&prefix, None, 1).await?;
         let due_of = |entry: &str| schema::reminder_due(entry).unwrap_or(i64::MAX);
-        match first.keys.first() {
+        match self.next_reminder().await? {
             None => return Ok(None),
-            Some(entry) if due_of(entry) > now.unix_timestamp() => {
-                return Ok(time::OffsetDateTime::from_unix_timestamp(due_of(entry)).ok());
-            }
+            Some(due) if due > now => return Ok(Some(due)),
             Some(_) => {}
         }
         let _turn = self.store.turn().await;
@@ -160,6 +157,18 @@ impl<S: Store> Keygate<S> {
             next = Some(now);
         }
         Ok(next)
+    }
+
+    /// When the soonest scheduled reminder is due, if any: one listing. A host whose rounds
+    /// are not on a fixed beat (the edge's alarm) asks it before it sleeps, so a key made
+    /// during a round is reminded on time.
+    pub async fn next_reminder(&self) -> Result<Option<Timestamp>> {
+        let first = self.store.list(&schema::reminders(), None, 1).await?;
+        Ok(first
+            .keys
+            .first()
+            .and_then(|e| schema::reminder_due(e))
+            .and_then(|due| time::OffsetDateTime::from_unix_timestamp(due).ok()))
     }
 
     /// Once per store: schedules the reminders of every live key made before reminders
