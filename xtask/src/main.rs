@@ -461,7 +461,8 @@ fn bench(
 ) -> Result<()> {
     tools::ensure(root, tools::Need::Everything)?;
     let wants = |section: &str| only.is_none_or(|o| o.split(',').any(|s| s == section));
-    if wants("console") {
+    // The worker serves the console's assets (`wrangler.toml`): the edge needs it built too.
+    if wants("console") || wants("edge") {
         build_console(root)?;
     }
     if wants("edge") {
