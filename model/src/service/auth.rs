@@ -94,11 +94,11 @@ pub fn setup_notice(origin: &str, token: &str) -> String {
 /// Adds a fresh set-up link for `user` to `batch` (replacing any earlier one) and returns its
 /// token; only its hash is stored. The record stays, expired, until the link is used: its
 /// presence is what tells a later start that the first admin still has no password.
-pub(super) fn setup_into(batch: &mut Batch, user: &str, now: Timestamp) -> Result<String> {
-    let token = format!("{SETUP_PREFIX}{}", random_base62(43)?);
+pub(super) fn setup_into(batch: &mut Batch, user: &User, now: Timestamp) -> Result<String> {
+    let token = org_token(SETUP_PREFIX, &user.org)?;
     let setup = crate::domain::SetupToken {
         token_hash: token_hash(&token),
-        user: user.to_owned(),
+        user: user.id.clone(),
         expires_at: now + SETUP_TTL,
     };
     batch.put(schema::setup(), &setup)?;
@@ -124,6 +124,45 @@ impl KeyPrefixAtStart {
             )
         })
     }
+}
+
+/// The length of the secret part of session, invitation and set-up tokens.
+const TOKEN_SECRET_LEN: usize = 43;
+
+/// A fresh session, invitation or set-up token (`prefix` is [`SESSION_PREFIX`],
+/// `kgi_` or [`SETUP_PREFIX`]) of organization `org`: the prefix, the organization id's
+/// random part, `_`, then 43 random base62 characters. The organization is not secret (its
+/// id is in every answer about it); it is there so that a host keeping one store per
+/// organization finds a token's without a lookup ([`token_org`]). Only the token's hash is
+/// stored, so the whole token stays the credential.
+pub(crate) fn org_token(prefix: &str, org: &str) -> Result<String> {
+    let body = org
+        .strip_prefix(Kind::Organization.prefix())
+        .ok_or_else(|| Error::Internal(format!("`{org}` is not an organization id")))?;
+    Ok(format!(
+        "{prefix}{body}_{}",
+        random_base62(TOKEN_SECRET_LEN)?
+    ))
+}
+
+/// The organization a session, invitation or set-up token was made for, read from its
+/// shape alone (nothing says the token is live). `None` for a token of another shape, such
+/// as those made before tokens carried their organization: they stay valid, and a host that
+/// routes by organization looks them up instead.
+pub fn token_org(token: &str) -> Option<String> {
+    let rest = [
+        SESSION_PREFIX,
+        super::members::INVITATION_PREFIX,
+        SETUP_PREFIX,
+    ]
+    .iter()
+    .find_map(|prefix| token.strip_prefix(prefix))?;
+    let (body, secret) = rest.split_once('_')?;
+    let org = format!("{}{body}", Kind::Organization.prefix());
+    (Kind::Organization.matches(&org)
+        && secret.len() == TOKEN_SECRET_LEN
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then_some(org)
 }
 
 /// Hex SHA-256 of a session token: the store key of its session.
@@ -184,7 +223,7 @@ impl<S: Store> Keygate<S> {
         let mut batch = Batch::default();
         let setup_token = match user.password_hash {
             Some(_) => None,
-            None => Some(setup_into(&mut batch, &user.id, now)?),
+            None => Some(setup_into(&mut batch, &user, now)?),
         };
         batch.put(schema::org(&org.id), &org)?;
         batch.put(schema::user(&user.id), &user)?;
@@ -260,11 +299,11 @@ impl<S: Store> Keygate<S> {
             return Ok(None);
         }
         let user = get_json::<S, User>(&self.store, &schema::user(&current.user)).await?;
-        if user.is_none_or(|u| u.password_hash.is_some()) {
+        let Some(user) = user.filter(|u| u.password_hash.is_none()) else {
             return Ok(None);
-        }
+        };
         let mut batch = Batch::default();
-        let token = setup_into(&mut batch, &current.user, now)?;
+        let token = setup_into(&mut batch, &user, now)?;
         self.store.commit(batch).await?;
         Ok(Some(token))
     }
@@ -358,7 +397,7 @@ impl<S: Store> Keygate<S> {
             }
             return Err(Error::InvalidCredentials);
         };
-        let token = format!("{SESSION_PREFIX}{}", random_base62(43)?);
+        let token = org_token(SESSION_PREFIX, &user.org)?;
         let session = Session {
             user: user.id.clone(),
             org: user.org.clone(),
@@ -558,5 +597,65 @@ impl<S: Store> Keygate<S> {
             },
             max_expiry_days: caller.org.settings.max_expiry_days,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORG: &str = "org_Ab3dEf6hIj9L";
+
+    #[test]
+    fn tokens_carry_their_organization_and_nothing_else_reads_as_one() {
+        for prefix in [SESSION_PREFIX, members::INVITATION_PREFIX, SETUP_PREFIX] {
+            let token = org_token(prefix, ORG).expect("csprng");
+            assert_eq!(
+                token.len(),
+                prefix.len() + 12 + 1 + TOKEN_SECRET_LEN,
+                "{token}"
+            );
+            assert_eq!(token_org(&token).as_deref(), Some(ORG), "{token}");
+            // Never mistaken for an API key, whatever the deployment's key prefix.
+            assert!(!crate::key::looks_like_key(&token), "{token}");
+            // Two tokens of one organization share only the organization.
+            let other = org_token(prefix, ORG).expect("csprng");
+            assert_ne!(token, other);
+        }
+        let secret = "a".repeat(TOKEN_SECRET_LEN);
+        let table = [
+            // Made before tokens carried their organization: valid, but found by lookup.
+            (format!("kgs_{}", "a".repeat(43)), None),
+            (format!("kgs_Ab3dEf6hIj9L_{secret}"), Some(ORG)),
+            (format!("kgi_Ab3dEf6hIj9L_{secret}"), Some(ORG)),
+            (format!("kgu_Ab3dEf6hIj9L_{secret}"), Some(ORG)),
+            // Not one of the three prefixes.
+            (format!("kg_Ab3dEf6hIj9L_{secret}"), None),
+            (format!("kgx_Ab3dEf6hIj9L_{secret}"), None),
+            // An organization part of the wrong length or alphabet.
+            (format!("kgs_Ab3dEf6hIj9_{secret}"), None),
+            (format!("kgs_Ab3dEf6hIj9LM_{secret}"), None),
+            (format!("kgs_Ab3dEf6hIj-L_{secret}"), None),
+            // A secret of the wrong length or alphabet.
+            (format!("kgs_Ab3dEf6hIj9L_{}", "a".repeat(42)), None),
+            (format!("kgs_Ab3dEf6hIj9L_{}", "a".repeat(44)), None),
+            (format!("kgs_Ab3dEf6hIj9L_{}_", "a".repeat(42)), None),
+            ("kgs_".to_owned(), None),
+            (String::new(), None),
+        ];
+        for (token, org) in table {
+            assert_eq!(token_org(&token).as_deref(), org, "{token}");
+        }
+        assert!(org_token(SESSION_PREFIX, "usr_Ab3dEf6hIj9L").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_makes_token_org_panic_or_invent_an_organization(text in ".{0,80}") {
+            if let Some(org) = token_org(&text) {
+                proptest::prop_assert!(Kind::Organization.matches(&org));
+                proptest::prop_assert!(text.contains(&org["org_".len()..]));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use super::auth::org_token;
 use super::events::record;
 use super::{Caller, Keygate, normalize_email, page_limit, token_hash, user_view};
 use crate::api::{
@@ -15,7 +16,6 @@ use crate::api::{
 use crate::domain::{Invitation, Organization, PasswordHash, Role, Settings, Timestamp, User};
 use crate::error::{Error, Result};
 use crate::id::{Kind, new_id};
-use crate::key::random_base62;
 use crate::password;
 use crate::store::{Batch, Store, get_json, schema};
 
@@ -70,7 +70,7 @@ impl<S: Store> Keygate<S> {
         invited_by: Option<&str>,
         now: Timestamp,
     ) -> Result<String> {
-        let token = format!("{INVITATION_PREFIX}{}", random_base62(43)?);
+        let token = org_token(INVITATION_PREFIX, org)?;
         let hash = token_hash(&token);
         let invitation = Invitation {
             id: new_id(Kind::Invitation)?,

@@ -44,7 +44,7 @@ mod webhooks;
 use auth::*;
 pub use auth::{
     Bootstrapped, Caller, Credential, KeyPrefixAtStart, LOGIN_WINDOW, MAX_LOGIN_FAILURES,
-    SETUP_PREFIX, SETUP_TTL, Via, setup_notice, token_hash,
+    SETUP_PREFIX, SETUP_TTL, Via, setup_notice, token_hash, token_org,
 };
 pub use github::{
     Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, Posting, REFETCH_AFTER, Signed,
