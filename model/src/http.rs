@@ -198,7 +198,104 @@ impl Endpoint {
     /// that must be exact (SPEC §10), and a host with a separate control plane (the edge's
     /// Durable Object) runs it there.
     pub fn is_read_path(&self) -> bool {
-        self.op == Op::Verify || self.answer == Answer::Raw
+        self.scope() == Scope::ReadPath
+    }
+
+    /// Which part of the state it reads and changes ([`Scope`]): what a host that keeps one
+    /// store per organization and one for the instance (the edge's objects) routes it by.
+    /// Every endpoint is named here, so a new one cannot be added without deciding.
+    pub fn scope(&self) -> Scope {
+        match self.op {
+            Op::Healthz | Op::Openapi | Op::Verify => Scope::ReadPath,
+            // Emails are unique across the instance: claimed, checked, released.
+            Op::Accept | Op::Invite | Op::RemoveMember => Scope::Instance,
+            // The throttle of an email; the email's user.
+            Op::Login => Scope::Instance,
+            // The set-up link; a new organization.
+            Op::Setup | Op::CreateOrganization => Scope::Instance,
+            // Keys of any organization; the throttle of an address.
+            Op::ReportLeaked | Op::GithubSecretScanning => Scope::Instance,
+            Op::Logout
+            | Op::Me
+            | Op::Organizations
+            | Op::Members
+            | Op::SetRoles
+            | Op::Invitations
+            | Op::RevokeInvitation
+            | Op::Apps
+            | Op::CreateApp
+            | Op::Workspaces
+            | Op::CreateWorkspace
+            | Op::Workspace
+            | Op::RenameWorkspace
+            | Op::DeleteWorkspace
+            | Op::Usergroups
+            | Op::CreateUsergroup
+            | Op::Usergroup
+            | Op::RenameUsergroup
+            | Op::DeleteUsergroup
+            | Op::AddGroupMember
+            | Op::RemoveGroupMember
+            | Op::Permissions
+            | Op::DefinePermission
+            | Op::Grants
+            | Op::CreateGrant
+            | Op::DeleteGrant
+            | Op::Resources
+            | Op::CreateResource
+            | Op::GetResource
+            | Op::RenameResource
+            | Op::DeleteResource
+            | Op::Keys
+            | Op::CreateKey
+            | Op::BulkRevoke
+            | Op::GetKey
+            | Op::UpdateKey
+            | Op::DeleteKey
+            | Op::RevokeKey
+            | Op::RollKey
+            | Op::KeyUsage
+            | Op::Events
+            | Op::Overview
+            | Op::Webhooks
+            | Op::CreateWebhook
+            | Op::UpdateWebhook
+            | Op::DeleteWebhook
+            | Op::WebhookDeliveries
+            | Op::TestWebhook
+            | Op::Settings
+            | Op::UpdateSettings => Scope::Organization,
+        }
+    }
+}
+
+/// Which part of the state an endpoint reads and changes ([`Endpoint::scope`]), by the
+/// [`Home`](crate::store::schema::Home) of the store keys it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Verification and the raw endpoints: reads of the records a change writes through
+    /// (and of the constants), no write; any replica answers it.
+    ReadPath,
+    /// The caller's organization only: it reads and writes nothing of the directory, and
+    /// writes no constant.
+    Organization,
+    /// The directory too (emails, throttles, the first start's records), or more than one
+    /// organization.
+    Instance,
+}
+
+impl Scope {
+    /// Whether an endpoint of this scope may read (`write` false) or write `key`: the rule
+    /// each endpoint's declaration is held to (the in-process contract run checks every call).
+    pub fn allows(self, key: &str, write: bool) -> bool {
+        use crate::store::schema::{Home, home};
+        match (self, home(key)) {
+            (Scope::Instance, _) => true,
+            (Scope::ReadPath, home) => !write && home != Home::Directory,
+            (Scope::Organization, Home::Organization) => true,
+            (Scope::Organization, Home::Constant) => !write,
+            (Scope::Organization, Home::Directory) => false,
+        }
     }
 }
 

@@ -397,6 +397,35 @@ pub mod schema {
     pub fn id_of(entry: &str) -> &str {
         entry.rsplit(':').next().unwrap_or(entry)
     }
+
+    /// Where the record at a store key (or every key under a prefix) belongs when a host
+    /// keeps one store per organization and one for the instance (the edge's objects,
+    /// ARCHITECTURE.md "The edge's control plane"). The server keeps all three in its one
+    /// store; the split is what each endpoint's [`crate::http::Scope`] is checked against.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Home {
+        /// One organization's: its records, indexes, sessions, invitations, events, usage,
+        /// webhooks and their queues, reminders.
+        Organization,
+        /// The instance's, changed while it serves: emails (unique across the instance), the
+        /// throttles of sign-in and of leak reports, the first start's marker and set-up link.
+        Directory,
+        /// The instance's, written once at the first start and never changed after: the key
+        /// prefix and the first admin. A per-organization store may hold a copy.
+        Constant,
+    }
+
+    /// The [`Home`] of `key`.
+    pub fn home(key: &str) -> Home {
+        const DIRECTORY: [&str; 2] = ["v1:email:", "v1:throttle:"];
+        if DIRECTORY.iter().any(|p| key.starts_with(p)) || key == setup() || key == bootstrap() {
+            Home::Directory
+        } else if key == key_prefix() || key == instance_admin() {
+            Home::Constant
+        } else {
+            Home::Organization
+        }
+    }
 }
 
 /// An in-memory [`Store`] for unit tests and benchmarks. Not a host's store: it forgets
@@ -453,5 +482,45 @@ impl Store for MemoryStore {
             };
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema::{self, Home};
+
+    #[test]
+    fn every_kind_of_store_key_has_its_home() {
+        let org = "org_AAAAAAAAAAAA";
+        let table: &[(String, Home)] = &[
+            (schema::email("A@Example.com"), Home::Directory),
+            (schema::login_throttle("a@example.com"), Home::Directory),
+            (schema::leak_throttle(None), Home::Directory),
+            (schema::setup(), Home::Directory),
+            (schema::bootstrap(), Home::Directory),
+            (schema::key_prefix(), Home::Constant),
+            (schema::instance_admin(), Home::Constant),
+            (schema::org(org), Home::Organization),
+            (schema::user("usr_AAAAAAAAAAAA"), Home::Organization),
+            (schema::key("key_AAAAAAAAAAAA"), Home::Organization),
+            (schema::session("ab12"), Home::Organization),
+            (schema::invitation("ab12"), Home::Organization),
+            (schema::org_users(org), Home::Organization),
+            (schema::events(org), Home::Organization),
+            (
+                schema::usage_summary("key_AAAAAAAAAAAA"),
+                Home::Organization,
+            ),
+            (schema::webhook("wh_AAAAAAAAAAAA"), Home::Organization),
+            (schema::outbox(), Home::Organization),
+            (schema::reminders(), Home::Organization),
+            (schema::reminders_indexed(), Home::Organization),
+            // Near misses of the directory's exact keys stay an organization's.
+            ("v1:setup-other".to_owned(), Home::Organization),
+            ("v1:emails".to_owned(), Home::Organization),
+        ];
+        for (key, home) in table {
+            assert_eq!(schema::home(key), *home, "{key}");
+        }
     }
 }

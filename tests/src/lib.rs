@@ -8,6 +8,7 @@
 //! console's `dist/`); run alone, a host that is not built fails with a message saying so.
 
 pub mod browser;
+pub mod scoped;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -18,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use crate::scoped::Scoped;
 use anyhow::{Context, Result, bail, ensure};
 use model::http;
 use model::service::Keygate;
-use model::store::MemoryStore;
 use serde_json::Value;
 
 /// The first admin every test host is bootstrapped with.
@@ -567,7 +568,7 @@ enum Backend {
     Http(reqwest::Client),
     /// `model::http::handle` over a store in memory: the same dispatcher both hosts serve,
     /// without a process or a socket.
-    InProcess(Arc<Keygate<MemoryStore>>),
+    InProcess(Arc<Keygate<Scoped>>),
 }
 
 /// How a call authenticates.
@@ -599,7 +600,7 @@ impl As<'_> {
 /// One request to the dispatcher in this process, answered as a host would: a body over
 /// `wire::BODY_LIMIT` is not handed over, as neither host reads past it.
 async fn dispatch(
-    keygate: &Keygate<MemoryStore>,
+    keygate: &Keygate<Scoped>,
     method: &str,
     path: &str,
     headers: Vec<(String, String)>,
@@ -623,7 +624,9 @@ async fn dispatch(
         client: None,
     };
     let now = time::OffsetDateTime::now_utc();
-    let response = http::handle(keygate, request, now).await;
+    // Every call is held to its endpoint's declared scope (`scoped`).
+    let endpoint = http::route(method, path).ok().map(|(endpoint, _)| endpoint);
+    let response = scoped::checked(endpoint, http::handle(keygate, request, now)).await?;
     keygate.flush_usage(now).await?;
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in &response.headers {
@@ -648,11 +651,11 @@ impl Api {
         }
     }
 
-    /// A fresh Keygate in this process, over an empty [`MemoryStore`], bootstrapped with
+    /// A fresh Keygate in this process, over an empty [`Scoped`] store (a `MemoryStore`), bootstrapped with
     /// [`ADMIN_EMAIL`] and [`ADMIN_PASSWORD`] as the hosts are; requests go straight to
     /// `model::http::handle`, and counted uses are flushed after each, as the worker does.
     pub async fn in_process() -> Result<Self> {
-        let keygate = Keygate::new(MemoryStore::default());
+        let keygate = Keygate::new(Scoped::default());
         keygate
             .bootstrap(
                 Some(ADMIN_EMAIL.into()),

@@ -225,6 +225,14 @@ async fn contract_in_process_each_case_on_a_fresh_instance() {
             }
         }
     }
+    // Every call above was held to its endpoint's declared scope (`tests::scoped`): that
+    // proves each declaration only if every endpoint was called.
+    let unchecked = tests::scoped::unchecked();
+    if !unchecked.is_empty() {
+        failures.push(format!(
+            "endpoints the contract never calls, so their scope is unchecked: {unchecked:?}"
+        ));
+    }
     report("dispatcher in process", &failures);
 }
 

@@ -12,6 +12,7 @@ pub(super) const CASES: &[(&str, CaseFn)] = cases![
     oversized_management_bodies_are_refused,
     settings_are_validated,
     every_change_is_audited_without_secrets,
+    the_rest_of_the_table_answers,
 ];
 
 async fn healthz_answers(c: Ctx) -> Result<()> {
@@ -177,4 +178,105 @@ async fn oversized_management_bodies_are_refused(c: Ctx) -> Result<()> {
         "nothing was created"
     );
     Ok(())
+}
+
+/// The endpoints no other case calls: webhooks from creation to deletion, the catalogue, a
+/// group's rename, a set-up link that is not one and an unsigned secret scanning batch. With
+/// them, the in-process run calls every endpoint of the table, each held to its scope.
+async fn the_rest_of_the_table_answers(c: Ctx) -> Result<()> {
+    let made = c
+        .admin(
+            "POST",
+            "/v1/webhooks",
+            Some(&json!({"url": "https://hooks.example.com/keygate", "events": ["key.created"], "description": "contract"})),
+        )
+        .await?;
+    let id = made.body["id"].as_str().unwrap_or_default().to_owned();
+    ensure!(
+        made.status == 201
+            && id.starts_with("wh_")
+            && made.body["secret"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("whsec_")),
+        "{made:?}"
+    );
+    let listed = c.admin("GET", "/v1/webhooks", None).await?;
+    ensure!(
+        listed.status == 200
+            && listed.body["items"].as_array().is_some_and(|items| items
+                .iter()
+                .any(|w| w["id"] == id.as_str() && w.get("secret").is_none())),
+        "listed with its secret left out: {listed:?}"
+    );
+    let path = format!("/v1/webhooks/{id}");
+    let off = c
+        .admin("PATCH", &path, Some(&json!({"enabled": false})))
+        .await?;
+    ensure!(off.status == 200 && off.body["enabled"] == false, "{off:?}");
+    let deliveries = c.admin("GET", &format!("{path}/deliveries"), None).await?;
+    ensure!(
+        deliveries.status == 200 && deliveries.body["items"] == json!([]),
+        "{deliveries:?}"
+    );
+    let deleted = c.admin("DELETE", &path, None).await?;
+    ensure!(deleted.status == 204, "{deleted:?}");
+    problem(
+        &c.admin("GET", &format!("{path}/deliveries"), None).await?,
+        404,
+        "not_found",
+    )?;
+    problem(
+        &c.admin("POST", &format!("{path}/test"), None).await?,
+        404,
+        "not_found",
+    )?;
+
+    let catalogue = c.admin("GET", "/v1/permissions", None).await?;
+    ensure!(
+        catalogue.status == 200
+            && catalogue.body["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|p| p["builtin"] == true)),
+        "the catalogue holds the built-in permissions: {catalogue:?}"
+    );
+    let group = c
+        .created("/v1/usergroups", json!({"name": "before", "parent": c.org}))
+        .await?;
+    let renamed = c
+        .admin(
+            "PATCH",
+            &format!("/v1/usergroups/{group}"),
+            Some(&json!({"name": "after"})),
+        )
+        .await?;
+    ensure!(
+        renamed.status == 200 && renamed.body["name"] == "after",
+        "{renamed:?}"
+    );
+
+    let setup = c
+        .api
+        .call(
+            "POST",
+            "/v1/setup/kgu_not-a-link",
+            As::Nobody,
+            Some(&json!({"password": ADMIN_PASSWORD})),
+        )
+        .await?;
+    problem(&setup, 404, "not_found")?;
+    let unsigned = c
+        .api
+        .call(
+            "POST",
+            "/v1/secret-scanning/github",
+            As::Nobody,
+            Some(&json!([{"token": "kg_nothing", "type": "keygate_api_key", "url": "https://example.com", "source": "content"}])),
+        )
+        .await?;
+    // Refused either way: 401 where the host can fetch GitHub's keys, 502 in process, which
+    // has no HTTP client to fetch them with (`tests/it/scanning.rs` tells the two apart).
+    match unsigned.status {
+        401 => problem(&unsigned, 401, "unauthenticated"),
+        _ => problem(&unsigned, 502, "upstream_unavailable"),
+    }
 }
