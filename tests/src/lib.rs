@@ -669,6 +669,16 @@ impl Api {
         })
     }
 
+    /// In process: splits the store into organizations as a host moving to one store per
+    /// organization would, checks the split ([`Scoped::check_split`]) and returns how many
+    /// organizations it found.
+    pub async fn check_split(&self) -> Result<usize> {
+        match &self.backend {
+            Backend::InProcess(keygate) => keygate.store().check_split().await,
+            Backend::Http(_) => bail!("only an in-process Api's store can be read whole"),
+        }
+    }
+
     fn client(&self) -> Result<&reqwest::Client> {
         match &self.backend {
             Backend::Http(client) => Ok(client),

@@ -98,3 +98,58 @@ pub async fn checked<T>(
     }
     Ok(answer)
 }
+
+impl Scoped {
+    /// Splits this store as a host moving to one store per organization would
+    /// (`model::store::split`), and checks the result: every record placed, each record
+    /// that names its organization placed in it, every organization's own record in its
+    /// own part. Returns how many organizations got records.
+    pub async fn check_split(&self) -> anyhow::Result<usize> {
+        let mut records = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.inner.list("", cursor.as_deref(), 1000).await?;
+            for key in page.keys {
+                if let Some(value) = self.inner.get(&key).await? {
+                    records.push((key, value));
+                }
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let split =
+            model::store::split::split(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        anyhow::ensure!(
+            split.unplaced.is_empty(),
+            "records no organization took: {:?}",
+            split.unplaced
+        );
+        #[derive(serde::Deserialize)]
+        struct Named {
+            org: String,
+        }
+        for (key, value) in &records {
+            let placed = split.organization_of(key);
+            if let Ok(named) = serde_json::from_slice::<Named>(value) {
+                anyhow::ensure!(
+                    placed == Some(named.org.as_str()),
+                    "`{key}` names {} but went to {placed:?}",
+                    named.org
+                );
+            }
+            if let Some(org) = key.strip_prefix("v1:org:") {
+                anyhow::ensure!(placed == Some(org), "`{key}` went to {placed:?}");
+            }
+            let in_directory = split.directory.contains(key);
+            let copied_only = split.everywhere.contains(key) && !in_directory;
+            let places = [placed.is_some(), in_directory, copied_only];
+            anyhow::ensure!(
+                places.iter().filter(|p| **p).count() == 1,
+                "`{key}` has no place or more than one: {places:?}"
+            );
+        }
+        Ok(split.organizations.len())
+    }
+}
