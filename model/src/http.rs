@@ -299,6 +299,65 @@ impl Scope {
     }
 }
 
+/// Where a request runs on a host that keeps one store per organization and one directory
+/// (the edge's objects): [`runs`], from the endpoint's [`Scope`] and what the request
+/// presents, without reading any store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runs {
+    /// The read path: any replica of the records answers (verification, the raw endpoints,
+    /// and a request no endpoint matches).
+    ReadPath,
+    /// In one organization's store: the organization a session, invitation or set-up token
+    /// names ([`crate::service::token_org`]).
+    Organization(String),
+    /// In the organization of the API key with this id: the host reads the key's record to
+    /// find it.
+    KeyOrganization(String),
+    /// In the directory, which reaches the organizations' stores for their part; with the
+    /// organization the request names, when it names one.
+    Directory(Option<String>),
+}
+
+/// Where `endpoint` (with its path `params`) runs for a request presenting `credential`.
+/// An organization endpoint called with nothing an organization can be read from (no
+/// credential, a token of the earlier shape that names none) runs in the directory, which
+/// answers 401 or finds the token's organization itself.
+pub fn runs(
+    endpoint: &Endpoint,
+    params: &[(&'static str, String)],
+    credential: &crate::service::Credential<'_>,
+) -> Runs {
+    use crate::service::{Credential, token_org};
+    let presented = match credential {
+        Credential::Bearer(token) | Credential::Cookie { token, .. } => Some(*token),
+        Credential::None => None,
+    };
+    let key = presented
+        .filter(|t| crate::key::looks_like_key(t))
+        .and_then(|t| crate::key::KeyRef::parse(t).ok());
+    // The credential's organization: a session token's, or the key's, read by the host.
+    let caller = || match (presented.and_then(token_org), key) {
+        (Some(org), _) => Some(Runs::Organization(org)),
+        (None, Some(key)) => Some(Runs::KeyOrganization(key.key_id())),
+        (None, None) => None,
+    };
+    match endpoint.scope() {
+        Scope::ReadPath => Runs::ReadPath,
+        Scope::Organization => caller().unwrap_or(Runs::Directory(None)),
+        Scope::Instance => {
+            // An invitation's or set-up link's token in the path names its organization.
+            let in_path = params
+                .iter()
+                .find(|(name, _)| *name == "token")
+                .and_then(|(_, token)| token_org(token));
+            Runs::Directory(in_path.or_else(|| match caller() {
+                Some(Runs::Organization(org)) => Some(org),
+                _ => None,
+            }))
+        }
+    }
+}
+
 /// A body-less endpoint's body.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct NoBody;
@@ -1088,6 +1147,114 @@ mod tests {
 
     use super::*;
     use crate::store::MemoryStore;
+
+    #[test]
+    fn each_request_runs_where_its_scope_and_its_token_say() {
+        use crate::service::Credential;
+        let org = "org_AAAAAAAAAAAA";
+        let secret = "a".repeat(43);
+        let session = format!("kgs_AAAAAAAAAAAA_{secret}");
+        let invitation = format!("kgi_BBBBBBBBBBBB_{secret}");
+        let legacy = format!("kgs_{secret}");
+        let key = crate::key::ApiKey::generate("kg", "CCCCCCCCCCCC").expect("a key");
+        let key = key.expose();
+        let runs_for = |method: &str, path: &str, credential: Credential<'_>| {
+            let (endpoint, params) = route(method, path).expect("a route");
+            runs(endpoint, &params, &credential)
+        };
+        let bearer = Credential::Bearer;
+        let cookie = |token| Credential::Cookie { token, csrf: None };
+        let table: Vec<(&str, String, Credential<'_>, Runs)> = vec![
+            (
+                "POST",
+                "/v1/keys/verify".into(),
+                Credential::None,
+                Runs::ReadPath,
+            ),
+            ("GET", "/healthz".into(), bearer(&session), Runs::ReadPath),
+            (
+                "GET",
+                "/v1/keys".into(),
+                cookie(&session),
+                Runs::Organization(org.into()),
+            ),
+            (
+                "GET",
+                "/v1/keys".into(),
+                bearer(&session),
+                Runs::Organization(org.into()),
+            ),
+            (
+                "GET",
+                "/v1/keys".into(),
+                bearer(key),
+                Runs::KeyOrganization("key_CCCCCCCCCCCC".into()),
+            ),
+            // Nothing names an organization: the directory answers (401, or finds it).
+            (
+                "GET",
+                "/v1/keys".into(),
+                Credential::None,
+                Runs::Directory(None),
+            ),
+            (
+                "GET",
+                "/v1/keys".into(),
+                cookie(&legacy),
+                Runs::Directory(None),
+            ),
+            (
+                "POST",
+                "/v1/auth/login".into(),
+                Credential::None,
+                Runs::Directory(None),
+            ),
+            (
+                "POST",
+                format!("/v1/invitations/{invitation}/accept"),
+                Credential::None,
+                Runs::Directory(Some("org_BBBBBBBBBBBB".into())),
+            ),
+            // The token in the path wins over the caller's.
+            (
+                "POST",
+                format!("/v1/invitations/{invitation}/accept"),
+                cookie(&session),
+                Runs::Directory(Some("org_BBBBBBBBBBBB".into())),
+            ),
+            (
+                "POST",
+                format!("/v1/setup/kgu_AAAAAAAAAAAA_{secret}"),
+                Credential::None,
+                Runs::Directory(Some(org.into())),
+            ),
+            (
+                "POST",
+                "/v1/invitations".into(),
+                cookie(&session),
+                Runs::Directory(Some(org.into())),
+            ),
+            (
+                "POST",
+                "/v1/invitations".into(),
+                bearer(key),
+                Runs::Directory(None),
+            ),
+            (
+                "POST",
+                "/v1/keys/leaked".into(),
+                Credential::None,
+                Runs::Directory(None),
+            ),
+        ];
+        for (method, path, credential, expected) in table {
+            assert_eq!(
+                runs_for(method, &path, credential),
+                expected,
+                "{method} {path}"
+            );
+        }
+    }
 
     /// A concrete path for `pattern`, every parameter filled in.
     fn example(pattern: &str) -> String {

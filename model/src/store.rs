@@ -6,6 +6,7 @@
 //! (see ARCHITECTURE.md). Values are JSON of the [`crate::domain`] records.
 
 pub mod cache;
+pub mod partition;
 pub mod split;
 
 use std::future::Future;

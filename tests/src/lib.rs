@@ -8,6 +8,7 @@
 //! console's `dist/`); run alone, a host that is not built fails with a message saying so.
 
 pub mod browser;
+pub mod partitioned;
 pub mod scoped;
 
 use std::io::{BufRead, BufReader};
@@ -19,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::scoped::Scoped;
+use crate::partitioned::Instance;
 use anyhow::{Context, Result, bail, ensure};
 use model::http;
-use model::service::Keygate;
 use serde_json::Value;
 
 /// The first admin every test host is bootstrapped with.
@@ -568,7 +568,7 @@ enum Backend {
     Http(reqwest::Client),
     /// `model::http::handle` over a store in memory: the same dispatcher both hosts serve,
     /// without a process or a socket.
-    InProcess(Arc<Keygate<Scoped>>),
+    InProcess(Arc<Instance>),
 }
 
 /// How a call authenticates.
@@ -600,7 +600,7 @@ impl As<'_> {
 /// One request to the dispatcher in this process, answered as a host would: a body over
 /// `wire::BODY_LIMIT` is not handed over, as neither host reads past it.
 async fn dispatch(
-    keygate: &Keygate<Scoped>,
+    instance: &Instance,
     method: &str,
     path: &str,
     headers: Vec<(String, String)>,
@@ -624,10 +624,8 @@ async fn dispatch(
         client: None,
     };
     let now = time::OffsetDateTime::now_utc();
-    // Every call is held to its endpoint's declared scope (`scoped`).
-    let endpoint = http::route(method, path).ok().map(|(endpoint, _)| endpoint);
-    let response = scoped::checked(endpoint, http::handle(keygate, request, now)).await?;
-    keygate.flush_usage(now).await?;
+    // Run where the edge runs it, held to its endpoint's declared scope (`partitioned`).
+    let response = instance.serve(request, now).await?;
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in &response.headers {
         map.append(*name, value.parse()?);
@@ -651,12 +649,15 @@ impl Api {
         }
     }
 
-    /// A fresh Keygate in this process, over an empty [`Scoped`] store (a `MemoryStore`), bootstrapped with
-    /// [`ADMIN_EMAIL`] and [`ADMIN_PASSWORD`] as the hosts are; requests go straight to
-    /// `model::http::handle`, and counted uses are flushed after each, as the worker does.
+    /// A fresh Keygate in this process, over empty stores kept as the edge keeps them (one
+    /// per organization and a directory: [`Instance`]), bootstrapped with [`ADMIN_EMAIL`]
+    /// and [`ADMIN_PASSWORD`] as the hosts are; requests go to `model::http::handle` over
+    /// the store `model::http::runs` names, and counted uses are handed to their
+    /// organizations' stores after each, as the worker does.
     pub async fn in_process() -> Result<Self> {
-        let keygate = Keygate::new(Scoped::default());
-        keygate
+        let instance = Instance::default();
+        instance
+            .keygate(instance.partitioned(None))
             .bootstrap(
                 Some(ADMIN_EMAIL.into()),
                 Some(ADMIN_PASSWORD.into()),
@@ -665,17 +666,17 @@ impl Api {
             .await?;
         Ok(Self {
             base: "in-process".into(),
-            backend: Backend::InProcess(Arc::new(keygate)),
+            backend: Backend::InProcess(Arc::new(instance)),
         })
     }
 
-    /// In process: splits the store into organizations as a host moving to one store per
-    /// organization would, checks the split ([`Scoped::check_split`]) and returns how many
-    /// organizations it found.
+    /// In process: checks that each organization's store and the directory hold what a
+    /// split of their union says ([`Instance::check_split`]) and returns how many
+    /// organizations hold records.
     pub async fn check_split(&self) -> Result<usize> {
         match &self.backend {
-            Backend::InProcess(keygate) => keygate.store().check_split().await,
-            Backend::Http(_) => bail!("only an in-process Api's store can be read whole"),
+            Backend::InProcess(instance) => instance.check_split().await,
+            Backend::Http(_) => bail!("only an in-process Api's stores can be read whole"),
         }
     }
 
@@ -694,13 +695,13 @@ impl Api {
         auth: As<'_>,
         body: Option<&Value>,
     ) -> Result<Answer> {
-        if let Backend::InProcess(keygate) = &self.backend {
+        if let Backend::InProcess(instance) = &self.backend {
             let mut headers = auth.headers();
             let body = body.map(serde_json::to_vec).transpose()?;
             if body.is_some() {
                 headers.push(("content-type".into(), "application/json".into()));
             }
-            return dispatch(keygate, method, path, headers, body).await;
+            return dispatch(instance, method, path, headers, body).await;
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self
@@ -732,10 +733,10 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Answer> {
-        if let Backend::InProcess(keygate) = &self.backend {
+        if let Backend::InProcess(instance) = &self.backend {
             let mut headers = auth.headers();
             headers.push(("content-type".into(), content_type.into()));
-            return dispatch(keygate, method, path, headers, Some(body)).await;
+            return dispatch(instance, method, path, headers, Some(body)).await;
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self
@@ -757,12 +758,12 @@ impl Api {
         headers: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer> {
-        if let Backend::InProcess(keygate) = &self.backend {
+        if let Backend::InProcess(instance) = &self.backend {
             let headers = headers
                 .iter()
                 .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
                 .collect();
-            return dispatch(keygate, method, path, headers, body).await;
+            return dispatch(instance, method, path, headers, body).await;
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self

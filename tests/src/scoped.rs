@@ -1,4 +1,4 @@
-//! The in-process host's store: [`MemoryStore`] that holds every call of the dispatcher to
+//! Each store of the in-process host ([`crate::partitioned`]): [`MemoryStore`] that holds every call of the dispatcher to
 //! its endpoint's declared [`Scope`](model::http::Scope).
 //!
 //! Each request runs with a log of the store keys it reads and writes (a task-local, so that
@@ -100,11 +100,13 @@ pub async fn checked<T>(
 }
 
 impl Scoped {
-    /// Splits this store as a host moving to one store per organization would
-    /// (`model::store::split`), and checks the result: every record placed, each record
-    /// that names its organization placed in it, every organization's own record in its
-    /// own part. Returns how many organizations got records.
-    pub async fn check_split(&self) -> anyhow::Result<usize> {
+    /// The store itself, for the host's own lookups (not a request's calls: nothing logged).
+    pub fn raw(&self) -> &MemoryStore {
+        &self.inner
+    }
+
+    /// Every record of the store.
+    pub async fn dump(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut records = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -116,40 +118,8 @@ impl Scoped {
             }
             match page.cursor {
                 Some(next) => cursor = Some(next),
-                None => break,
+                None => return Ok(records),
             }
         }
-        let split =
-            model::store::split::split(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-        anyhow::ensure!(
-            split.unplaced.is_empty(),
-            "records no organization took: {:?}",
-            split.unplaced
-        );
-        #[derive(serde::Deserialize)]
-        struct Named {
-            org: String,
-        }
-        for (key, value) in &records {
-            let placed = split.organization_of(key);
-            if let Ok(named) = serde_json::from_slice::<Named>(value) {
-                anyhow::ensure!(
-                    placed == Some(named.org.as_str()),
-                    "`{key}` names {} but went to {placed:?}",
-                    named.org
-                );
-            }
-            if let Some(org) = key.strip_prefix("v1:org:") {
-                anyhow::ensure!(placed == Some(org), "`{key}` went to {placed:?}");
-            }
-            let in_directory = split.directory.contains(key);
-            let copied_only = split.everywhere.contains(key) && !in_directory;
-            let places = [placed.is_some(), in_directory, copied_only];
-            anyhow::ensure!(
-                places.iter().filter(|p| **p).count() == 1,
-                "`{key}` has no place or more than one: {places:?}"
-            );
-        }
-        Ok(split.organizations.len())
     }
 }

@@ -129,6 +129,16 @@ impl UsageReport {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Its counts by the organization of their keys: each organization's store writes its
+    /// own (a host that keeps one store per organization hands each its part).
+    pub fn by_organization(self) -> std::collections::BTreeMap<String, UsageReport> {
+        let mut parts: std::collections::BTreeMap<String, UsageReport> = Default::default();
+        for row in self.0 {
+            parts.entry(row.1.clone()).or_default().0.push(row);
+        }
+        parts
+    }
 }
 
 impl UsageBuffer {

@@ -149,7 +149,6 @@ pub fn split<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Spli
             org_of(schema::id_of(key))
         } else if let Some(rest) = key.strip_prefix("v1:ix:") {
             // `ix:{index}:{owner}:{entry}`: an organization's, a user's, a group's, a
-            // namespace's, a principal's or an owner's index.
             // namespace's, a principal's or an owner's index. An entry outlives its owner
             // when a member is removed (`ix:user-keys:{user}:…` stays with the keys): its
             // entry's id (the key) still names the organization.
@@ -170,6 +169,13 @@ pub fn split<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Spli
         }
     }
     split
+}
+
+/// The organization a store key (or a prefix of keys) names by itself, without its value:
+/// an organization's record, events, usage and indexes (`v1:org:{org}`, `v1:event:{org}:…`,
+/// `v1:ix:org-keys:{org}:…`). The same reading as [`split`]'s, so the two never disagree.
+pub fn named_organization(key: &str) -> Option<String> {
+    split([(key, &[][..])]).organizations.into_keys().next()
 }
 
 #[cfg(test)]
@@ -240,5 +246,26 @@ mod tests {
             split.unplaced,
             ["v1:session:cd", "v1:usage-summary:key_gone"]
         );
+    }
+
+    #[test]
+    fn a_key_names_its_organization_only_when_its_text_says() {
+        let org = "org_AAAAAAAAAAAA";
+        let table: &[(String, Option<&str>)] = &[
+            (format!("v1:org:{org}"), Some(org)),
+            (format!("v1:event:{org}:"), Some(org)),
+            (format!("v1:ix:org-keys:{org}:"), Some(org)),
+            (format!("v1:ix:org-users:{org}:usr_1"), Some(org)),
+            (format!("v1:usage-org:{org}:0000000001:w"), Some(org)),
+            // An id whose record would say: nothing without the record.
+            ("v1:user:usr_1".into(), None),
+            ("v1:ix:user-keys:usr_1:".into(), None),
+            ("v1:session:ab".into(), None),
+            ("v1:email:a@example.com".into(), None),
+            ("v1:key-prefix".into(), None),
+        ];
+        for (key, named) in table {
+            assert_eq!(named_organization(key).as_deref(), *named, "{key}");
+        }
     }
 }

@@ -202,8 +202,9 @@ async fn run_all(host: &Host) {
     report(host.name, &failures);
 }
 
-/// Every case against the dispatcher in this process (`model::http::handle` over a
-/// `MemoryStore`), each on an instance of its own: a case that passes here passes from a
+/// Every case against the dispatcher in this process (`model::http::handle` over one
+/// store per organization and a directory, each request where `model::http::runs` puts it,
+/// as at the edge: `tests::partitioned`), each on an instance of its own: a case that passes here passes from a
 /// fresh start, so none depends on what an earlier one left behind. Plain `cargo test`; no
 /// host is built or started.
 #[tokio::test(flavor = "multi_thread")]
@@ -213,8 +214,9 @@ async fn contract_in_process_each_case_on_a_fresh_instance() {
     for (name, case) in all_cases() {
         let outcome = match Api::in_process().await {
             Ok(api) => match Ctx::new(api.clone()).await {
-                // What the case left is split into organizations as the edge's move to one
-                // object per organization will: every record placed, and rightly.
+                // Each store holds what a split of them all says (`model::store::split`,
+                // the edge's move to one object per organization): every record placed,
+                // and rightly.
                 Ok(ctx) => match case.run(ctx).await {
                     Ok(()) => api.check_split().await.map(|orgs| {
                         most_organizations = most_organizations.max(orgs);
