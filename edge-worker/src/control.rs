@@ -18,18 +18,25 @@
 //! - An object that starts with empty storage first copies every record of KV into it once
 //!   (a deployment made before the object existed keeps its data).
 //!
-//! One object serves the instance for now (named [`OBJECT`]): every request finds it without
-//! a lookup. ARCHITECTURE.md, "The edge's control plane", says what this makes exact.
+//! One class, one object per organization (named by its id) and one directory object
+//! (named [`OBJECT`]): an organization's endpoints run in its object over [`ObjectStore`];
+//! the instance's run in the directory over `model::store::partition::Partitioned`, its own
+//! storage for the directory's keys and the organizations' objects for the rest
+//! ([`crate::remote`], under a lease on their turn). The worker names the object in
+//! [`OBJECT_HEADER`] (`model::http::runs` says which). ARCHITECTURE.md, "The edge's control
+//! plane", says what this makes exact.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use async_lock::Mutex;
+use async_lock::{Mutex, MutexGuardArc};
 use model::http as api;
 use model::service::{GithubKeys, Keygate, UsageBuffer, UsageReport, Webhooks};
 use model::store::cache::read_by_verification;
+use model::store::partition::Partitioned;
+use model::store::schema::{self, Home};
 use model::store::{Batch, Listing, Op, Store, StoreError};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::{Closure, JsValue};
@@ -38,12 +45,24 @@ use worker::{
     durable_object,
 };
 
+/// A lease held on this object: its token and this object's turn.
+type Lease = (String, MutexGuardArc<()>);
+/// A record as it moves: key, value, expiry, and its organization (when one is named).
+type Moved = (String, Vec<u8>, Option<i64>, Option<String>);
+
+/// The store of an instance endpoint's request in the directory object.
+type Instance = Partitioned<Local, RemoteOrgs>;
+
+use crate::remote::{LEASE_HEADER, LEASE_MS, Leases, Local, OBJECT_HEADER, RemoteOrgs};
 use crate::store::BINDING as KV_BINDING;
 
 /// The binding of the control object's namespace in `wrangler.toml`.
 pub const BINDING: &str = "KEYGATE_CONTROL";
-/// The name of the one control object.
+/// The name of the directory object (the instance's); each organization's object is named
+/// by the organization's id.
 pub const OBJECT: &str = "instance";
+/// The header of an instance endpoint's request naming the organization it is about.
+pub const CONTEXT_HEADER: &str = "x-keygate-context";
 /// The header of a control answer that lists the written keys isolates cache.
 pub const WRITTEN: &str = "x-keygate-written";
 /// The most rows one write-through round takes from the outbox.
@@ -61,8 +80,16 @@ const DELIVERY_ROUNDS: usize = 8;
 pub struct Control {
     state: State,
     env: Env,
-    turn: Rc<Mutex<()>>,
+    turn: Arc<Mutex<()>>,
     flush: Rc<Mutex<()>>,
+    /// This object's name: [`OBJECT`] for the directory, else the organization's id (the
+    /// caller says it in [`OBJECT_HEADER`]; an object does not know its own name).
+    name: RefCell<Option<String>>,
+    /// The directory's lease on this organization's object, while an instance endpoint
+    /// holds it (`remote`): its token and this object's turn.
+    lease: Rc<RefCell<Option<Lease>>>,
+    /// Leases that ran out: a late call carrying one is refused, not served unleased.
+    expired: Rc<RefCell<std::collections::VecDeque<String>>>,
     /// Whether this instance has migrated and bootstrapped its storage.
     ready: Cell<bool>,
     /// Failed write-throughs in a row (the alarm's backoff).
@@ -101,8 +128,11 @@ impl DurableObject for Control {
             outboxed: Rc::default(),
             state,
             env,
-            turn: Rc::default(),
+            turn: Arc::default(),
             flush: Rc::default(),
+            name: RefCell::default(),
+            lease: Rc::default(),
+            expired: Rc::default(),
             ready: Cell::new(false),
             failures: Cell::new(0),
             usage: Arc::default(),
@@ -111,10 +141,26 @@ impl DurableObject for Control {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let url = req.url()?;
+        if let Some(name) = req.headers().get(OBJECT_HEADER)? {
+            *self.name.borrow_mut() = Some(name);
+        }
         if let Some(answer) = faults::route(&mut req, url.path()).await {
+            if answer.is_ok() && self.is_directory() {
+                // Every organization's object takes the same settings.
+                if let Err(e) = self.pass_faults(&faults::last()).await {
+                    return crate::send(api::problem(&e));
+                }
+            }
             return answer;
         }
         faults::object_check()?;
+        // What organizations' objects ask of the directory, which may be waiting for them
+        // (holding its turn, or getting ready): answered without either.
+        match url.path() {
+            "/__export" => return self.export(&mut req).await,
+            "/__constant" => return self.constant(&mut req).await,
+            _ => {}
+        }
         let origin = url.origin().ascii_serialization();
         if let Err(e) = self.ready(&origin).await {
             return crate::send(api::problem(&e));
@@ -122,7 +168,7 @@ impl DurableObject for Control {
         match url.path() {
             "/__ready" => {
                 // An isolate's first request: a new set-up link if the last one expired.
-                crate::renew_setup(&self.keygate(), &origin).await;
+                crate::renew_setup(&self.directory_keygate(None).0, &origin).await;
                 self.after_commit().await;
                 Response::empty().map(|r| r.with_status(204))
             }
@@ -132,6 +178,9 @@ impl DurableObject for Control {
                     Ok(()) => Response::empty().map(|r| r.with_status(204)),
                     Err(e) => crate::send(api::problem(&e)),
                 }
+            }
+            path @ ("/__store/get" | "/__store/list" | "/__store/commit" | "/__release") => {
+                self.participate(req, path).await
             }
             _ => self.serve(req).await,
         }
@@ -173,20 +222,53 @@ impl DurableObject for Control {
 }
 
 impl Control {
+    /// Whether this is the directory object (an object told no name is: the only one
+    /// before organizations had their own).
+    fn is_directory(&self) -> bool {
+        self.name.borrow().as_deref().is_none_or(|n| n == OBJECT)
+    }
+
     fn store(&self) -> ObjectStore {
         ObjectStore {
             sql: self.state.storage().sql(),
             storage: JsValue::from(self.state.storage().as_raw()),
-            turn: Rc::clone(&self.turn),
-            written: RefCell::default(),
+            turn: Arc::clone(&self.turn),
+            written: Rc::default(),
             outboxed: Rc::clone(&self.outboxed),
+            directory: (!self.is_directory()).then(|| self.env.clone()),
         }
     }
 
+    /// Operations over this object's own storage: an organization's endpoints, and what
+    /// the directory keeps of itself (alarms, purges).
     fn keygate(&self) -> Keygate<ObjectStore> {
         Keygate::with_usage(self.store(), Arc::clone(&self.usage))
             .with_github(Arc::clone(&self.github))
             .with_webhooks(Arc::clone(&self.webhooks))
+    }
+
+    /// Operations of the instance's endpoints: the directory's storage and the
+    /// organizations' objects as one store (`model::store::partition`), about `context`
+    /// when the request names an organization; and the leases its calls hold.
+    fn directory_keygate(&self, context: Option<String>) -> (Keygate<Instance>, Rc<Leases>) {
+        let leases = Rc::new(Leases::default());
+        let orgs = RemoteOrgs {
+            env: self.env.clone(),
+            local: self.store(),
+            leases: Rc::clone(&leases),
+        };
+        let local = Local {
+            store: self.store(),
+            leases: Rc::clone(&leases),
+            env: self.env.clone(),
+        };
+        let keygate = Keygate::with_usage(
+            Partitioned::new(local, orgs, context),
+            Arc::clone(&self.usage),
+        )
+        .with_github(Arc::clone(&self.github))
+        .with_webhooks(Arc::clone(&self.webhooks));
+        (keygate, leases)
     }
 
     /// Webhook delivery rounds until nothing is due now; the wait in milliseconds until the
@@ -227,23 +309,232 @@ impl Control {
         }
     }
 
-    /// An API request, run by `model::http` over the object's storage, then written through.
+    /// An API request, run by `model::http` over the object's storage (an organization's
+    /// object) or over the directory and the organizations' objects (the directory), then
+    /// written through.
     async fn serve(&self, mut req: Request) -> worker::Result<Response> {
-        let keygate = self.keygate();
-        let answer = crate::serve_api(&keygate, &mut req, None).await;
-        if keygate.usage_pending() {
-            // An API key authenticating a call counts as a use, like a verification.
-            let _turn = self.turn.lock().await;
-            let _ = keygate.flush_usage(crate::now()).await;
-        }
+        let (answer, written) = if self.is_directory() {
+            let context = req.headers().get(CONTEXT_HEADER)?;
+            let (keygate, leases) = self.directory_keygate(context);
+            let answer = crate::serve_api(&keygate, &mut req, None).await;
+            if keygate.usage_pending() {
+                // An API key authenticating a call counts as a use: its organization's.
+                self.hand_usage(self.usage.report()).await;
+            }
+            let written = leases.written.take();
+            (answer, written)
+        } else {
+            let keygate = self.keygate();
+            let answer = crate::serve_api(&keygate, &mut req, None).await;
+            if keygate.usage_pending() {
+                let _turn = self.turn.lock().await;
+                let _ = keygate.flush_usage(crate::now()).await;
+            }
+            (answer, keygate.store().written.take())
+        };
         self.after_commit().await;
-        let written = keygate.store().written.take();
         answer.map(|mut r| {
             if !written.is_empty() {
                 let _ = r.headers_mut().set(WRITTEN, &written.join(","));
             }
+            // The test build says which object served the request.
+            #[cfg(feature = "fault-injection")]
+            let _ = r.headers_mut().set(
+                "x-keygate-served-by",
+                self.name.borrow().as_deref().unwrap_or(OBJECT),
+            );
             r
         })
+    }
+
+    /// Hands counts to the objects of their organizations; what one does not take stays
+    /// in this object's buffer for the next hand-over.
+    async fn hand_usage(&self, report: UsageReport) {
+        for (org, part) in report.by_organization() {
+            let body = match serde_json::to_string(&part) {
+                Ok(body) => body,
+                Err(e) => {
+                    console_error!("keygate: usage not encoded: {e}");
+                    continue;
+                }
+            };
+            if let Err(e) = crate::remote::call(&self.env, &org, "/__usage", body, None).await {
+                console_error!("keygate: usage not handed to {org}: {e}");
+                self.usage.absorb(part);
+            }
+        }
+    }
+
+    /// A call of the directory on this organization's object, under the directory's lease
+    /// when it carries one: a read, a listing, a commit (which ends the lease), a release.
+    async fn participate(&self, mut req: Request, path: &str) -> worker::Result<Response> {
+        let lease = req.headers().get(LEASE_HEADER)?;
+        if path == "/__release" {
+            if let Some(lease) = &lease {
+                self.release(lease);
+            }
+            return Response::empty().map(|r| r.with_status(204));
+        }
+        if let Some(lease) = &lease
+            && let Err(e) = self.take_lease(lease).await
+        {
+            return crate::send(api::problem(&e));
+        }
+        let store = self.store();
+        match path {
+            "/__store/get" => {
+                let key = req.text().await?;
+                match store.get(&key).await {
+                    Ok(Some(value)) => Response::from_bytes(value),
+                    Ok(None) => Response::empty().map(|r| r.with_status(204)),
+                    Err(e) => crate::send(api::problem(&model::Error::Store(e))),
+                }
+            }
+            "/__store/list" => {
+                let query: crate::remote::ListQuery = req.json().await?;
+                match store
+                    .list(&query.prefix, query.cursor.as_deref(), query.limit)
+                    .await
+                {
+                    Ok(listing) => Response::from_json(&(listing.keys, listing.cursor)),
+                    Err(e) => crate::send(api::problem(&model::Error::Store(e))),
+                }
+            }
+            _ => {
+                let batch: crate::remote::WireBatch = req.json().await?;
+                let committed = match &lease {
+                    Some(lease) => {
+                        let committed = store.commit(batch.into_batch()).await;
+                        self.release(lease);
+                        committed
+                    }
+                    None => {
+                        let _turn = self.turn.lock().await;
+                        store.commit(batch.into_batch()).await
+                    }
+                };
+                self.after_commit().await;
+                match committed {
+                    Ok(()) => {
+                        let written = store.written.take();
+                        let mut r = Response::empty()?.with_status(204);
+                        if !written.is_empty() {
+                            r.headers_mut().set(WRITTEN, &written.join(","))?;
+                        }
+                        Ok(r)
+                    }
+                    Err(e) => crate::send(api::problem(&model::Error::Store(e))),
+                }
+            }
+        }
+    }
+
+    /// Holds this object's turn for the directory's lease `token` (from its first call to
+    /// its commit or release, at most `LEASE_MS`).
+    async fn take_lease(&self, token: &str) -> Result<(), model::Error> {
+        if self.expired.borrow().iter().any(|t| t == token) {
+            return Err(store_err("the directory's lease ran out"));
+        }
+        if self
+            .lease
+            .borrow()
+            .as_ref()
+            .is_some_and(|(t, _)| t == token)
+        {
+            return Ok(());
+        }
+        let guard = self.turn.lock_arc().await;
+        *self.lease.borrow_mut() = Some((token.to_owned(), guard));
+        let (slot, expired, token) = (
+            Rc::clone(&self.lease),
+            Rc::clone(&self.expired),
+            token.to_owned(),
+        );
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            worker::Delay::from(std::time::Duration::from_millis(LEASE_MS)).await;
+            let mut held = slot.borrow_mut();
+            if held.as_ref().is_some_and(|(t, _)| *t == token) {
+                *held = None;
+                console_error!("keygate: a lease of the directory ran out unreleased");
+                let mut expired = expired.borrow_mut();
+                expired.push_back(token);
+                if expired.len() > 64 {
+                    expired.pop_front();
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn release(&self, token: &str) {
+        let mut held = self.lease.borrow_mut();
+        if held.as_ref().is_some_and(|(t, _)| t == token) {
+            *held = None;
+        }
+    }
+
+    /// `/__export` (the directory): the records of the organization named in the body that
+    /// the directory held before organizations had their own objects.
+    async fn export(&self, req: &mut Request) -> worker::Result<Response> {
+        let org = req.text().await?;
+        let sql = self.state.storage().sql();
+        for statement in SCHEMA {
+            sql.exec(statement, None)?;
+        }
+        let mut rows: Vec<(String, String, Option<i64>)> = Vec::new();
+        for row in sql
+            .exec(
+                "SELECT key, value, expires FROM legacy WHERE org = ?",
+                vec![org.into()],
+            )?
+            .raw()
+        {
+            let mut row = row?.into_iter();
+            let (Some(SqlStorageValue::String(key)), value, expires) =
+                (row.next(), row.next(), row.next())
+            else {
+                continue;
+            };
+            let Some(value) = bytes(value).and_then(|v| String::from_utf8(v).ok()) else {
+                continue;
+            };
+            let expires = match expires {
+                Some(SqlStorageValue::Integer(at)) => Some(at),
+                _ => None,
+            };
+            rows.push((key, value, expires));
+        }
+        Response::from_json(&rows)
+    }
+
+    /// `/__constant` (the directory): a constant of the instance (the key prefix, the first
+    /// admin), for an organization's object that has no copy yet.
+    async fn constant(&self, req: &mut Request) -> worker::Result<Response> {
+        let key = req.text().await?;
+        if schema::home(&key) != Home::Constant {
+            return Response::error("not a constant", 400);
+        }
+        let sql = self.state.storage().sql();
+        let value = sql
+            .exec("SELECT value FROM records WHERE key = ?", vec![key.into()])
+            .ok()
+            .and_then(|rows| rows.raw().next())
+            .and_then(|row| row.ok())
+            .and_then(|row| bytes(row.into_iter().next()));
+        match value {
+            Some(value) => Response::from_bytes(value),
+            None => Response::empty().map(|r| r.with_status(204)),
+        }
+    }
+
+    /// Passes the test build's fault settings on to every organization's object.
+    async fn pass_faults(&self, body: &str) -> Result<(), model::Error> {
+        for org in known_orgs(&self.state.storage().sql()) {
+            crate::remote::call(&self.env, &org, "/__faults", body.to_owned(), None)
+                .await
+                .map_err(model::Error::Store)?;
+        }
+        Ok(())
     }
 
     /// Writes what was committed through to KV; a failure leaves it to the alarm. Events
@@ -278,6 +569,11 @@ impl Control {
     /// Counts an isolate handed over, written under this object's turn. On a failure they
     /// go back to the isolate (the answer is 503), so none is lost or counted twice.
     async fn take_usage(&self, report: UsageReport) -> Result<(), model::Error> {
+        if self.is_directory() {
+            // Counts of an isolate that sent them here: their organizations' objects write them.
+            self.hand_usage(report).await;
+            return Ok(());
+        }
         let keygate = self.keygate();
         {
             let _turn = self.turn.lock().await;
@@ -292,8 +588,10 @@ impl Control {
         Ok(())
     }
 
-    /// Once per instance: the storage's tables, the copy of KV when the storage is new, and
-    /// the first start's organization and admin (SPEC §7).
+    /// Once per object: the storage's tables; for the directory the copy of KV when its
+    /// storage is new, the move of the organizations' records out of it (kept for their
+    /// objects to take), and the first start's organization and admin (SPEC §7); for an
+    /// organization's object, its records from the directory.
     async fn ready(&self, origin: &str) -> Result<(), model::Error> {
         if self.ready.get() {
             return Ok(());
@@ -305,11 +603,16 @@ impl Control {
                 for statement in SCHEMA {
                     sql.exec(statement, None).map_err(store_err)?;
                 }
-                self.migrate(&sql).await?;
-                let keygate = self.keygate();
-                crate::bootstrap(&keygate, &self.env, origin).await?;
-                // Keys made before expiry reminders existed get theirs, once.
-                keygate.index_reminders(crate::now()).await?;
+                if self.is_directory() {
+                    self.migrate(&sql).await?;
+                    self.move_organizations(&sql).await?;
+                    let (keygate, _) = self.directory_keygate(None);
+                    crate::bootstrap(&keygate, &self.env, origin).await?;
+                } else {
+                    self.import(&sql).await?;
+                    // Keys made before expiry reminders existed get theirs, once.
+                    self.keygate().index_reminders(crate::now()).await?;
+                }
                 self.ready.set(true);
                 // The purge's first round, and a retry of anything a crash left queued.
                 let _ = self.state.storage().set_alarm(RETRY_FIRST_MS).await;
@@ -317,6 +620,131 @@ impl Control {
         }
         self.after_commit().await;
         Ok(())
+    }
+
+    /// Once, in the directory: every record of an organization leaves `records` for
+    /// `legacy`, marked with its organization (`model::store::split`), for that
+    /// organization's object to take at its first start; `records` keeps the directory's.
+    /// Anything still queued for KV is written first (a moved key's queued write would
+    /// otherwise delete it from KV).
+    async fn move_organizations(&self, sql: &SqlStorage) -> Result<(), model::Error> {
+        let done = sql
+            .exec("SELECT value FROM meta WHERE name = 'moved'", None)
+            .map_err(store_err)?
+            .raw()
+            .next()
+            .is_some();
+        if done {
+            return Ok(());
+        }
+        self.write_through().await.map_err(model::Error::Store)?;
+        let mut rows: Vec<(String, Vec<u8>, Option<i64>)> = Vec::new();
+        for row in sql
+            .exec("SELECT key, value, expires FROM records", None)
+            .map_err(store_err)?
+            .raw()
+        {
+            let mut row = row.map_err(store_err)?.into_iter();
+            if let (Some(SqlStorageValue::String(key)), value, expires) =
+                (row.next(), row.next(), row.next())
+                && let Some(value) = bytes(value)
+            {
+                let expires = match expires {
+                    Some(SqlStorageValue::Integer(at)) => Some(at),
+                    _ => None,
+                };
+                rows.push((key, value, expires));
+            }
+        }
+        let split =
+            model::store::split::split(rows.iter().map(|(k, v, _)| (k.as_str(), v.as_slice())));
+        let moved: Vec<Moved> = rows
+            .into_iter()
+            .filter(|(key, _, _)| schema::home(key) == Home::Organization)
+            .map(|(key, value, expires)| {
+                let org = split.organization_of(&key).map(str::to_owned);
+                (key, value, expires, org)
+            })
+            .collect();
+        let orgs: Vec<String> = split.organizations.keys().cloned().collect();
+        let count = moved.len();
+        let sql_in = sql.clone();
+        transaction(&JsValue::from(self.state.storage().as_raw()), move || {
+            for (key, value, expires, org) in moved {
+                let expires = expires.map_or(SqlStorageValue::Null, SqlStorageValue::Integer);
+                let org = org.map_or(SqlStorageValue::Null, SqlStorageValue::from);
+                sql_in
+                    .exec(
+                        "INSERT OR REPLACE INTO legacy (key, value, expires, org) VALUES (?, ?, ?, ?)",
+                        vec![key.as_str().into(), SqlStorageValue::Blob(value), expires, org],
+                    )
+                    .map_err(err)?;
+                sql_in
+                    .exec("DELETE FROM records WHERE key = ?", vec![key.into()])
+                    .map_err(err)?;
+            }
+            for org in orgs {
+                sql_in
+                    .exec("INSERT OR IGNORE INTO orgs (id) VALUES (?)", vec![org.into()])
+                    .map_err(err)?;
+            }
+            sql_in
+                .exec(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('moved', ?)",
+                    vec![count.to_string().into()],
+                )
+                .map_err(err)?;
+            Ok(())
+        })
+        .map_err(model::Error::Store)?;
+        if count > 0 {
+            worker::console_log!("Keygate: {count} records moved to their organizations' objects");
+        }
+        Ok(())
+    }
+
+    /// Once, in an organization's object whose storage is new: its records from the
+    /// directory (what the directory held of it before organizations had their own).
+    async fn import(&self, sql: &SqlStorage) -> Result<(), model::Error> {
+        let done = sql
+            .exec("SELECT value FROM meta WHERE name = 'migrated'", None)
+            .map_err(store_err)?
+            .raw()
+            .next()
+            .is_some();
+        if done {
+            return Ok(());
+        }
+        let org = self.name.borrow().clone().unwrap_or_default();
+        let mut answer = crate::remote::call(&self.env, OBJECT, "/__export", org, None)
+            .await
+            .map_err(model::Error::Store)?;
+        let rows: Vec<(String, String, Option<i64>)> = answer.json().await.map_err(store_err)?;
+        let count = rows.len();
+        let sql_in = sql.clone();
+        transaction(&JsValue::from(self.state.storage().as_raw()), move || {
+            for (key, value, expires) in rows {
+                let expires = expires.map_or(SqlStorageValue::Null, SqlStorageValue::Integer);
+                sql_in
+                    .exec(
+                        UPSERT_RECORD,
+                        vec![
+                            key.into(),
+                            SqlStorageValue::Blob(value.into_bytes()),
+                            expires,
+                        ],
+                    )
+                    .map_err(err)?;
+            }
+            sql_in
+                .exec(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('migrated', ?)",
+                    vec![count.to_string().into()],
+                )
+                .map_err(err)?;
+            Ok(())
+        })
+        .map_err(model::Error::Store)
     }
 
     /// Copies every record of KV into empty storage, once: KV held the truth before this
@@ -421,11 +849,29 @@ impl Control {
 
 /// The object's tables: records (the store), the outbox of keys KV has yet to receive, and
 /// facts about the storage itself.
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER)",
     "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    // The directory's: the organizations' records of the single object's time, each
+    // marked with its organization, until (and after) that organization's object took them.
+    "CREATE TABLE IF NOT EXISTS legacy (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER, org TEXT)",
+    // The directory's: every organization it has written to (where test faults are passed).
+    "CREATE TABLE IF NOT EXISTS orgs (id TEXT PRIMARY KEY)",
 ];
+
+/// The organizations the directory knows of.
+fn known_orgs(sql: &SqlStorage) -> Vec<String> {
+    let Ok(rows) = sql.exec("SELECT id FROM orgs", None) else {
+        return Vec::new();
+    };
+    rows.raw()
+        .filter_map(|row| match row.ok()?.into_iter().next() {
+            Some(SqlStorageValue::String(id)) => Some(id),
+            _ => None,
+        })
+        .collect()
+}
 const UPSERT_RECORD: &str = "INSERT INTO records (key, value, expires) VALUES (?, ?, ?) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires";
 const QUEUE: &str = "INSERT INTO outbox (key, seq) VALUES (?, 1) \
@@ -502,14 +948,103 @@ fn store_err(e: impl std::fmt::Display) -> model::Error {
 }
 
 /// The object's storage as a [`Store`]: the source of truth of every change at the edge.
+#[derive(Clone)]
 pub struct ObjectStore {
     sql: SqlStorage,
     storage: JsValue,
-    turn: Rc<Mutex<()>>,
+    turn: Arc<Mutex<()>>,
     /// The keys committed through this store that verification reads (isolates cache them).
-    written: RefCell<Vec<String>>,
+    pub written: Rc<RefCell<Vec<String>>>,
     /// Whether a commit put events in the webhooks' outbox (the alarm delivers them).
     outboxed: Rc<Cell<bool>>,
+    /// In an organization's object: how to ask the directory for a constant it has no copy
+    /// of yet.
+    directory: Option<Env>,
+}
+
+impl ObjectStore {
+    /// The object's turn, owned (a lease keeps it across requests).
+    pub fn turn_arc(&self) -> impl std::future::Future<Output = MutexGuardArc<()>> {
+        self.turn.lock_arc()
+    }
+
+    /// The organization of a record the directory held before organizations had their own
+    /// objects, if it held `key`.
+    pub fn legacy_org(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .sql
+            .exec("SELECT org FROM legacy WHERE key = ?", vec![key.into()])
+            .map_err(err)?;
+        match rows.raw().next() {
+            Some(row) => match row.map_err(err)?.into_iter().next() {
+                Some(SqlStorageValue::String(org)) => Ok(Some(org)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The batch that puts back what `batch` would overwrite (values, expiries, absences).
+    pub fn undo_of(&self, batch: &Batch) -> Result<Batch, StoreError> {
+        let mut undo = Batch::default();
+        for op in &batch.ops {
+            let key = op.key();
+            let rows = self
+                .sql
+                .exec(
+                    "SELECT value, expires FROM records WHERE key = ?",
+                    vec![key.into()],
+                )
+                .map_err(err)?;
+            let row = match rows.raw().next() {
+                Some(row) => Some(row.map_err(err)?),
+                None => None,
+            };
+            match row {
+                Some(row) => {
+                    let mut row = row.into_iter();
+                    let (value, expires) = (bytes(row.next()), row.next());
+                    let Some(value) = value else {
+                        undo.delete(key.to_owned());
+                        continue;
+                    };
+                    if let Some(SqlStorageValue::Integer(at)) = expires {
+                        undo.expiries.push((key.to_owned(), at));
+                    }
+                    undo.ops.push(Op::Put(key.to_owned(), value));
+                }
+                None => {
+                    undo.delete(key.to_owned());
+                }
+            }
+        }
+        Ok(undo)
+    }
+
+    /// Notes that the directory wrote to `org`'s object.
+    pub fn note_org(&self, org: &str) {
+        let _ = self.sql.exec(
+            "INSERT OR IGNORE INTO orgs (id) VALUES (?)",
+            vec![org.into()],
+        );
+    }
+
+    /// A constant of the instance from the directory, kept here once it has one.
+    async fn constant(&self, env: &Env, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut answer =
+            crate::remote::call(env, OBJECT, "/__constant", key.to_owned(), None).await?;
+        if answer.status_code() == 204 {
+            return Ok(None);
+        }
+        let value = answer.bytes().await.map_err(err)?;
+        self.sql
+            .exec(
+                UPSERT_RECORD,
+                vec![key.into(), value.clone().into(), SqlStorageValue::Null],
+            )
+            .map_err(err)?;
+        Ok(Some(value))
+    }
 }
 
 impl Store for ObjectStore {
@@ -522,9 +1057,15 @@ impl Store for ObjectStore {
                 vec![key.into(), SqlStorageValue::Integer(unix_now())],
             )
             .map_err(err)?;
-        match rows.raw().next() {
-            Some(row) => Ok(bytes(row.map_err(err)?.into_iter().next())),
-            None => Ok(None),
+        let value = match rows.raw().next() {
+            Some(row) => bytes(row.map_err(err)?.into_iter().next()),
+            None => None,
+        };
+        match (&value, &self.directory) {
+            (None, Some(env)) if schema::home(key) == Home::Constant => {
+                self.constant(env, key).await
+            }
+            _ => Ok(value),
         }
     }
 
@@ -650,11 +1191,12 @@ pub mod client {
     use model::store::StoreError;
     use worker::{Env, Request, RequestInit, Response, Stub};
 
-    use super::{BINDING, OBJECT, WRITTEN};
+    use super::{BINDING, CONTEXT_HEADER, OBJECT, WRITTEN};
+    use crate::remote::OBJECT_HEADER;
 
-    fn stub(env: &Env) -> Result<Stub, Error> {
+    fn stub(env: &Env, name: &str) -> Result<Stub, Error> {
         env.durable_object(BINDING)
-            .and_then(|ns| ns.get_by_name(OBJECT))
+            .and_then(|ns| ns.get_by_name(name))
             .map_err(unavailable)
     }
 
@@ -662,11 +1204,32 @@ pub mod client {
         Error::Store(StoreError::new(format!("control object: {e}")))
     }
 
-    /// Forwards an API request to the object; this isolate forgets what the answer says
-    /// was written, so its next verification reads the new records.
-    pub async fn forward(env: &Env, req: Request) -> Result<Response, Error> {
-        let answer = stub(env)?
-            .fetch_with_request(req)
+    /// Forwards an API request to the object named `name` (the directory, or an
+    /// organization's), with the organization it is about; this isolate forgets what the
+    /// answer says was written, so its next verification reads the new records.
+    pub async fn forward(
+        env: &Env,
+        req: Request,
+        name: &str,
+        context: Option<&str>,
+    ) -> Result<Response, Error> {
+        let headers = worker::Headers::new();
+        for (header, value) in req.headers().entries() {
+            headers.append(&header, &value).map_err(unavailable)?;
+        }
+        headers.set(OBJECT_HEADER, name).map_err(unavailable)?;
+        if let Some(org) = context {
+            headers.set(CONTEXT_HEADER, org).map_err(unavailable)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(req.method()).with_headers(headers);
+        if let Some(body) = req.inner().body() {
+            init.with_body(Some(body.into()));
+        }
+        let url = req.url().map_err(unavailable)?;
+        let forwarded = Request::new_with_init(url.as_str(), &init).map_err(unavailable)?;
+        let answer = stub(env, name)?
+            .fetch_with_request(forwarded)
             .await
             .map_err(unavailable)?;
         let headers = worker::Headers::new();
@@ -682,29 +1245,43 @@ pub mod client {
 
     /// Makes sure the object is ready (migrated, bootstrapped), for `origin`'s set-up link.
     pub async fn ready(env: &Env, origin: &str) -> Result<(), Error> {
-        call(env, &format!("{origin}/__ready"), None).await
+        call(env, OBJECT, &format!("{origin}/__ready"), None).await
     }
 
-    /// Hands this isolate's verification counts to the object.
-    pub async fn usage(env: &Env, origin: &str, report: &UsageReport) -> Result<(), Error> {
-        let body = serde_json::to_string(report).map_err(|e| Error::Internal(e.to_string()))?;
-        call(env, &format!("{origin}/__usage"), Some(body)).await
+    /// Hands this isolate's verification counts to their organizations' objects; returns
+    /// what an object did not take.
+    pub async fn usage(env: &Env, origin: &str, report: UsageReport) -> Option<UsageReport> {
+        let mut left = UsageReport::default();
+        for (org, part) in report.by_organization() {
+            let sent = match serde_json::to_string(&part) {
+                Ok(body) => call(env, &org, &format!("{origin}/__usage"), Some(body)).await,
+                Err(e) => Err(Error::Internal(e.to_string())),
+            };
+            if let Err(e) = sent {
+                worker::console_error!("keygate: usage not handed over: {e}");
+                left.0.extend(part.0);
+            }
+        }
+        (!left.is_empty()).then_some(left)
     }
 
-    /// Passes the test build's fault settings on to the object.
+    /// Passes the test build's fault settings on to the directory (which passes them on to
+    /// every organization's object).
     #[cfg(feature = "fault-injection")]
     pub async fn faults(env: &Env, origin: &str, body: String) -> Result<(), Error> {
-        call(env, &format!("{origin}/__faults"), Some(body)).await
+        call(env, OBJECT, &format!("{origin}/__faults"), Some(body)).await
     }
 
-    async fn call(env: &Env, url: &str, body: Option<String>) -> Result<(), Error> {
+    async fn call(env: &Env, name: &str, url: &str, body: Option<String>) -> Result<(), Error> {
+        let headers = worker::Headers::new();
+        headers.set(OBJECT_HEADER, name).map_err(unavailable)?;
         let mut init = RequestInit::new();
-        init.with_method(worker::Method::Post);
+        init.with_method(worker::Method::Post).with_headers(headers);
         if let Some(body) = body {
             init.with_body(Some(body.into()));
         }
         let req = Request::new_with_init(url, &init).map_err(unavailable)?;
-        let answer = stub(env)?
+        let answer = stub(env, name)?
             .fetch_with_request(req)
             .await
             .map_err(unavailable)?;
@@ -729,6 +1306,7 @@ mod faults {
         static DOWN: Cell<bool> = const { Cell::new(false) };
         /// Storage calls to let through before one fails (then none does).
         static CALL_FAILS_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
+        static LAST: RefCell<String> = const { RefCell::new(String::new()) };
     }
 
     /// `POST /__faults` as the isolate forwards it: `fail_object_prefix`, `fail_object_call`,
@@ -740,8 +1318,15 @@ mod faults {
         Some(set(req).await)
     }
 
+    /// The settings last set, as sent (the directory passes them on).
+    pub fn last() -> String {
+        LAST.with(|l| l.borrow().clone())
+    }
+
     async fn set(req: &mut Request) -> worker::Result<Response> {
-        let faults: crate::Faults = req.json().await?;
+        let text = req.text().await?;
+        let faults: crate::Faults = serde_json::from_str(&text)?;
+        LAST.with(|l| *l.borrow_mut() = text);
         FAIL_PREFIX.with(|p| *p.borrow_mut() = faults.fail_object_prefix.clone());
         DOWN.set(faults.object_down);
         CALL_FAILS_AFTER.set(faults.fail_object_call);
@@ -781,6 +1366,9 @@ mod faults {
     #[inline(always)]
     pub fn object_check() -> worker::Result<()> {
         Ok(())
+    }
+    pub fn last() -> String {
+        String::new()
     }
     #[inline(always)]
     pub fn check(_: &str) -> Result<(), model::store::StoreError> {

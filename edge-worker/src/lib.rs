@@ -12,6 +12,7 @@
 
 mod control;
 mod fetch;
+mod remote;
 mod store;
 
 use std::borrow::Cow;
@@ -74,7 +75,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         {
             serve_api(&keygate, &mut req, Some(routed)).await
         } else {
-            match control::client::forward(&env, req).await {
+            match forward(&keygate, &env, req, routed).await {
                 Ok(answer) => Ok(answer),
                 Err(e) => send(api::problem(&e)),
             }
@@ -110,9 +111,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 if report.is_empty() {
                     break;
                 }
-                if let Err(e) = control::client::usage(&env, &origin, &report).await {
-                    console_error!("keygate: usage not handed over: {e}");
-                    usage.absorb(report);
+                if let Some(left) = control::client::usage(&env, &origin, report).await {
+                    usage.absorb(left);
                     break;
                 }
             }
@@ -120,6 +120,49 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         });
     }
     response
+}
+
+/// Sends a request that changes or reads more than verification does to the object where
+/// it runs (`api::runs`): an organization's endpoint to its organization's object, found
+/// from the session token, or from the record of the API key presenting it (one KV read,
+/// through this isolate's cache); the instance's endpoints, and requests that name no
+/// organization, to the directory object.
+async fn forward(
+    keygate: &Kg,
+    env: &Env,
+    req: Request,
+    routed: model::error::Result<(&'static api::Endpoint, api::Params)>,
+) -> Result<Response, Error> {
+    let (authorization, cookie) = (header(&req, "authorization"), header(&req, "cookie"));
+    let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+    let credential = wire::credential(authorization.as_deref(), cookie.as_deref(), None, secure);
+    let runs = match &routed {
+        Ok((endpoint, params)) => api::runs(endpoint, params, &credential),
+        Err(_) => api::Runs::Directory(None),
+    };
+    let runs = match runs {
+        api::Runs::KeyOrganization(id) => {
+            #[derive(serde::Deserialize)]
+            struct Named {
+                org: String,
+            }
+            let key = model::store::schema::key(&id);
+            match model::store::get_json::<_, Named>(keygate.store(), &key).await? {
+                Some(record) => api::Runs::Organization(record.org),
+                None => api::Runs::Directory(None),
+            }
+        }
+        runs => runs,
+    };
+    match runs {
+        api::Runs::Organization(org) => control::client::forward(env, req, &org, None).await,
+        api::Runs::Directory(context) => {
+            control::client::forward(env, req, control::OBJECT, context.as_deref()).await
+        }
+        api::Runs::ReadPath | api::Runs::KeyOrganization(_) => {
+            control::client::forward(env, req, control::OBJECT, None).await
+        }
+    }
 }
 
 /// Serves an API request with `model::http` over `keygate`'s store: this isolate's KV for

@@ -57,6 +57,9 @@ const RACES: &[Race] = &[
     ("acceptances of one invitation", |a, f| {
         Box::pin(acceptances_of_one_invitation(a, f))
     }),
+    ("one email invited by two organizations", |a, f| {
+        Box::pin(one_email_in_two_organizations(a, f))
+    }),
     ("a removed member", |a, f| Box::pin(removed_member(a, f))),
     ("wrong passwords for one email", |a, f| {
         Box::pin(wrong_passwords(a, f))
@@ -378,6 +381,83 @@ async fn acceptances_of_one_invitation(api: &Api, admin: &Admin) -> Result<Strin
     let after = members(api, admin).await?;
     ensure!(after == before + 1, "{before} members, then {after}");
     Ok("16 concurrent acceptances of one invitation: 1 user made, 15 refused".into())
+}
+
+/// One email invited by two organizations (at the edge: two objects, the email in the
+/// directory), 8 concurrent acceptances of each invitation: one user, in one of them.
+/// (The organization is made here, after the races of one organization.)
+async fn one_email_in_two_organizations(api: &Api, admin: &Admin) -> Result<String> {
+    let body = json!({"name": "Other", "admin_email": "other-admin@example.com"});
+    let created = admin
+        .must(api, "POST", "/v1/organizations", Some(&body), 201)
+        .await?;
+    let other = created.body["organization"]["id"]
+        .as_str()
+        .context("organization")?
+        .to_owned();
+    let invitation = created.body["invitation_token"]
+        .as_str()
+        .context("invitation_token")?;
+    let (_, other_token) = api.accept(invitation, "other-admin@example.com").await?;
+    let other_admin = Admin {
+        token: other_token,
+        org: other.clone(),
+    };
+    let invite = json!({"email": "both@example.com", "roles": ["developer"]});
+    let mut tokens = Vec::new();
+    for inviter in [admin, &other_admin] {
+        let invited = inviter
+            .must(api, "POST", "/v1/invitations", Some(&invite), 201)
+            .await?;
+        tokens.push(
+            invited.body["invitation_token"]
+                .as_str()
+                .context("invitation_token")?
+                .to_owned(),
+        );
+    }
+    let answers = at_once(16, |i| {
+        let (api, token) = (api.clone(), tokens[i % 2].clone());
+        async move {
+            let body =
+                json!({"name": format!("Both {i}"), "password": format!("password number {i}")});
+            api.call(
+                "POST",
+                &format!("/v1/invitations/{token}/accept"),
+                As::Nobody,
+                Some(&body),
+            )
+            .await
+        }
+    })
+    .await?;
+    let accepted: Vec<&tests::Answer> = answers.iter().filter(|a| a.status == 201).collect();
+    ensure!(
+        accepted.len() == 1,
+        "{} acceptances: {:?}",
+        accepted.len(),
+        answers
+            .iter()
+            .map(|a| (a.status, a.code().to_owned()))
+            .collect::<Vec<_>>()
+    );
+    for refused in answers.iter().filter(|a| a.status != 201) {
+        ensure!(refused.status < 500, "{refused:?}");
+    }
+    // One member with that email, in one of the two organizations.
+    let mut count = 0;
+    for inviter in [admin, &other_admin] {
+        let listed = inviter
+            .must(api, "GET", "/v1/members?limit=200", None, 200)
+            .await?;
+        count += listed.body["items"].as_array().map_or(0, |m| {
+            m.iter()
+                .filter(|m| m["email"] == "both@example.com")
+                .count()
+        });
+    }
+    ensure!(count == 1, "both@example.com is a member {count} times");
+    Ok("one email invited by two organizations, 16 concurrent acceptances: 1 user made, 15 refused".into())
 }
 
 async fn members(api: &Api, admin: &Admin) -> Result<usize> {

@@ -228,6 +228,103 @@ async fn the_control_object_fails_closed_and_kv_catches_up() {
     );
 }
 
+/// Each organization's requests run in its own object, the instance's in the directory,
+/// verification in none (the test build names the object that served each answer).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_organization_is_served_by_its_own_object() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("o").await.expect("admin with a key");
+    let served = |answer: &Answer| {
+        answer
+            .headers
+            .get("x-keygate-served-by")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let keys = api
+        .call("GET", "/v1/keys", As::Bearer(&fx.token), None)
+        .await
+        .expect("keys");
+    assert_eq!(keys.status, 200, "{keys:?}");
+    assert_eq!(
+        served(&keys).as_deref(),
+        Some(fx.org.as_str()),
+        "by session"
+    );
+    // An API key's calls: its record's organization.
+    let by_key = api
+        .call("GET", "/v1/me", As::Bearer(&fx.key), None)
+        .await
+        .expect("me by key");
+    assert_eq!(
+        served(&by_key).as_deref(),
+        Some(fx.org.as_str()),
+        "{by_key:?}"
+    );
+    // A second organization, made and joined through the directory.
+    let body = json!({"name": "Second", "admin_email": "second@example.com"});
+    let created = api
+        .call(
+            "POST",
+            "/v1/organizations",
+            As::Bearer(&fx.token),
+            Some(&body),
+        )
+        .await
+        .expect("create organization");
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(served(&created).as_deref(), Some("instance"));
+    let second = created.body["organization"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let invitation = created.body["invitation_token"]
+        .as_str()
+        .unwrap_or_default();
+    let (_, token) = api
+        .accept(invitation, "second@example.com")
+        .await
+        .expect("accept");
+    let theirs = api
+        .call("GET", "/v1/keys", As::Bearer(&token), None)
+        .await
+        .expect("their keys");
+    assert_eq!(theirs.status, 200, "{theirs:?}");
+    assert_eq!(served(&theirs).as_deref(), Some(second.as_str()));
+    assert_ne!(second, fx.org);
+    // Each sees only its own: the second organization's object has none of the first's keys.
+    assert_eq!(
+        theirs.body["items"].as_array().map(Vec::len),
+        Some(0),
+        "{theirs:?}"
+    );
+    // Signing in is the directory's; verification is no object's.
+    let login = api
+        .call(
+            "POST",
+            "/v1/auth/login",
+            As::Nobody,
+            Some(&json!({"email": "second@example.com", "password": "long-enough-pw"})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(served(&login).as_deref(), Some("instance"), "{login:?}");
+    let verify = api
+        .call(
+            "POST",
+            "/v1/keys/verify",
+            As::Nobody,
+            Some(&json!({"key": fx.key})),
+        )
+        .await
+        .expect("verify");
+    assert_eq!(verify.body["code"], "VALID");
+    assert_eq!(served(&verify), None);
+}
+
 #[test]
 fn the_deployed_worker_carries_no_fault_injection() {
     let wasm = |dir: &str| {
