@@ -53,7 +53,9 @@ type Moved = (String, Vec<u8>, Option<i64>, Option<String>);
 /// The store of an instance endpoint's request in the directory object.
 type Instance = Partitioned<Local, RemoteOrgs>;
 
-use crate::remote::{LEASE_HEADER, LEASE_MS, Leases, Local, OBJECT_HEADER, RemoteOrgs};
+use crate::remote::{
+    Changes, LEASE_HEADER, LEASE_MS, Leases, Local, OBJECT_HEADER, OP_HEADER, RemoteOrgs, WireBatch,
+};
 use crate::store::BINDING as KV_BINDING;
 
 /// The binding of the control object's namespace in `wrangler.toml`.
@@ -105,6 +107,9 @@ pub struct Control {
     webhooks: Arc<Webhooks>,
     /// Set by a commit that put events in the webhooks' outbox, taken by `after_commit`.
     outboxed: Rc<Cell<bool>>,
+    /// The directory's changes in two stores: those under way, and whether any may be left
+    /// unsettled (every object starts so: a crash of the last one may have left some).
+    changes: Rc<Changes>,
 }
 
 impl DurableObject for Control {
@@ -126,6 +131,7 @@ impl DurableObject for Control {
             github,
             webhooks,
             outboxed: Rc::default(),
+            changes: Rc::new(Changes::new()),
             state,
             env,
             turn: Arc::default(),
@@ -179,9 +185,8 @@ impl DurableObject for Control {
                     Err(e) => crate::send(api::problem(&e)),
                 }
             }
-            path @ ("/__store/get" | "/__store/list" | "/__store/commit" | "/__release") => {
-                self.participate(req, path).await
-            }
+            path @ ("/__store/get" | "/__store/list" | "/__store/commit" | "/__settle"
+            | "/__release") => self.participate(req, path).await,
             _ => self.serve(req).await,
         }
     }
@@ -256,6 +261,8 @@ impl Control {
             env: self.env.clone(),
             local: self.store(),
             leases: Rc::clone(&leases),
+            changes: Rc::clone(&self.changes),
+            state: JsValue::from(self.state.as_raw()),
         };
         let local = Local {
             store: self.store(),
@@ -358,7 +365,7 @@ impl Control {
                     continue;
                 }
             };
-            if let Err(e) = crate::remote::call(&self.env, &org, "/__usage", body, None).await {
+            if let Err(e) = crate::remote::call(&self.env, &org, "/__usage", body, &[]).await {
                 console_error!("keygate: usage not handed to {org}: {e}");
                 self.usage.absorb(part);
             }
@@ -400,17 +407,46 @@ impl Control {
                     Err(e) => crate::send(api::problem(&model::Error::Store(e))),
                 }
             }
+            "/__settle" => {
+                let op = req.text().await?;
+                let settled = match &lease {
+                    Some(lease) => {
+                        let settled = settle(&store.sql, &op);
+                        self.release(lease);
+                        settled
+                    }
+                    None => {
+                        let _turn = self.turn.lock().await;
+                        settle(&store.sql, &op)
+                    }
+                };
+                match settled {
+                    Ok(applied) => Response::ok(if applied { "applied" } else { "refused" }),
+                    Err(e) => crate::send(api::problem(&model::Error::Store(e))),
+                }
+            }
             _ => {
-                let batch: crate::remote::WireBatch = req.json().await?;
+                let batch: WireBatch = req.json().await?;
+                let op = req.headers().get(OP_HEADER)?;
+                let commit = || {
+                    let batch = batch.into_batch();
+                    match op {
+                        Some(op) => {
+                            let sql = store.sql.clone();
+                            store.commit_with(batch, move || apply(&sql, &op))
+                        }
+                        None => store.commit_with(batch, || Ok(())),
+                    }
+                };
                 let committed = match &lease {
                     Some(lease) => {
-                        let committed = store.commit(batch.into_batch()).await;
+                        let committed = commit();
                         self.release(lease);
                         committed
                     }
                     None => {
                         let _turn = self.turn.lock().await;
-                        store.commit(batch.into_batch()).await
+                        commit()
                     }
                 };
                 self.after_commit().await;
@@ -530,7 +566,7 @@ impl Control {
     /// Passes the test build's fault settings on to every organization's object.
     async fn pass_faults(&self, body: &str) -> Result<(), model::Error> {
         for org in known_orgs(&self.state.storage().sql()) {
-            crate::remote::call(&self.env, &org, "/__faults", body.to_owned(), None)
+            crate::remote::call(&self.env, &org, "/__faults", body.to_owned(), &[])
                 .await
                 .map_err(model::Error::Store)?;
         }
@@ -594,6 +630,10 @@ impl Control {
     /// organization's object, its records from the directory.
     async fn ready(&self, origin: &str) -> Result<(), model::Error> {
         if self.ready.get() {
+            if self.is_directory() && self.changes.unsettled.get() {
+                self.settle_changes().await?;
+                self.after_commit().await;
+            }
             return Ok(());
         }
         {
@@ -618,7 +658,40 @@ impl Control {
                 let _ = self.state.storage().set_alarm(RETRY_FIRST_MS).await;
             }
         }
+        if self.is_directory() && self.changes.unsettled.get() {
+            self.settle_changes().await?;
+        }
         self.after_commit().await;
+        Ok(())
+    }
+
+    /// The directory's changes in two stores that a crash (or a failure to learn the
+    /// outcome) left pending, settled before anything else is served: each organization's
+    /// object says whether it committed its part (and, when it did not, that it never
+    /// will); the directory's part stays with it or is undone without it. Until every one
+    /// is settled, nothing is served (503): the directory's part of a change that may not
+    /// have happened is never read.
+    async fn settle_changes(&self) -> Result<(), model::Error> {
+        let _turn = self.turn.lock().await;
+        let store = self.store();
+        for (op, org, undo) in store.pending().map_err(model::Error::Store)? {
+            if self.changes.under_way(&op) {
+                continue;
+            }
+            let applied = crate::remote::settle(&self.env, &org, &op, None)
+                .await
+                .map_err(model::Error::Store)?;
+            if applied {
+                store.settled(&op).map_err(model::Error::Store)?;
+                continue;
+            }
+            let undo: WireBatch = serde_json::from_str(&undo).map_err(store_err)?;
+            store
+                .undo(undo.into_batch(), &op)
+                .map_err(model::Error::Store)?;
+            console_error!("keygate: a change the directory's last run left half-done was undone");
+        }
+        self.changes.unsettled.set(false);
         Ok(())
     }
 
@@ -716,7 +789,7 @@ impl Control {
             return Ok(());
         }
         let org = self.name.borrow().clone().unwrap_or_default();
-        let mut answer = crate::remote::call(&self.env, OBJECT, "/__export", org, None)
+        let mut answer = crate::remote::call(&self.env, OBJECT, "/__export", org, &[])
             .await
             .map_err(model::Error::Store)?;
         let rows: Vec<(String, String, Option<i64>)> = answer.json().await.map_err(store_err)?;
@@ -838,18 +911,29 @@ impl Control {
     /// Deletes records whose expiry has passed (KV expires its copies itself).
     fn purge(&self) {
         let now = unix_now();
-        if let Err(e) = self.state.storage().sql().exec(
+        let sql = self.state.storage().sql();
+        if let Err(e) = sql.exec(
             "DELETE FROM records WHERE expires IS NOT NULL AND expires <= ?",
             vec![SqlStorageValue::Integer(now)],
         ) {
             console_error!("keygate: purge failed: {e}");
         }
+        // The directory settles what it left pending at its next start, long before this.
+        if let Err(e) = sql.exec(
+            "DELETE FROM applied WHERE at <= ?",
+            vec![SqlStorageValue::Integer(now - OUTCOMES_KEPT_S)],
+        ) {
+            console_error!("keygate: purge of outcomes failed: {e}");
+        }
     }
 }
 
+/// How long an organization's object keeps the outcome of a change of the directory.
+const OUTCOMES_KEPT_S: i64 = 86_400;
+
 /// The object's tables: records (the store), the outbox of keys KV has yet to receive, and
 /// facts about the storage itself.
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER)",
     "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -858,7 +942,66 @@ const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS legacy (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER, org TEXT)",
     // The directory's: every organization it has written to (where test faults are passed).
     "CREATE TABLE IF NOT EXISTS orgs (id TEXT PRIMARY KEY)",
+    // The directory's: the organization of each record it wrote to an organization's
+    // object that it may have to locate again (a user, found by email).
+    "CREATE TABLE IF NOT EXISTS located (key TEXT PRIMARY KEY, org TEXT NOT NULL)",
+    // The directory's: its changes in two stores whose organization's part may not have
+    // committed yet (`remote`), with what undoes the directory's part.
+    "CREATE TABLE IF NOT EXISTS pending (op TEXT PRIMARY KEY, org TEXT NOT NULL, undo TEXT NOT NULL)",
+    // An organization's: the directory's changes this object committed its part of
+    // (`done` 1), or settled as never to commit (0).
+    "CREATE TABLE IF NOT EXISTS applied (op TEXT PRIMARY KEY, done INTEGER NOT NULL, at INTEGER NOT NULL)",
 ];
+
+/// In an organization's object, in a commit's transaction: records that the directory's
+/// change `op` committed here, unless it was settled as never to.
+fn apply(sql: &SqlStorage, op: &str) -> Result<(), StoreError> {
+    if outcome(sql, op)? == Some(false) {
+        return Err(StoreError::new(
+            "the directory settled this change as not made",
+        ));
+    }
+    sql.exec(
+        "INSERT OR REPLACE INTO applied (op, done, at) VALUES (?, 1, ?)",
+        vec![op.into(), SqlStorageValue::Integer(unix_now())],
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
+/// In an organization's object: whether the directory's change `op` committed here; when it
+/// has not, it never will (the answer is recorded before it is given).
+fn settle(sql: &SqlStorage, op: &str) -> Result<bool, StoreError> {
+    if let Some(done) = outcome(sql, op)? {
+        return Ok(done);
+    }
+    sql.exec(
+        "INSERT INTO applied (op, done, at) VALUES (?, 0, ?)",
+        vec![op.into(), SqlStorageValue::Integer(unix_now())],
+    )
+    .map_err(err)?;
+    Ok(false)
+}
+
+fn outcome(sql: &SqlStorage, op: &str) -> Result<Option<bool>, StoreError> {
+    let rows = sql
+        .exec("SELECT done FROM applied WHERE op = ?", vec![op.into()])
+        .map_err(err)?;
+    match rows.raw().next() {
+        Some(row) => Ok(Some(matches!(
+            row.map_err(err)?.into_iter().next(),
+            Some(SqlStorageValue::Integer(1))
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// In the directory, in a transaction: the change `op` is settled.
+fn forget(sql: &SqlStorage, op: &str) -> Result<(), StoreError> {
+    sql.exec("DELETE FROM pending WHERE op = ?", vec![op.into()])
+        .map_err(err)?;
+    Ok(())
+}
 
 /// The organizations the directory knows of.
 fn known_orgs(sql: &SqlStorage) -> Vec<String> {
@@ -968,12 +1111,16 @@ impl ObjectStore {
         self.turn.lock_arc()
     }
 
-    /// The organization of a record the directory held before organizations had their own
-    /// objects, if it held `key`.
-    pub fn legacy_org(&self, key: &str) -> Result<Option<String>, StoreError> {
+    /// The organization of a record the directory wrote to an organization's object, or
+    /// held before organizations had their own objects, if it did.
+    pub fn known_org(&self, key: &str) -> Result<Option<String>, StoreError> {
         let rows = self
             .sql
-            .exec("SELECT org FROM legacy WHERE key = ?", vec![key.into()])
+            .exec(
+                "SELECT org FROM located WHERE key = ? \
+                 UNION ALL SELECT org FROM legacy WHERE key = ? AND org IS NOT NULL LIMIT 1",
+                vec![key.into(), key.into()],
+            )
             .map_err(err)?;
         match rows.raw().next() {
             Some(row) => match row.map_err(err)?.into_iter().next() {
@@ -1021,18 +1168,90 @@ impl ObjectStore {
         Ok(undo)
     }
 
-    /// Notes that the directory wrote to `org`'s object.
-    pub fn note_org(&self, org: &str) {
-        let _ = self.sql.exec(
-            "INSERT OR IGNORE INTO orgs (id) VALUES (?)",
-            vec![org.into()],
-        );
+    /// In the directory: commits its part of a change in two stores with the row that keeps
+    /// it pending until the organization's part is known to have committed or not.
+    pub fn commit_pending(
+        &self,
+        batch: Batch,
+        op: &str,
+        org: &str,
+        undo: String,
+    ) -> Result<(), StoreError> {
+        let (sql, op, org) = (self.sql.clone(), op.to_owned(), org.to_owned());
+        self.commit_with(batch, move || {
+            sql.exec(
+                "INSERT INTO pending (op, org, undo) VALUES (?, ?, ?)",
+                vec![op.into(), org.into(), undo.into()],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    /// In the directory: the change `op` is settled, its part staying.
+    pub fn settled(&self, op: &str) -> Result<(), StoreError> {
+        forget(&self.sql, op)
+    }
+
+    /// In the directory: a settled change whose organization's part did not commit: its
+    /// own part undone, in one transaction with its settling.
+    pub fn undo(&self, batch: Batch, op: &str) -> Result<(), StoreError> {
+        let (sql, op) = (self.sql.clone(), op.to_owned());
+        self.commit_with(batch, move || forget(&sql, &op))
+    }
+
+    /// In the directory: its changes pending (op, organization, the undo of its part).
+    fn pending(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = self
+            .sql
+            .exec("SELECT op, org, undo FROM pending", None)
+            .map_err(err)?;
+        let mut pending = Vec::new();
+        for row in rows.raw() {
+            let mut row = row.map_err(err)?.into_iter();
+            if let (
+                Some(SqlStorageValue::String(op)),
+                Some(SqlStorageValue::String(org)),
+                Some(SqlStorageValue::String(undo)),
+            ) = (row.next(), row.next(), row.next())
+            {
+                pending.push((op, org, undo));
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Notes that the directory writes `batch` to `org`'s object: the organization, and
+    /// where each record it will have to locate again is (a user it made, found by email at
+    /// sign-in). A note of a write that then fails points to an object without the record,
+    /// which reads as absent: a record's organization never changes.
+    pub fn note_org(&self, org: &str, batch: &Batch) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR IGNORE INTO orgs (id) VALUES (?)",
+                vec![org.into()],
+            )
+            .map_err(err)?;
+        for op in &batch.ops {
+            if let Op::Put(key, _) = op
+                && read_by_verification(key)
+                && model::store::split::named_organization(key).is_none()
+            {
+                self.sql
+                    .exec(
+                        "INSERT OR IGNORE INTO located (key, org) VALUES (?, ?)",
+                        vec![key.as_str().into(), org.into()],
+                    )
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
     }
 
     /// A constant of the instance from the directory, kept here once it has one.
     async fn constant(&self, env: &Env, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut answer =
-            crate::remote::call(env, OBJECT, "/__constant", key.to_owned(), None).await?;
+            crate::remote::call(env, OBJECT, "/__constant", key.to_owned(), &[]).await?;
         if answer.status_code() == 204 {
             return Ok(None);
         }
@@ -1101,6 +1320,21 @@ impl Store for ObjectStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.commit_with(batch, || Ok(()))
+    }
+
+    fn turn(&self) -> impl std::future::Future<Output = impl Sized> {
+        self.turn.lock()
+    }
+}
+
+impl ObjectStore {
+    /// Commits `batch` and whatever `also` writes in one transaction.
+    pub fn commit_with(
+        &self,
+        batch: Batch,
+        also: impl FnOnce() -> Result<(), StoreError> + 'static,
+    ) -> Result<(), StoreError> {
         let expiries: HashMap<String, i64> = batch.expiries.iter().cloned().collect();
         // Only what verification reads goes to KV (and is named for isolates to forget):
         // everything else is read in this object alone.
@@ -1142,17 +1376,13 @@ impl Store for ObjectStore {
                     sql.exec(QUEUE, vec![op.key().into()]).map_err(err)?;
                 }
             }
-            Ok(())
+            also()
         })?;
         self.written.borrow_mut().extend(replicated);
         if outboxed {
             self.outboxed.set(true);
         }
         Ok(())
-    }
-
-    fn turn(&self) -> impl std::future::Future<Output = impl Sized> {
-        self.turn.lock()
     }
 }
 
@@ -1295,7 +1525,7 @@ pub mod client {
 
 /// Test-only: the object's storage fails on chosen keys, or the object itself fails.
 #[cfg(feature = "fault-injection")]
-mod faults {
+pub mod faults {
     use std::cell::{Cell, RefCell};
 
     use model::store::StoreError;
@@ -1307,6 +1537,43 @@ mod faults {
         /// Storage calls to let through before one fails (then none does).
         static CALL_FAILS_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
         static LAST: RefCell<String> = const { RefCell::new(String::new()) };
+        /// Where the directory dies once in its next change in two stores.
+        static CRASH: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// The directory dies here, once, if the test set this point: `state.abort()` (its
+    /// memory and requests are gone, its storage stays), run from a timer so that no Rust
+    /// frame is on the stack when it throws (thrown through wasm, it would leave the
+    /// isolate's module broken, which no real crash of an object does). The caller stops
+    /// there, releasing nothing, as a dead object would.
+    pub fn crash(point: &str, state: &wasm_bindgen::JsValue) -> Result<(), StoreError> {
+        use wasm_bindgen::JsCast;
+        let now = CRASH.with(|c| {
+            let mut c = c.borrow_mut();
+            let hit = c.as_deref() == Some(point);
+            if hit {
+                *c = None;
+            }
+            hit
+        });
+        if !now {
+            return Ok(());
+        }
+        let failed = |what: &str| StoreError::new(format!("injected crash not scheduled: {what}"));
+        let abort: js_sys::Function = js_sys::Reflect::get(state, &"abort".into())
+            .map_err(|_| failed("abort"))?
+            .dyn_into()
+            .map_err(|_| failed("abort"))?;
+        let aborting = abort.bind1(state, &format!("injected crash {point}").into());
+        let set_timeout: js_sys::Function =
+            js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+                .map_err(|_| failed("setTimeout"))?
+                .dyn_into()
+                .map_err(|_| failed("setTimeout"))?;
+        set_timeout
+            .call2(&wasm_bindgen::JsValue::NULL, &aborting, &0.into())
+            .map_err(|_| failed("setTimeout call"))?;
+        Err(StoreError::new(format!("injected crash {point}")))
     }
 
     /// `POST /__faults` as the isolate forwards it: `fail_object_prefix`, `fail_object_call`,
@@ -1330,6 +1597,7 @@ mod faults {
         FAIL_PREFIX.with(|p| *p.borrow_mut() = faults.fail_object_prefix.clone());
         DOWN.set(faults.object_down);
         CALL_FAILS_AFTER.set(faults.fail_object_call);
+        CRASH.with(|c| *c.borrow_mut() = faults.crash_directory.clone());
         crate::store::faults::set(faults.fail_prefix);
         Response::empty().map(|r| r.with_status(204))
     }
@@ -1356,7 +1624,7 @@ mod faults {
 }
 
 #[cfg(not(feature = "fault-injection"))]
-mod faults {
+pub mod faults {
     use worker::{Request, Response};
 
     #[inline(always)]
@@ -1372,6 +1640,10 @@ mod faults {
     }
     #[inline(always)]
     pub fn check(_: &str) -> Result<(), model::store::StoreError> {
+        Ok(())
+    }
+    #[inline(always)]
+    pub fn crash(_: &str, _: &wasm_bindgen::JsValue) -> Result<(), model::store::StoreError> {
         Ok(())
     }
 }

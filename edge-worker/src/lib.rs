@@ -215,6 +215,11 @@ pub(crate) struct Faults {
     /// The control object's storage calls to let through before one fails.
     #[serde(default)]
     pub fail_object_call: Option<u32>,
+    /// Where the directory object dies once, in its next change in two stores:
+    /// `before_organization` (its part committed, the organization's not sent) or
+    /// `after_organization` (both committed, the outcome not recorded).
+    #[serde(default)]
+    pub crash_directory: Option<String>,
 }
 
 /// The test build's `POST /__faults`, set in this isolate and passed on to the control

@@ -10,12 +10,18 @@
 //! held at a time (the directory's turn is one), and an organization's object never waits
 //! for the directory, so leases cannot deadlock. Reads outside the turn take no lease.
 //!
-//! **One change in two stores.** A batch's directory part commits first, in the
-//! directory's storage, which nothing outside the directory's turn reads; then each
-//! organization's part, in its object's storage (one transaction each, written through to
-//! KV). When an organization's commit fails, the directory's part is undone (its earlier
-//! values put back) before the turn ends, so no one saw it. ARCHITECTURE.md says what is
-//! left to a crash between the two.
+//! **One change in two stores.** A batch writes to the directory and one organization at
+//! most (`model::store::partition`). The directory's part commits first, in the directory's
+//! storage, in one transaction with a `pending` row: the change's id, its organization, and
+//! the batch that undoes the directory's part. Then the organization's part commits in its
+//! object's storage, in one transaction with the change's id in its `applied` table. Then
+//! the pending row goes. When the organization's commit fails or its answer is lost, the
+//! directory asks the object ([`settle`]): it answers whether it applied the change and,
+//! when it had not, records that it never will (a late commit of it is refused). Applied:
+//! the change stands. Not: the directory's part is undone in one transaction with the
+//! pending row, before the turn ends, so no one saw it. A directory that dies between the
+//! two (or cannot reach the object to ask) leaves the row; a directory object starts by
+//! settling every row left, and serves nothing until it has ([`Changes::unsettled`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -32,6 +38,8 @@ use crate::control::{BINDING, ObjectStore, WRITTEN};
 pub const OBJECT_HEADER: &str = "x-keygate-object";
 /// The header carrying the directory's lease on an organization's object.
 pub const LEASE_HEADER: &str = "x-keygate-lease";
+/// The header naming the directory's change an organization's commit is part of.
+pub const OP_HEADER: &str = "x-keygate-op";
 /// How long an organization's object keeps a lease nobody released.
 pub const LEASE_MS: u64 = 10_000;
 
@@ -98,23 +106,82 @@ pub struct Leases {
     calls: Cell<u32>,
 }
 
+/// The directory's changes in two stores, as its object knows them.
+pub struct Changes {
+    /// Whether a pending row may be left unsettled (true when the object starts).
+    pub unsettled: Cell<bool>,
+    /// The changes under way in this object (their rows are theirs to settle).
+    under_way: RefCell<BTreeSet<String>>,
+}
+
+impl Changes {
+    pub fn new() -> Self {
+        Self {
+            unsettled: Cell::new(true),
+            under_way: RefCell::default(),
+        }
+    }
+
+    pub fn under_way(&self, op: &str) -> bool {
+        self.under_way.borrow().contains(op)
+    }
+}
+
+/// A change under way while it lives.
+struct UnderWay<'a>(&'a Changes, String);
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.under_way.borrow_mut().remove(&self.1);
+    }
+}
+
+/// Asks `org`'s object whether it committed its part of the directory's change `op`; when
+/// it had not, it never will.
+pub async fn settle(
+    env: &Env,
+    org: &str,
+    op: &str,
+    lease: Option<&str>,
+) -> Result<bool, StoreError> {
+    let mut answer = call(env, org, "/__settle", op.to_owned(), &headers(lease, None)).await?;
+    match answer.text().await.map_err(unavailable)?.as_str() {
+        "applied" => Ok(true),
+        "refused" => Ok(false),
+        other => Err(unavailable(format!("/__settle answered {other:?}"))),
+    }
+}
+
+/// A call's lease and change headers.
+fn headers<'a>(lease: Option<&'a str>, op: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut all = Vec::new();
+    if let Some(lease) = lease {
+        all.push((LEASE_HEADER, lease));
+    }
+    if let Some(op) = op {
+        all.push((OP_HEADER, op));
+    }
+    all
+}
+
 /// A stub's failure as the store's.
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(format!("organization object: {e}"))
 }
 
-/// Calls `path` on the object named `name`, with `body` and this request's lease.
+/// Calls `path` on the object named `name`, with `body` and `extra` headers (a lease, a
+/// change).
 pub async fn call(
     env: &Env,
     name: &str,
     path: &str,
     body: String,
-    lease: Option<&str>,
+    extra: &[(&str, &str)],
 ) -> Result<worker::Response, StoreError> {
     let headers = worker::Headers::new();
     headers.set(OBJECT_HEADER, name).map_err(unavailable)?;
-    if let Some(lease) = lease {
-        headers.set(LEASE_HEADER, lease).map_err(unavailable)?;
+    for (header, value) in extra {
+        headers.set(header, value).map_err(unavailable)?;
     }
     let mut init = RequestInit::new();
     init.with_method(worker::Method::Post)
@@ -142,6 +209,9 @@ pub struct RemoteOrgs {
     pub env: Env,
     pub local: ObjectStore,
     pub leases: Rc<Leases>,
+    pub changes: Rc<Changes>,
+    /// The directory object's state (the test build's crashes abort it).
+    pub state: wasm_bindgen::JsValue,
 }
 
 impl RemoteOrgs {
@@ -159,19 +229,52 @@ pub struct RemoteOrg {
 }
 
 impl RemoteOrg {
-    async fn call(&self, path: &str, body: String) -> Result<worker::Response, StoreError> {
+    async fn call(
+        &self,
+        path: &str,
+        body: String,
+        op: Option<&str>,
+    ) -> Result<worker::Response, StoreError> {
         self.orgs
             .leases
             .calls
             .set(self.orgs.leases.calls.get().saturating_add(1));
         let lease = self.orgs.lease(&self.org);
-        call(&self.orgs.env, &self.org, path, body, lease.as_deref()).await
+        let extra = headers(lease.as_deref(), op);
+        call(&self.orgs.env, &self.org, path, body, &extra).await
+    }
+
+    /// Commits this organization's part of a batch (of the directory's change `op`).
+    async fn commit_as(&self, batch: Batch, op: Option<&str>) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&WireBatch::from_batch(batch)?).map_err(unavailable)?;
+        let answer = self.call("/__store/commit", body, op).await?;
+        // The commit ended the lease.
+        self.orgs.leases.held.borrow_mut().remove(&self.org);
+        if let Ok(Some(written)) = answer.headers().get(WRITTEN) {
+            let mut all = self.orgs.leases.written.borrow_mut();
+            all.extend(
+                written
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether this organization committed its part of the change `op` (asked under the
+    /// lease, which the answer ends).
+    async fn settle(&self, op: &str) -> Result<bool, StoreError> {
+        let lease = self.orgs.lease(&self.org);
+        let applied = settle(&self.orgs.env, &self.org, op, lease.as_deref()).await;
+        self.orgs.leases.held.borrow_mut().remove(&self.org);
+        applied
     }
 }
 
 impl Store for RemoteOrg {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut answer = self.call("/__store/get", key.to_owned()).await?;
+        let mut answer = self.call("/__store/get", key.to_owned(), None).await?;
         if answer.status_code() == 204 {
             return Ok(None);
         }
@@ -190,27 +293,14 @@ impl Store for RemoteOrg {
             limit,
         };
         let body = serde_json::to_string(&query).map_err(unavailable)?;
-        let mut answer = self.call("/__store/list", body).await?;
+        let mut answer = self.call("/__store/list", body, None).await?;
         let (keys, cursor): (Vec<String>, Option<String>) =
             answer.json().await.map_err(unavailable)?;
         Ok(Listing { keys, cursor })
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        let body = serde_json::to_string(&WireBatch::from_batch(batch)?).map_err(unavailable)?;
-        let answer = self.call("/__store/commit", body).await?;
-        // The commit ended the lease.
-        self.orgs.leases.held.borrow_mut().remove(&self.org);
-        if let Ok(Some(written)) = answer.headers().get(WRITTEN) {
-            let mut all = self.orgs.leases.written.borrow_mut();
-            all.extend(
-                written
-                    .split(',')
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        Ok(())
+        self.commit_as(batch, None).await
     }
 }
 
@@ -225,13 +315,15 @@ impl Organizations for RemoteOrgs {
     }
 
     async fn locate(&self, key: &str) -> Result<Option<String>, StoreError> {
-        // A record of the single object's time, moved aside when organizations got their
-        // own objects (sessions and invitations of tokens made before they named theirs).
-        if let Some(org) = self.local.legacy_org(key)? {
+        // A record the directory wrote (a user it made), or one of the single object's time,
+        // moved aside when organizations got their own objects (sessions and invitations of
+        // tokens made before they named theirs).
+        if let Some(org) = self.local.known_org(key)? {
             return Ok(Some(org));
         }
         // The records verification reads are in KV, each naming its organization (which
-        // never changes). One made at another location in the last minute may not be yet.
+        // never changes): a key an organization's object made, reported as leaked. One made
+        // at another location in the last minute may not be there yet.
         if !model::store::cache::read_by_verification(key) {
             return Ok(None);
         }
@@ -249,25 +341,80 @@ impl Organizations for RemoteOrgs {
     async fn commit(
         &self,
         directory: Batch,
-        organizations: Vec<(String, Batch)>,
+        organization: Option<(String, Batch)>,
+        notes: Vec<(String, Batch)>,
     ) -> Result<(), StoreError> {
-        let undo = self.local.undo_of(&directory)?;
-        let local = !directory.ops.is_empty();
-        if local {
-            self.local.commit(directory).await?;
-        }
-        for (org, batch) in organizations {
-            self.local.note_org(&org);
-            if let Err(e) = self.store(&org).commit(batch).await {
-                if local && let Err(undone) = self.local.commit(undo).await {
-                    worker::console_error!(
-                        "keygate: the directory's part of a failed change was not undone: {undone}"
-                    );
-                }
-                return Err(e);
+        self.change(directory, organization).await?;
+        // The change is made: entries of other organizations' logs about it follow. One
+        // that fails is lost, not the change (answering 503 would have it made again).
+        for (org, note) in notes {
+            self.local.note_org(&org, &note)?;
+            if let Err(e) = self.store(&org).commit_as(note, None).await {
+                worker::console_error!("keygate: a log entry for {org} was not written: {e}");
             }
         }
         Ok(())
+    }
+}
+
+impl RemoteOrgs {
+    /// The test build's crash of the directory object at `point`: the change stops there
+    /// and its leases are left to run out, as a dead object leaves them.
+    fn crash_point(&self, point: &str) -> Result<(), StoreError> {
+        crate::control::faults::crash(point, &self.state).inspect_err(|_| {
+            self.leases.current.borrow_mut().take();
+            self.leases.held.borrow_mut().clear();
+        })
+    }
+
+    /// The directory's part and the organization's, both or neither.
+    async fn change(
+        &self,
+        directory: Batch,
+        organization: Option<(String, Batch)>,
+    ) -> Result<(), StoreError> {
+        let Some((org, batch)) = organization else {
+            return self.local.commit(directory).await;
+        };
+        self.local.note_org(&org, &batch)?;
+        let remote = self.store(&org);
+        if directory.ops.is_empty() {
+            return remote.commit_as(batch, None).await;
+        }
+        let undo = self.local.undo_of(&directory)?;
+        let undo = serde_json::to_string(&WireBatch::from_batch(undo)?).map_err(unavailable)?;
+        let op = model::key::random_base62(22)
+            .map_err(|_| StoreError::new("no randomness for a change's id"))?;
+        self.changes.under_way.borrow_mut().insert(op.clone());
+        let _under_way = UnderWay(&self.changes, op.clone());
+        self.local
+            .commit_pending(directory, &op, &org, undo.clone())?;
+        self.crash_point("before_organization")?;
+        let committed = remote.commit_as(batch, Some(&op)).await;
+        self.crash_point("after_organization")?;
+        let applied = match &committed {
+            Ok(()) => true,
+            Err(_) => match remote.settle(&op).await {
+                Ok(applied) => applied,
+                Err(e) => {
+                    // The row stays: the next request settles it before anything is served.
+                    self.changes.unsettled.set(true);
+                    worker::console_error!("keygate: a change's outcome is not known yet: {e}");
+                    return committed;
+                }
+            },
+        };
+        let settled = if applied {
+            self.local.settled(&op)
+        } else {
+            let undo: WireBatch = serde_json::from_str(&undo).map_err(unavailable)?;
+            self.local.undo(undo.into_batch(), &op)
+        };
+        if let Err(e) = settled {
+            self.changes.unsettled.set(true);
+            worker::console_error!("keygate: a change was not settled yet: {e}");
+        }
+        if applied { Ok(()) } else { committed }
     }
 }
 
@@ -296,9 +443,8 @@ impl<G> Drop for Turn<G> {
             let env = self.env.clone();
             worker::wasm_bindgen_futures::spawn_local(async move {
                 for org in held {
-                    if let Err(e) =
-                        call(&env, &org, "/__release", String::new(), Some(&lease)).await
-                    {
+                    let extra = headers(Some(&lease), None);
+                    if let Err(e) = call(&env, &org, "/__release", String::new(), &extra).await {
                         worker::console_error!("keygate: lease not released (it expires): {e}");
                     }
                 }

@@ -325,6 +325,117 @@ async fn each_organization_is_served_by_its_own_object() {
     assert_eq!(served(&verify), None);
 }
 
+/// A change of the directory and an organization (accepting an invitation: the email is
+/// the directory's, the user the organization's) whose organization's part fails, or whose
+/// directory object dies before or after the organization's part: the directory settles it
+/// with the organization's object, so the change is whole or not at all. Before, a crash
+/// between the two left the email claimed by no user, for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_in_two_objects_is_whole_after_a_crash_between_them() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("c").await.expect("admin with a key");
+    let admin = As::Bearer(&fx.token);
+    let set = |faults: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let answer = api
+                .call("POST", "/__faults", As::Nobody, Some(&faults))
+                .await
+                .expect("inject");
+            assert_eq!(answer.status, 204, "{answer:?}");
+        }
+    };
+    let accept = |token: String| {
+        let api = api.clone();
+        async move {
+            let body = json!({"name": "Dee Veloper", "password": "long-enough-pw"});
+            api.call(
+                "POST",
+                &format!("/v1/invitations/{token}/accept"),
+                As::Nobody,
+                Some(&body),
+            )
+            .await
+            .expect("accept")
+        }
+    };
+    // (the fault, the invited email, whether the change happened)
+    let cases = [
+        (
+            json!({"fail_object_prefix": "v1:event:"}),
+            "fails@example.com",
+            false,
+        ),
+        (
+            json!({"crash_directory": "before_organization"}),
+            "before@example.com",
+            false,
+        ),
+        (
+            json!({"crash_directory": "after_organization"}),
+            "after@example.com",
+            true,
+        ),
+    ];
+    for (fault, email, happened) in cases {
+        let invited = api
+            .call(
+                "POST",
+                "/v1/invitations",
+                admin,
+                Some(&json!({"email": email, "roles": ["developer"]})),
+            )
+            .await
+            .expect("invite");
+        assert_eq!(invited.status, 201, "{invited:?}");
+        let token = invited.body["invitation_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        set(fault.clone()).await;
+        // Refused: 503 from the worker, or the runtime's 500 when the object died under it.
+        let failed = accept(token.clone()).await;
+        assert!(
+            failed.status == 503 || (failed.status == 500 && fault["crash_directory"].is_string()),
+            "{fault}: {failed:?}"
+        );
+        set(json!({})).await;
+        let login = api
+            .call(
+                "POST",
+                "/v1/auth/login",
+                As::Nobody,
+                Some(&json!({"email": email, "password": "long-enough-pw"})),
+            )
+            .await
+            .expect("login");
+        let again = accept(token.clone()).await;
+        if happened {
+            // The user was made with the email: signing in works, the invitation is spent.
+            assert_eq!(login.status, 200, "{fault}: {login:?}");
+            assert_ne!(again.status, 201, "{fault}: {again:?}");
+        } else {
+            // Nothing of it stands: the email is free and the invitation still good.
+            assert_eq!(login.status, 401, "{fault}: {login:?}");
+            assert_eq!(
+                again.status, 201,
+                "{fault}: the email stayed claimed: {again:?}"
+            );
+        }
+        let members = api
+            .call("GET", "/v1/members?limit=200", admin, None)
+            .await
+            .expect("members");
+        let with_email = members.body["items"]
+            .as_array()
+            .map(|items| items.iter().filter(|m| m["email"] == email).count());
+        assert_eq!(with_email, Some(1), "{fault}: {members:?}");
+    }
+}
+
 #[test]
 fn the_deployed_worker_carries_no_fault_injection() {
     let wasm = |dir: &str| {

@@ -195,12 +195,17 @@ impl Organizations for Instance {
     async fn commit(
         &self,
         directory: Batch,
-        organizations: Vec<(String, Batch)>,
+        organization: Option<(String, Batch)>,
+        notes: Vec<(String, Batch)>,
     ) -> Result<(), StoreError> {
-        for (org, batch) in organizations {
+        if let Some((org, batch)) = organization {
             OrgStore::new(self, &org).commit(batch).await?;
         }
-        self.directory.commit(directory).await
+        self.directory.commit(directory).await?;
+        for (org, batch) in notes {
+            OrgStore::new(self, &org).commit(batch).await?;
+        }
+        Ok(())
     }
 }
 

@@ -9,8 +9,13 @@
 //! the request names it (the key's text, [`named_organization`]; the organization of the
 //! request's token, [`crate::http::runs`]) and else by the host ([`Organizations::locate`]:
 //! the user an email names, a key reported as leaked). A batch is cut into the directory's
-//! part and each organization's ([`split`]: by what its records name), which the host
-//! commits as one change ([`Organizations::commit`]).
+//! part and its organization's ([`split`]: by what its records name), which the host
+//! commits as one change ([`Organizations::commit`]). A batch changes one organization at
+//! most (a batch of leaked keys of several is committed one organization at a time); other
+//! organizations may only receive entries of their log ([`log_only`]: creating an
+//! organization tells the creator's log), which a host may write after the change. So a
+//! host's change in two stores has two parts, and a crash between them leaves one question
+//! to settle (did the organization's part commit?), never several.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,12 +34,13 @@ pub trait Organizations {
     /// The organization whose store holds `key`, when neither the key nor the request
     /// names it: the host's index (the edge: the records verification reads, in KV).
     fn locate(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>>;
-    /// Commits the directory's part and each organization's part of one batch: all of them
-    /// or none.
+    /// Commits the directory's part and the organization's part of one batch, both or
+    /// neither, then `notes`: entries of other organizations' logs about the change.
     fn commit(
         &self,
         directory: Batch,
-        organizations: Vec<(String, Batch)>,
+        organization: Option<(String, Batch)>,
+        notes: Vec<(String, Batch)>,
     ) -> impl Future<Output = Result<(), StoreError>>;
 }
 
@@ -167,14 +173,35 @@ impl<D: Store, O: Organizations> Store for Partitioned<D, O> {
             }
             part.ops.push(op);
         }
+        let (notes, changed): (Vec<_>, Vec<_>) = parts
+            .into_iter()
+            .partition(|(org, part)| log_only(org, part));
+        if changed.len() > 1 {
+            let orgs: Vec<&str> = changed.iter().map(|(org, _)| org.as_str()).collect();
+            return Err(StoreError::new(format!(
+                "a change of the instance changes one organization, not {}",
+                orgs.join(" and ")
+            )));
+        }
+        let mut notes = notes.into_iter();
+        let organization = changed.into_iter().next().or_else(|| notes.next());
         self.organizations
-            .commit(directory, parts.into_iter().collect())
+            .commit(directory, organization, notes.collect())
             .await
     }
 
     fn turn(&self) -> impl Future<Output = impl Sized> {
         self.directory.turn()
     }
+}
+
+/// Whether `part` only adds entries to `org`'s log (events and their webhook deliveries).
+pub fn log_only(org: &str, part: &Batch) -> bool {
+    let (events, outbox) = (schema::events(org), schema::outbox());
+    part.ops.iter().all(|op| match op {
+        Op::Put(key, _) => key.starts_with(&events) || key.starts_with(&outbox),
+        Op::Delete(_) => false,
+    })
 }
 
 #[cfg(test)]
@@ -216,12 +243,17 @@ mod tests {
         async fn commit(
             &self,
             directory: Batch,
-            organizations: Vec<(String, Batch)>,
+            organization: Option<(String, Batch)>,
+            notes: Vec<(String, Batch)>,
         ) -> Result<(), StoreError> {
-            for (org, batch) in organizations {
+            if let Some((org, batch)) = organization {
                 self.store(&org).commit(batch).await?;
             }
-            self.directory.commit(directory).await
+            self.directory.commit(directory).await?;
+            for (org, batch) in notes {
+                self.store(&org).commit(batch).await?;
+            }
+            Ok(())
         }
     }
 
@@ -237,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_goes_to_the_directory_and_the_organizations_it_names() {
+    fn a_batch_goes_to_the_directory_and_the_organization_it_names() {
         futures_executor::block_on(batch_goes());
     }
 
@@ -248,8 +280,7 @@ mod tests {
         batch.ops.extend([
             Op::Put(schema::email("x@example.com"), b"\"usr_1\"".to_vec()),
             Op::Put(schema::user("usr_1"), named(A)),
-            Op::Put(schema::org(B), b"{}".to_vec()),
-            Op::Put(format!("{}1:evt_1", schema::events(B)), b"{}".to_vec()),
+            Op::Put(format!("{}1:evt_1", schema::events(A)), b"{}".to_vec()),
             // Names nothing: the request's organization's.
             Op::Put(
                 format!("{}1:key_1", schema::user_keys("usr_9")),
@@ -262,12 +293,77 @@ mod tests {
         assert_eq!(keys(&memory.directory).await, ["v1:email:x@example.com"]);
         assert_eq!(
             keys(&memory.store(A)).await,
-            ["v1:ix:user-keys:usr_9:1:key_1", "v1:user:usr_1"]
+            [
+                format!("v1:event:{A}:1:evt_1"),
+                "v1:ix:user-keys:usr_9:1:key_1".to_owned(),
+                "v1:user:usr_1".to_owned()
+            ]
         );
-        assert_eq!(
-            keys(&memory.store(B)).await,
-            [format!("v1:event:{B}:1:evt_1"), format!("v1:org:{B}")]
-        );
+    }
+
+    /// Each case: a batch's puts (key, the organization its value names) and whether the
+    /// view commits it; a refused batch writes nothing anywhere.
+    #[test]
+    fn a_batch_writes_to_one_organization_at_most() {
+        type Case<'a> = (&'a str, Vec<(String, Option<&'a str>)>, bool);
+        let cases: [Case; 5] = [
+            (
+                "directory only",
+                vec![(schema::email("a@x.io"), None)],
+                true,
+            ),
+            (
+                "one organization by name and by context",
+                vec![
+                    (schema::org(A), Some(A)),
+                    (format!("{}1:key_1", schema::user_keys("usr_9")), None),
+                ],
+                true,
+            ),
+            (
+                "two organizations by name",
+                vec![(schema::org(A), Some(A)), (schema::org(B), Some(B))],
+                false,
+            ),
+            (
+                "one organization and an entry of another's log",
+                vec![
+                    (schema::org(B), Some(B)),
+                    (format!("{}1:evt_1", schema::events(A)), None),
+                ],
+                true,
+            ),
+            (
+                "another organization than the request's",
+                vec![
+                    (schema::user("usr_b"), Some(B)),
+                    (format!("{}1:key_1", schema::user_keys("usr_9")), None),
+                    (schema::email("b@x.io"), None),
+                ],
+                false,
+            ),
+        ];
+        for (name, puts, committed) in cases {
+            let memory = Memory::default();
+            let view = Partitioned::new(memory.directory.clone(), memory.clone(), Some(A.into()));
+            let mut batch = Batch::default();
+            for (key, org) in puts {
+                let value = org.map_or_else(|| b"1".to_vec(), named);
+                batch.ops.push(Op::Put(key, value));
+            }
+            let result = futures_executor::block_on(view.commit(batch));
+            assert_eq!(result.is_ok(), committed, "{name}: {result:?}");
+            if !committed {
+                let written = futures_executor::block_on(async {
+                    let mut all = keys(&memory.directory).await;
+                    for org in [A, B] {
+                        all.extend(keys(&memory.store(org)).await);
+                    }
+                    all
+                });
+                assert!(written.is_empty(), "{name}: {written:?}");
+            }
+        }
     }
 
     #[test]
