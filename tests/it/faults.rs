@@ -87,16 +87,7 @@ async fn the_control_object_fails_closed_and_kv_catches_up() {
     let api = Api::new(&host.base);
     let fx = api.admin_with_key("f").await.expect("admin with a key");
     let admin = As::Bearer(&fx.token);
-    let set = |faults: serde_json::Value| {
-        let api = api.clone();
-        async move {
-            let answer = api
-                .call("POST", "/__faults", As::Nobody, Some(&faults))
-                .await
-                .expect("inject");
-            assert_eq!(answer.status, 204, "{answer:?}");
-        }
-    };
+    let set = |faults: serde_json::Value| set_faults(&api, faults);
     let code = |key: String| {
         let api = api.clone();
         async move {
@@ -338,16 +329,7 @@ async fn a_change_in_two_objects_is_whole_after_a_crash_between_them() {
     let api = Api::new(&host.base);
     let fx = api.admin_with_key("c").await.expect("admin with a key");
     let admin = As::Bearer(&fx.token);
-    let set = |faults: serde_json::Value| {
-        let api = api.clone();
-        async move {
-            let answer = api
-                .call("POST", "/__faults", As::Nobody, Some(&faults))
-                .await
-                .expect("inject");
-            assert_eq!(answer.status, 204, "{answer:?}");
-        }
-    };
+    let set = |faults: serde_json::Value| set_faults(&api, faults);
     let accept = |token: String| {
         let api = api.clone();
         async move {
@@ -894,4 +876,13 @@ async fn every_change_fails_whole_at_each_storage_call_of_the_object() {
             sweep.len()
         ),
     );
+}
+
+/// Sets the test build's faults (in the isolate and every object).
+async fn set_faults(api: &Api, faults: serde_json::Value) {
+    let answer = api
+        .call("POST", "/__faults", As::Nobody, Some(&faults))
+        .await
+        .expect("inject");
+    assert_eq!(answer.status, 204, "{answer:?}");
 }
