@@ -861,6 +861,14 @@ async fn edge_management(
         .as_str()
         .context("invitation")?;
     let (_, token2) = api.accept(invitation, "bench-two@example.com").await?;
+    let enable = json!({"api_keys_enabled": true});
+    let enabled = api
+        .call("PATCH", "/v1/settings", As::Bearer(&token2), Some(&enable))
+        .await?;
+    ensure!(
+        enabled.status == 200,
+        "second organization's settings: {enabled:?}"
+    );
     let half = WRITERS / 2;
     let ours = writer_keys(api, &fx.token, &fx.org, half).await?;
     let theirs = writer_keys(api, &token2, &org2, half).await?;
