@@ -331,21 +331,25 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     WrongNamespace,
+    IpNotAllowed,
     InsufficientPermissions,
     RateLimited,
+    UsageExceeded,
 }
 
 impl VerifyCode {
     /// Every code, in declaration order.
-    pub const ALL: [VerifyCode; 8] = [
+    pub const ALL: [VerifyCode; 10] = [
         VerifyCode::Valid,
         VerifyCode::NotFound,
         VerifyCode::Expired,
         VerifyCode::Revoked,
         VerifyCode::Disabled,
         VerifyCode::WrongNamespace,
+        VerifyCode::IpNotAllowed,
         VerifyCode::InsufficientPermissions,
         VerifyCode::RateLimited,
+        VerifyCode::UsageExceeded,
     ];
 
     /// The code as the API spells it (`VALID`, `NOT_FOUND`…): its JSON string, for labels
@@ -359,7 +363,9 @@ impl VerifyCode {
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::WrongNamespace => "WRONG_NAMESPACE",
             VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
             VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 }

@@ -95,8 +95,10 @@ impl Error {
             Error::BadRequest(_) => 400,
             Error::RateLimited => 429,
             Error::KeyRefused(code) => match code {
-                VerifyCode::WrongNamespace | VerifyCode::InsufficientPermissions => 403,
-                VerifyCode::RateLimited => 429,
+                VerifyCode::WrongNamespace
+                | VerifyCode::IpNotAllowed
+                | VerifyCode::InsufficientPermissions => 403,
+                VerifyCode::RateLimited | VerifyCode::UsageExceeded => 429,
                 _ => 401,
             },
             Error::Upstream(_) => 502,
@@ -130,7 +132,9 @@ impl Error {
                 VerifyCode::Disabled => "key_disabled",
                 VerifyCode::WrongNamespace => "key_wrong_namespace",
                 VerifyCode::InsufficientPermissions => "key_insufficient_permissions",
+                VerifyCode::IpNotAllowed => "key_ip_not_allowed",
                 VerifyCode::RateLimited => "rate_limited",
+                VerifyCode::UsageExceeded => "usage_exceeded",
                 VerifyCode::NotFound | VerifyCode::Valid => "key_not_found",
             },
             Error::Upstream(_) => "upstream_unavailable",
@@ -166,7 +170,9 @@ fn refusal_detail(code: VerifyCode) -> &'static str {
         VerifyCode::Disabled => "API keys are disabled for this key",
         VerifyCode::WrongNamespace => "the API key does not belong to this namespace",
         VerifyCode::InsufficientPermissions => "the API key lacks a permission this needs",
+        VerifyCode::IpNotAllowed => "the API key may not be used from this address",
         VerifyCode::RateLimited => "the API key is rate limited",
+        VerifyCode::UsageExceeded => "the API key has no credits left for this",
         VerifyCode::NotFound | VerifyCode::Valid => {
             "send a valid API key (Authorization: Bearer kg_… or X-API-Key)"
         }

@@ -6,6 +6,8 @@
 //! - [`domain`]: the records Keygate stores and the value enums they hold;
 //! - [`error`]: the one error type, with its status and stable code;
 //! - [`rules`]: the business rules as pure functions over records and values;
+//! - [`meter`]: usage policies (rate limits, credits, allowed networks) and the pure meter that
+//!   checks and spends them;
 //! - [`scanning`]: GitHub's secret scanning signing keys and signatures;
 //! - [`webhook`]: webhook secrets, Standard Webhooks signatures, the retry schedule, and where
 //!   a webhook may be delivered;
@@ -22,8 +24,8 @@
 
 /// The model's modules from the bottom up: a module may use only the modules before it.
 pub const LAYERS: &[&str] = &[
-    "key", "id", "domain", "error", "rules", "scanning", "webhook", "password", "store", "api",
-    "service", "wire", "http", "openapi",
+    "key", "id", "domain", "error", "rules", "meter", "scanning", "webhook", "password", "store",
+    "api", "service", "wire", "http", "openapi",
 ];
 
 pub mod api;
@@ -32,6 +34,7 @@ pub mod error;
 pub mod http;
 pub mod id;
 pub mod key;
+pub mod meter;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod password;

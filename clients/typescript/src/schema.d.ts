@@ -1190,7 +1190,7 @@ export interface components {
          * @description The outcome of a verification (SPEC §4.1).
          * @enum {string}
          */
-        VerifyCode: "VALID" | "NOT_FOUND" | "EXPIRED" | "REVOKED" | "DISABLED" | "WRONG_NAMESPACE" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED";
+        VerifyCode: "VALID" | "NOT_FOUND" | "EXPIRED" | "REVOKED" | "DISABLED" | "WRONG_NAMESPACE" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "USAGE_EXCEEDED";
         /** @description `POST /v1/keys/verify`. */
         VerifyRequest: {
             key: string;
