@@ -363,6 +363,25 @@ impl Meter {
         meter
     }
 
+    /// The buckets of a key whose policy was set before `at` by a process that is gone: empty
+    /// at `at`, refilling from there, since what the key was given before is not known here.
+    /// A restart never hands out a second burst. No credits (kept elsewhere).
+    pub fn emptied(policy: &Policy, at: Timestamp) -> Self {
+        let at_ms = millis(at);
+        Meter {
+            buckets: policy
+                .ratelimits
+                .iter()
+                .map(|limit| Bucket {
+                    name: limit.name.clone(),
+                    level: 0,
+                    at_ms,
+                })
+                .collect(),
+            credits: None,
+        }
+    }
+
     /// Follows a policy changed from `old` to `new` (`PUT /v1/keys/{id}/policy` states the
     /// whole policy): a limit kept by name keeps the tokens it holds now, at most its new
     /// `limit`; a new limit starts full; a removed one goes. The credits are set to the new
@@ -418,6 +437,21 @@ impl Meter {
         let mut state = self.credits?;
         refill(&mut state, policy.credits.and_then(|c| c.refill), now);
         Some(state.remaining)
+    }
+
+    /// Whether every bucket holds `cost` tokens at `now`, changing nothing: the first half of
+    /// a spend whose credits are kept elsewhere (the server leases them from its store).
+    pub fn buckets_allow(&self, policy: &Policy, cost: u32, now: Timestamp) -> bool {
+        let now_ms = millis(now);
+        let cost = u64::from(cost);
+        policy.ratelimits.iter().all(|limit| {
+            let level = self
+                .buckets
+                .iter()
+                .find(|b| b.name == limit.name)
+                .map_or(limit.capacity(), |b| level_at(limit, b, now_ms));
+            level >= cost.saturating_mul(limit.window_ms())
+        })
     }
 
     /// One verification's use of the key: with `cost` tokens in every bucket and `cost`

@@ -289,6 +289,10 @@ pub mod schema {
     pub fn usage_summary(key: &str) -> String {
         format!("v1:usage-summary:{key}")
     }
+    /// The credits of a key with credits not yet leased to a process (`service::LocalMeters`).
+    pub fn credits(key: &str) -> String {
+        ["v1:credits:", key].concat()
+    }
     /// Sign-in attempts of one (lower-cased, valid, so at most 254 bytes) email.
     pub fn login_throttle(email: &str) -> String {
         format!("v1:throttle:login:{}", email.to_lowercase())

@@ -30,6 +30,7 @@ mod github;
 mod keys;
 mod leaked;
 mod members;
+mod meters;
 mod namespaces;
 mod overview;
 mod reminders;
@@ -50,6 +51,7 @@ pub use github::{
     Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, Posting, REFETCH_AFTER, Signed,
 };
 pub use leaked::{Found, Leak, PUBLIC_REPORTER};
+pub use meters::{CreditLedger, LocalMeters, MAX_LEASE, SHARDS, lease_size};
 pub use overview::EXPIRING_SOON;
 pub use reminders::{EXPIRING_DAY, EXPIRING_WEEK, REMINDER_ACTOR};
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};

@@ -66,8 +66,9 @@ const BY_ID: [&str; 7] = [
 const BY_VALUE: [&str; 3] = ["v1:session:", "v1:invitation:", "v1:outbox:"];
 
 /// Keys `v1:{kind}:{owner}:…` whose second segment is the id they belong to.
-const BY_SEGMENT: [&str; 6] = [
+const BY_SEGMENT: [&str; 7] = [
     "v1:event:",
+    "v1:credits:",
     "v1:usage:",
     "v1:usage-summary:",
     "v1:usage-org:",
