@@ -65,7 +65,8 @@ pub fn snippets(origin: &str, key: &str) -> Vec<Snippet> {
                 "use keygate_client::{{Client, endpoints::Verify}};\n\
                  use model::{{api::VerifyRequest, http::NoQuery}};\n\n\
                  let request = VerifyRequest {{\n    key: {key_js}.into(),\n    \
-                 permissions: None,\n    resource: None,\n    namespace: None,\n}};\n\
+                 permissions: None,\n    resource: None,\n    namespace: None,\n    \
+                 cost: None,\n    client_ip: None,\n}};\n\
                  let answer = Client::new({origin_js})\n    \
                  .call::<Verify>(&[], &request, &NoQuery)\n    .await?;\n\
                  assert!(answer.valid, \"{{:?}}\", answer.code);"

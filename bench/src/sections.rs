@@ -606,6 +606,7 @@ async fn seed(store: &Path, org: &str, owner: &str, count: usize) -> Result<Vec<
                 previous: None,
                 grants: Default::default(),
                 prefix: None,
+                policy: Default::default(),
             };
             batch.put(schema::key(&id), &record)?;
             if sample.len() < SAMPLE && done % (count / SAMPLE).max(1) == 0 {

@@ -112,6 +112,10 @@ enum KeysCommand {
         /// When it stops working, in days from now.
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// A network it may be used from (`203.0.113.0/24`, `2001:db8::/32`, one address);
+        /// repeatable. None: any.
+        #[arg(long = "allow-cidr")]
+        allow_cidr: Vec<String>,
     },
     /// One key.
     Show { id: String },
@@ -153,6 +157,9 @@ enum KeysCommand {
         /// The namespace it must belong to.
         #[arg(long)]
         namespace: Option<String>,
+        /// The address of the caller that presented the key (checked against its networks).
+        #[arg(long)]
+        client_ip: Option<String>,
     },
 }
 
@@ -482,6 +489,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
             description,
             expires_at,
             expires_in_days,
+            allow_cidr,
         } => {
             let namespace = match namespace {
                 Some(namespace) => namespace,
@@ -511,6 +519,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
                 role,
                 permissions,
                 expires_at,
+                allowed_cidrs: allow_cidr,
             };
             let created = client.call::<e::CreateKey>(&[], &body, &NoQuery).await?;
             shown_once(json, &created.record, &created.key, "Created")
@@ -565,6 +574,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
             permission,
             resource,
             namespace,
+            client_ip,
         } => {
             let key = match key.filter(|k| k != "-") {
                 Some(key) => key,
@@ -575,6 +585,8 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
                 permissions: (!permission.is_empty()).then_some(permission),
                 resource,
                 namespace,
+                cost: None,
+                client_ip,
             };
             let answer = client.call::<e::Verify>(&[], &body, &NoQuery).await?;
             show::print(json, &answer, show::verdict)?;

@@ -11,12 +11,7 @@ use model::http::{NoBody, NoQuery};
 use tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Host};
 
 fn verify(key: &str) -> VerifyRequest {
-    VerifyRequest {
-        key: key.to_owned(),
-        permissions: None,
-        resource: None,
-        namespace: None,
-    }
+    tests::verify_of(key)
 }
 
 async fn a_key_lives_and_dies_through_the_client(base: &str) {

@@ -368,11 +368,14 @@ async fn gateway(req: &mut Request, keygate: &Kg, env: &Env) -> Result<Response,
     let key = wire::gateway_key(authorization.as_deref(), x_api_key.as_deref())
         .ok_or(Error::KeyRefused(model::api::VerifyCode::NotFound))?
         .to_owned();
+    // The caller's address, for the key's allowed networks (SPEC §4.4): Cloudflare's.
     let verify = model::api::VerifyRequest {
         key,
         permissions: None,
         resource: None,
         namespace: None,
+        cost: None,
+        client_ip: header(req, "cf-connecting-ip"),
     };
     let answer = keygate.verify(&verify, now()).await?;
     let identity = wire::gateway_identity(&answer)?;

@@ -53,6 +53,7 @@ fn keys(n: usize) -> Keys {
             previous: None,
             grants: Default::default(),
             prefix: None,
+            policy: Default::default(),
         };
         // Keyed by the id part, as the floor's lookup is.
         records.insert(id["key_".len()..].to_owned(), record);

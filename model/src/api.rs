@@ -137,6 +137,9 @@ pub struct CreateKeyRequest {
     pub permissions: Option<Vec<PermissionScope>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// The networks the key may be used from (SPEC §4.5); any, when absent or empty.
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// The owner of a key, as the API shows it.
@@ -171,6 +174,9 @@ pub struct KeyView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub extensive_use: bool,
+    /// The networks the key may be used from; empty: any (SPEC §4.5).
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl KeyView {
@@ -360,7 +366,7 @@ pub struct DeleteKeyQuery {
 }
 
 /// `POST /v1/keys/verify`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
@@ -371,6 +377,14 @@ pub struct VerifyRequest {
     pub resource: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// What a `VALID` answer spends of the key's rate limits and credits: 0 to
+    /// [`crate::meter::MAX_COST`], 1 when absent (SPEC §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    /// The address of the caller that presented the key, as the verifying service saw it: what
+    /// the key's `allowed_cidrs` are checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
 }
 
 /// The answer of `POST /v1/keys/verify`; the fields after `code` appear once the secret matched.
@@ -395,6 +409,12 @@ pub struct VerifyResponse {
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
+    /// The key's rate limits after this verification (SPEC §4.5): empty for a key without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<crate::meter::RateLimitState>>,
+    /// The key's credits after this verification; absent for a key without credits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<crate::meter::CreditsLeft>,
 }
 
 impl VerifyResponse {
@@ -409,6 +429,8 @@ impl VerifyResponse {
             name: None,
             permissions: None,
             expires_at: None,
+            ratelimits: None,
+            credits: None,
         }
     }
 }

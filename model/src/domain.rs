@@ -5,6 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -182,6 +185,9 @@ pub struct KeyRecord {
     /// deployment's `KEYGATE_KEY_PREFIX` when the key was made; a roll keeps it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// Its usage policy (SPEC §4.5); absent in records of keys without one.
+    #[serde(default, skip_serializing_if = "Policy::is_empty")]
+    pub policy: Policy,
 }
 
 /// A rolled-over secret and the end of its grace period.
@@ -428,4 +434,119 @@ pub struct Delivery {
     /// When the next attempt is due.
     #[serde(with = "time::serde::rfc3339")]
     pub next_at: Timestamp,
+}
+
+// Usage policies (SPEC §4.5): what a key record keeps. Their validation and the meter that
+// spends them are the meter layer's.
+
+/// One named limit: at most `limit` per `window_seconds`, as a token bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub name: String,
+    pub limit: u64,
+    pub window_seconds: u32,
+}
+
+impl RateLimit {
+    pub(crate) fn window_ms(&self) -> u64 {
+        u64::from(self.window_seconds) * 1000
+    }
+
+    /// The bucket's capacity, in units of `1 / window_ms` token.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.limit.saturating_mul(self.window_ms())
+    }
+}
+
+/// When credits are refilled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefillInterval {
+    /// At 00:00 UTC every day.
+    Daily,
+    /// At 00:00 UTC on the 1st of every month.
+    Monthly,
+}
+
+/// A refill: `remaining` is *set* to `amount` at each interval's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Refill {
+    pub interval: RefillInterval,
+    pub amount: u64,
+}
+
+impl Refill {
+    /// The start of the last interval at or before `now`: the instant of the latest refill.
+    pub fn last_start(&self, now: Timestamp) -> Timestamp {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let day = match self.interval {
+            RefillInterval::Daily => now.date(),
+            RefillInterval::Monthly => {
+                time::Date::from_calendar_date(now.year(), now.month(), 1).unwrap_or(now.date())
+            }
+        };
+        day.with_time(time::Time::MIDNIGHT).assume_utc()
+    }
+}
+
+/// A key's credits as its policy states them: what it starts with and how it refills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Credits {
+    pub remaining: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<Refill>,
+}
+
+/// A key's usage policy (SPEC §4.5), validated: what the key record keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratelimits: Vec<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Credits>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub allowed_cidrs: Vec<IpNet>,
+}
+
+impl Policy {
+    /// Whether the policy says nothing: no limit, no credits, any network.
+    pub fn is_empty(&self) -> bool {
+        self.ratelimits.is_empty() && self.credits.is_none() && self.allowed_cidrs.is_empty()
+    }
+
+    /// Whether verifications of the key are counted: it has a rate limit or credits.
+    pub fn is_metered(&self) -> bool {
+        !self.ratelimits.is_empty() || self.credits.is_some()
+    }
+
+    /// Whether a caller at `client_ip` may use the key: always, without `allowed_cidrs`;
+    /// otherwise only from inside one of them (an absent or unreadable address is outside).
+    /// An IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
+    pub fn allows(&self, client_ip: Option<&str>) -> bool {
+        if self.allowed_cidrs.is_empty() {
+            return true;
+        }
+        let Some(ip) = client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) else {
+            return false;
+        };
+        self.allows_addr(ip)
+    }
+
+    /// [`Policy::allows`] for an address already read (a socket peer).
+    pub fn allows_addr(&self, ip: IpAddr) -> bool {
+        if self.allowed_cidrs.is_empty() {
+            return true;
+        }
+        let ip = ip.to_canonical();
+        self.allowed_cidrs.iter().any(|net| net.contains(&ip))
+    }
 }

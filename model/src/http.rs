@@ -1092,7 +1092,18 @@ async fn serve<S: Store, H: Headers + ?Sized>(
                 csrf.as_deref(),
                 request.secure,
             );
-            Some(kg.authenticate(credential, endpoint.changes(), now).await?)
+            let caller = kg.authenticate(credential, endpoint.changes(), now).await?;
+            // A key with allowed networks is used from inside them only, its own API too
+            // (SPEC §4.5): the address is the socket's peer, or the configured proxy header.
+            if let crate::service::Via::Key(record) = &caller.via
+                && !request
+                    .client
+                    .is_some_and(|ip| record.policy.allows_addr(ip))
+                && !record.policy.allowed_cidrs.is_empty()
+            {
+                return Err(Error::KeyRefused(crate::domain::VerifyCode::IpNotAllowed));
+            }
+            Some(caller)
         }
     };
     let call = Call {

@@ -10,9 +10,11 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, Time};
 
+pub use crate::domain::{Credits, Policy, RateLimit, Refill, RefillInterval};
 use crate::domain::{Timestamp, VerifyCode};
 use crate::error::{Error, Result};
 
@@ -31,84 +33,6 @@ pub const MAX_CREDITS: u64 = 1_000_000_000_000;
 /// The longest name of a rate limit.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// One named limit: at most `limit` per `window_seconds`, as a token bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    pub name: String,
-    pub limit: u64,
-    pub window_seconds: u32,
-}
-
-impl RateLimit {
-    fn window_ms(&self) -> u64 {
-        u64::from(self.window_seconds) * 1000
-    }
-
-    /// The bucket's capacity, in units of `1 / window_ms` token.
-    fn capacity(&self) -> u64 {
-        self.limit.saturating_mul(self.window_ms())
-    }
-}
-
-/// When credits are refilled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RefillInterval {
-    /// At 00:00 UTC every day.
-    Daily,
-    /// At 00:00 UTC on the 1st of every month.
-    Monthly,
-}
-
-/// A refill: `remaining` is *set* to `amount` at each interval's start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Refill {
-    pub interval: RefillInterval,
-    pub amount: u64,
-}
-
-impl Refill {
-    /// The start of the last interval at or before `now`: the instant of the latest refill.
-    pub fn last_start(&self, now: Timestamp) -> Timestamp {
-        let now = now.to_offset(time::UtcOffset::UTC);
-        let day = match self.interval {
-            RefillInterval::Daily => now.date(),
-            RefillInterval::Monthly => {
-                Date::from_calendar_date(now.year(), now.month(), 1).unwrap_or(now.date())
-            }
-        };
-        day.with_time(Time::MIDNIGHT).assume_utc()
-    }
-}
-
-/// A key's credits as its policy states them: what it starts with and how it refills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Credits {
-    pub remaining: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refill: Option<Refill>,
-}
-
-/// A key's usage policy (SPEC §4.5), validated: what the key record keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Policy {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ratelimits: Vec<RateLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credits: Option<Credits>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
-    pub allowed_cidrs: Vec<IpNet>,
-}
-
 /// A usage policy as a request states it (`POST /v1/keys`, `PUT /v1/keys/{id}/policy`): the
 /// networks are text until [`PolicyRequest::validate`] has read them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +48,19 @@ pub struct PolicyRequest {
 }
 
 impl PolicyRequest {
+    /// The policy as a request would state it (what the key view shows).
+    pub fn of(policy: &Policy) -> Self {
+        Self {
+            ratelimits: policy.ratelimits.clone(),
+            credits: policy.credits,
+            allowed_cidrs: policy
+                .allowed_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
     /// The policy, or a 422 naming the first field that is wrong.
     pub fn validate(&self) -> Result<Policy> {
         if self.ratelimits.len() > MAX_RATELIMITS {
@@ -213,44 +150,6 @@ pub fn parse_network(text: &str) -> Option<IpNet> {
         Err(_) => IpNet::from(text.parse::<IpAddr>().ok()?),
     };
     Some(net.trunc())
-}
-
-impl Policy {
-    /// Whether verifications of the key are counted: it has a rate limit or credits.
-    pub fn is_metered(&self) -> bool {
-        !self.ratelimits.is_empty() || self.credits.is_some()
-    }
-
-    /// Whether a caller at `client_ip` may use the key: always, without `allowed_cidrs`;
-    /// otherwise only from inside one of them (an absent or unreadable address is outside).
-    /// An IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
-    pub fn allows(&self, client_ip: Option<&str>) -> bool {
-        if self.allowed_cidrs.is_empty() {
-            return true;
-        }
-        let Some(ip) = client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) else {
-            return false;
-        };
-        self.allows_addr(ip)
-    }
-
-    /// [`Policy::allows`] for an address already read (a socket peer).
-    pub fn allows_addr(&self, ip: IpAddr) -> bool {
-        if self.allowed_cidrs.is_empty() {
-            return true;
-        }
-        let ip = ip.to_canonical();
-        self.allowed_cidrs.iter().any(|net| net.contains(&ip))
-    }
-
-    /// The policy as a request would state it (what the key view shows).
-    pub fn to_request(&self) -> PolicyRequest {
-        PolicyRequest {
-            ratelimits: self.ratelimits.clone(),
-            credits: self.credits,
-            allowed_cidrs: self.allowed_cidrs.iter().map(ToString::to_string).collect(),
-        }
-    }
 }
 
 /// One bucket's state: its level (in `1 / window_ms` of a token) at `at_ms`.

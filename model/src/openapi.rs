@@ -170,6 +170,8 @@ fn register(c: ComponentsBuilder) -> ComponentsBuilder {
         .schema_from::<GithubLabel>()
         .schema_from::<AttemptStatus>()
         .schema_from::<LeakLabel>()
+        .schema_from::<crate::meter::RateLimitState>()
+        .schema_from::<crate::meter::CreditsLeft>()
 }
 
 /// The document as served: pretty JSON with a trailing newline.

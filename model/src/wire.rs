@@ -370,11 +370,19 @@ pub fn decode_verify(body: &[u8]) -> Result<crate::api::VerifyRequest> {
     } else {
         None
     };
-    decoded.ok_or_else(|| {
-        Error::BadRequest(
-            "expected {\"key\": string, \"permissions\"?: [string], \"resource\"?: string, \"namespace\"?: string}".into(),
-        )
-    })
+    decoded
+        .filter(|req: &crate::api::VerifyRequest| {
+            req.cost.is_none_or(|c| c <= crate::meter::MAX_COST)
+                && req
+                    .client_ip
+                    .as_deref()
+                    .is_none_or(|ip| ip.trim().parse::<std::net::IpAddr>().is_ok())
+        })
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "expected {\"key\": string, \"permissions\"?: [string], \"resource\"?: string, \"namespace\"?: string, \"cost\"?: 0..10000, \"client_ip\"?: an IPv4 or IPv6 address}".into(),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -879,6 +879,7 @@ fn verification_never_answers_while_a_read_fails() {
             permissions: Some(permissions.into_iter().map(Into::into).collect()),
             resource: None,
             namespace,
+            ..Default::default()
         };
         let verify = |fail_at| {
             let store = Sweep {

@@ -168,7 +168,7 @@ fn networks_are_normalized_and_matched() {
     ]);
     let policy = request.validate().expect("valid");
     assert_eq!(
-        policy.to_request().allowed_cidrs,
+        PolicyRequest::of(&policy).allowed_cidrs,
         ["203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"]
     );
     let cases = [

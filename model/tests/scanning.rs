@@ -232,6 +232,7 @@ fn verifies(w: &World, key: &str) -> VerifyCode {
         permissions: None,
         resource: None,
         namespace: None,
+        ..Default::default()
     };
     block_on(w.kg.verify(&request, w.now)).expect("verify").code
 }

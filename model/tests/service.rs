@@ -52,9 +52,7 @@ fn request(caller: &Caller) -> CreateKeyRequest {
 fn verify(key: &str) -> VerifyRequest {
     VerifyRequest {
         key: key.into(),
-        permissions: None,
-        resource: None,
-        namespace: None,
+        ..Default::default()
     }
 }
 

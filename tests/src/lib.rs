@@ -115,6 +115,8 @@ pub fn verify_of(key: &str) -> model::api::VerifyRequest {
         permissions: None,
         resource: None,
         namespace: None,
+        cost: None,
+        client_ip: None,
     }
 }
 

@@ -749,6 +749,8 @@ export interface components {
         };
         /** @description `POST /v1/keys`. */
         CreateKeyRequest: {
+            /** @description The networks the key may be used from (SPEC §4.5); any, when absent or empty. */
+            allowed_cidrs?: string[];
             description?: string | null;
             /** Format: date-time */
             expires_at?: string | null;
@@ -779,6 +781,11 @@ export interface components {
              *     is shown here and nowhere else.
              */
             secret: string;
+        };
+        /** @description The credits left, as a verification answer shows them. */
+        CreditsLeft: {
+            /** Format: int64 */
+            remaining: number;
         };
         /** @description One attempt to deliver a message (`GET /v1/webhooks/{id}/deliveries`, newest first). */
         DeliveryView: {
@@ -932,6 +939,8 @@ export interface components {
         };
         /** @description A key as the API shows it: never its secret. */
         KeyView: {
+            /** @description The networks the key may be used from; empty: any (SPEC §4.5). */
+            allowed_cidrs?: string[];
             /** Format: date-time */
             created_at: string;
             description?: string | null;
@@ -1091,6 +1100,24 @@ export interface components {
             title: string;
             type: string;
         };
+        /** @description A rate limit's state as a verification answer shows it (SPEC §4.1). */
+        RateLimitState: {
+            /** Format: int64 */
+            limit: number;
+            name: string;
+            /** Format: int64 */
+            remaining: number;
+            /**
+             * Format: date-time
+             * @description When the bucket is full again.
+             */
+            reset_at: string;
+            /**
+             * Format: int64
+             * @description On the limit that refused: how long until the refused `cost` would be taken.
+             */
+            retry_after_ms?: number | null;
+        };
         /** @description `PATCH /v1/workspaces/{id}`, `PATCH /v1/usergroups/{id}`. */
         RenameRequest: {
             name: string;
@@ -1193,6 +1220,17 @@ export interface components {
         VerifyCode: "VALID" | "NOT_FOUND" | "EXPIRED" | "REVOKED" | "DISABLED" | "WRONG_NAMESPACE" | "IP_NOT_ALLOWED" | "INSUFFICIENT_PERMISSIONS" | "RATE_LIMITED" | "USAGE_EXCEEDED";
         /** @description `POST /v1/keys/verify`. */
         VerifyRequest: {
+            /**
+             * @description The address of the caller that presented the key, as the verifying service saw it: what
+             *     the key's `allowed_cidrs` are checked against.
+             */
+            client_ip?: string | null;
+            /**
+             * Format: int32
+             * @description What a `VALID` answer spends of the key's rate limits and credits: 0 to
+             *     [`crate::meter::MAX_COST`], 1 when absent (SPEC §4.1).
+             */
+            cost?: number | null;
             key: string;
             namespace?: string | null;
             permissions?: string[] | null;
@@ -1201,6 +1239,7 @@ export interface components {
         /** @description The answer of `POST /v1/keys/verify`; the fields after `code` appear once the secret matched. */
         VerifyResponse: {
             code: components["schemas"]["VerifyCode"];
+            credits?: null | components["schemas"]["CreditsLeft"];
             /** Format: date-time */
             expires_at?: string | null;
             key_id?: string | null;
@@ -1208,6 +1247,8 @@ export interface components {
             namespace?: string | null;
             owner?: string | null;
             permissions?: components["schemas"]["PermissionScope"][] | null;
+            /** @description The key's rate limits after this verification (SPEC §4.5): empty for a key without. */
+            ratelimits?: components["schemas"]["RateLimitState"][] | null;
             valid: boolean;
         };
         /** @description `PATCH /v1/webhooks/{id}`: the fields given change; `description: null` clears it. */

@@ -469,6 +469,11 @@ impl<S: Store> Keygate<S> {
         let name = KeyName::try_from(req.name)?;
         let description = rules::description(req.description)?;
         rules::check_expiry(req.expires_at, now, settings.max_expiry_days)?;
+        let policy = crate::meter::PolicyRequest {
+            allowed_cidrs: req.allowed_cidrs,
+            ..Default::default()
+        }
+        .validate()?;
         let active = self.count_active_keys(&caller.user.id, now).await?;
         if active >= settings.max_active_keys_per_user {
             return Err(Error::KeyQuotaExceeded(settings.max_active_keys_per_user));
@@ -493,6 +498,7 @@ impl<S: Store> Keygate<S> {
             previous: None,
             grants: Default::default(),
             prefix: (prefix != crate::key::DEFAULT_PREFIX).then_some(prefix),
+            policy,
         };
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &record)?;

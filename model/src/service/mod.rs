@@ -201,5 +201,6 @@ pub fn key_view(
             .and_then(|u| u.last_used_minute)
             .and_then(|m| time::OffsetDateTime::from_unix_timestamp(m * 60).ok()),
         extensive_use: usage.is_some_and(|u| u.flagged(minute_of(now))),
+        allowed_cidrs: crate::meter::PolicyRequest::of(&record.policy).allowed_cidrs,
     }
 }

@@ -238,6 +238,8 @@ pub(super) fn answer(
         name: Some(record.name.clone()),
         permissions: Some(permissions.unwrap_or_default()),
         expires_at: record.expires_at,
+        ratelimits: Some(Vec::new()),
+        credits: None,
     }
 }
 
@@ -257,6 +259,8 @@ pub(super) fn decide(
         .is_some_and(|ns| ns != record.namespace)
     {
         VerifyCode::WrongNamespace
+    } else if !record.policy.allows(req.client_ip.as_deref()) {
+        VerifyCode::IpNotAllowed
     } else if home.is_some_and(|ns| ns != record.namespace)
         || req
             .permissions

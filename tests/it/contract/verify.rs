@@ -11,6 +11,7 @@ pub(super) const CASES: &[(&str, CaseFn)] = cases![
     switching_keys_off_disables_them_at_once,
     verify_checks_permissions_and_namespace,
     verify_body_of_the_wrong_shape_is_400,
+    allowed_networks_refuse_every_other_address,
     verifications_are_counted_per_minute_by_outcome,
     extensive_use_is_flagged_above_the_threshold,
 ];
@@ -97,6 +98,10 @@ async fn verify_body_of_the_wrong_shape_is_400(c: Ctx) -> Result<()> {
         json!({"key": 5}),
         json!([1]),
         json!({"key": "x", "extra": true}),
+        json!({"key": "x", "cost": 10_001}),
+        json!({"key": "x", "cost": -1}),
+        json!({"key": "x", "client_ip": "not an address"}),
+        json!({"key": "x", "client_ip": "203.0.113.0/24"}),
     ] {
         let answer = c.verify(body.clone()).await?;
         problem(&answer, 400, "bad_request").map_err(|e| e.context(body.to_string()))?;
@@ -123,6 +128,81 @@ async fn verify_body_of_the_wrong_shape_is_400(c: Ctx) -> Result<()> {
         )
         .await?;
     problem(&big, 413, "payload_too_large")
+}
+
+/// `allowed_cidrs` (SPEC §4.5): kept as networks, checked after the namespace and before the
+/// permissions, against `client_ip` in verification and the caller's address in bearer use;
+/// a bad network is 422 and makes no key.
+async fn allowed_networks_refuse_every_other_address(c: Ctx) -> Result<()> {
+    let before = c.admin("GET", "/v1/keys", None).await?;
+    let bad = c
+        .create_key(json!({"name": "nets", "namespace": c.org, "role": "viewer", "allowed_cidrs": ["10.0.0.0/8", "10.0.0.0/33"]}))
+        .await?;
+    problem(&bad, 422, "validation_failed")?;
+    ensure!(
+        bad.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("allowed_cidrs")),
+        "{}",
+        bad.body
+    );
+    let after = c.admin("GET", "/v1/keys", None).await?;
+    ensure!(
+        before.body["items"] == after.body["items"],
+        "a refused key was made"
+    );
+    let made = c
+        .create_key(json!({"name": "nets", "namespace": c.org, "permissions": [{"permission": "resources.read"}],
+            "allowed_cidrs": ["203.0.113.7/24", "2001:db8::/32"]}))
+        .await?;
+    ensure!(made.status == 201, "{made:?}");
+    ensure!(
+        made.body["allowed_cidrs"] == json!(["203.0.113.0/24", "2001:db8::/32"]),
+        "{}",
+        made.body
+    );
+    let key = made.body["key"].as_str().unwrap_or_default();
+    let id = made.body["id"].as_str().unwrap_or_default();
+    let shown = c.admin("GET", &format!("/v1/keys/{id}"), None).await?;
+    ensure!(
+        shown.body["allowed_cidrs"] == made.body["allowed_cidrs"],
+        "{}",
+        shown.body
+    );
+    let cases: [(Value, &str); 8] = [
+        (json!({"client_ip": "203.0.113.9"}), "VALID"),
+        (json!({"client_ip": "2001:db8:1::5"}), "VALID"),
+        (json!({"client_ip": "::ffff:203.0.113.9"}), "VALID"),
+        (json!({"client_ip": "198.51.100.1"}), "IP_NOT_ALLOWED"),
+        (json!({}), "IP_NOT_ALLOWED"),
+        // The namespace is checked first, the permissions after.
+        (
+            json!({"client_ip": "198.51.100.1", "namespace": "ws_000000000000"}),
+            "WRONG_NAMESPACE",
+        ),
+        (
+            json!({"client_ip": "198.51.100.1", "permissions": ["resources.write"]}),
+            "IP_NOT_ALLOWED",
+        ),
+        (
+            json!({"client_ip": "203.0.113.9", "permissions": ["resources.write"]}),
+            "INSUFFICIENT_PERMISSIONS",
+        ),
+    ];
+    for (extra, code) in cases {
+        let mut body = extra.clone();
+        body["key"] = json!(key);
+        let v = c.verify(body).await?;
+        ensure!(
+            v.status == 200 && v.body["code"] == code && v.body["key_id"] == id,
+            "{extra}: {}",
+            v.body
+        );
+    }
+    // Its own API, from an address outside its networks (every host's test caller is local).
+    let me = c.api.call("GET", "/v1/me", As::Bearer(key), None).await?;
+    problem(&me, 403, "key_ip_not_allowed")?;
+    Ok(())
 }
 
 /// Polls `path` as the admin until `done` holds (counts are flushed off the request path).
