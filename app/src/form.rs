@@ -84,7 +84,7 @@ impl NewKeyForm {
             role,
             permissions,
             expires_at,
-            allowed_cidrs: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -607,6 +607,7 @@ async fn seed(store: &Path, org: &str, owner: &str, count: usize) -> Result<Vec<
                 grants: Default::default(),
                 prefix: None,
                 policy: Default::default(),
+                policy_set_at: None,
             };
             batch.put(schema::key(&id), &record)?;
             if sample.len() < SAMPLE && done % (count / SAMPLE).max(1) == 0 {

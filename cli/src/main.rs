@@ -112,10 +112,25 @@ enum KeysCommand {
         /// When it stops working, in days from now.
         #[arg(long)]
         expires_in_days: Option<u32>,
-        /// A network it may be used from (`203.0.113.0/24`, `2001:db8::/32`, one address);
-        /// repeatable. None: any.
-        #[arg(long = "allow-cidr")]
-        allow_cidr: Vec<String>,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Replace a key's usage policy (rate limits, credits, networks) with what is given:
+    /// what is not given goes.
+    Policy {
+        id: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Add to or set a key's credits.
+    Credits {
+        id: String,
+        /// Credits to add.
+        #[arg(long, conflicts_with = "set", required_unless_present = "set")]
+        add: Option<u64>,
+        /// What the credits become.
+        #[arg(long)]
+        set: Option<u64>,
     },
     /// One key.
     Show { id: String },
@@ -160,7 +175,70 @@ enum KeysCommand {
         /// The address of the caller that presented the key (checked against its networks).
         #[arg(long)]
         client_ip: Option<String>,
+        /// What a valid answer spends of its rate limits and credits (default 1; 0 spends
+        /// nothing).
+        #[arg(long)]
+        cost: Option<u32>,
     },
+}
+
+/// A key's usage policy (SPEC §4.5) as flags.
+#[derive(Args)]
+struct PolicyArgs {
+    /// A rate limit `NAME=LIMIT/SECONDS` (`api=100/60`: 100 per minute); repeatable.
+    #[arg(long = "ratelimit", value_parser = ratelimit)]
+    ratelimits: Vec<model::domain::RateLimit>,
+    /// Credits that valid answers spend; none: unlimited.
+    #[arg(long)]
+    credits: Option<u64>,
+    /// With --credits: set them back to AMOUNT each day or month, `daily:1000` or
+    /// `monthly:50000`.
+    #[arg(long, requires = "credits", value_parser = refill)]
+    refill: Option<model::domain::Refill>,
+    /// A network it may be used from (`203.0.113.0/24`, `2001:db8::/32`, one address);
+    /// repeatable. None: any.
+    #[arg(long = "allow-cidr")]
+    allow_cidr: Vec<String>,
+}
+
+impl PolicyArgs {
+    fn request(self) -> model::meter::PolicyRequest {
+        model::meter::PolicyRequest {
+            ratelimits: self.ratelimits,
+            credits: self.credits.map(|remaining| model::domain::Credits {
+                remaining,
+                refill: self.refill,
+            }),
+            allowed_cidrs: self.allow_cidr,
+        }
+    }
+}
+
+/// `api=100/60`.
+fn ratelimit(text: &str) -> Result<model::domain::RateLimit, String> {
+    let bad = || format!("`{text}` is not NAME=LIMIT/SECONDS, like api=100/60");
+    let (name, rest) = text.split_once('=').ok_or_else(bad)?;
+    let (limit, window) = rest.split_once('/').ok_or_else(bad)?;
+    Ok(model::domain::RateLimit {
+        name: name.to_owned(),
+        limit: limit.trim().parse().map_err(|_| bad())?,
+        window_seconds: window.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+/// `daily:1000`.
+fn refill(text: &str) -> Result<model::domain::Refill, String> {
+    let bad = || format!("`{text}` is not daily:AMOUNT or monthly:AMOUNT");
+    let (interval, amount) = text.split_once(':').ok_or_else(bad)?;
+    let interval = match interval {
+        "daily" => model::domain::RefillInterval::Daily,
+        "monthly" => model::domain::RefillInterval::Monthly,
+        _ => return Err(bad()),
+    };
+    Ok(model::domain::Refill {
+        interval,
+        amount: amount.trim().parse().map_err(|_| bad())?,
+    })
 }
 
 #[derive(Subcommand)]
@@ -489,7 +567,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
             description,
             expires_at,
             expires_in_days,
-            allow_cidr,
+            policy,
         } => {
             let namespace = match namespace {
                 Some(namespace) => namespace,
@@ -512,6 +590,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
                 (Some(Role::Viewer), _) | (None, None) => Some(KeyRole::Viewer),
                 (None, Some(_)) => None,
             };
+            let policy = policy.request();
             let body = CreateKeyRequest {
                 name,
                 description,
@@ -519,10 +598,28 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
                 role,
                 permissions,
                 expires_at,
-                allowed_cidrs: allow_cidr,
+                ratelimits: policy.ratelimits,
+                credits: policy.credits,
+                allowed_cidrs: policy.allowed_cidrs,
             };
             let created = client.call::<e::CreateKey>(&[], &body, &NoQuery).await?;
             shown_once(json, &created.record, &created.key, "Created")
+        }
+        KeysCommand::Policy { id, policy } => {
+            let body = policy.request();
+            let key = client.call::<e::SetPolicy>(&[&id], &body, &NoQuery).await?;
+            show::print(json, &key, show::key)
+        }
+        KeysCommand::Credits { id, add, set } => {
+            let body = match (add, set) {
+                (Some(n), _) => model::meter::CreditChange::Add(n),
+                (None, Some(n)) => model::meter::CreditChange::Set(n),
+                (None, None) => return Err(Failure::Failed("give --add or --set".into())),
+            };
+            let key = client
+                .call::<e::ChangeCredits>(&[&id], &body, &NoQuery)
+                .await?;
+            show::print(json, &key, show::key)
         }
         KeysCommand::Show { id } => {
             let key = client.call::<e::GetKey>(&[&id], &NoBody, &NoQuery).await?;
@@ -575,6 +672,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
             resource,
             namespace,
             client_ip,
+            cost,
         } => {
             let key = match key.filter(|k| k != "-") {
                 Some(key) => key,
@@ -585,7 +683,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Done {
                 permissions: (!permission.is_empty()).then_some(permission),
                 resource,
                 namespace,
-                cost: None,
+                cost,
                 client_ip,
             };
             let answer = client.call::<e::Verify>(&[], &body, &NoQuery).await?;

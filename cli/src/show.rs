@@ -87,6 +87,25 @@ pub fn key(k: &KeyView) -> String {
             .join(" "),
         (None, true) => "-".into(),
     };
+    let limits = k
+        .ratelimits
+        .iter()
+        .map(|l| format!("{} {}/{}s", l.name, l.limit, l.window_seconds))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let credits = match &k.credits {
+        None => "unlimited".to_owned(),
+        Some(c) => match &c.refill {
+            None => c.remaining.to_string(),
+            Some(r) => format!(
+                "{} (set to {} {})",
+                c.remaining,
+                r.amount,
+                lowercase(&r.interval)
+            ),
+        },
+    };
+    let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
     let lines = [
         ("id", k.id.clone()),
         ("name", k.name.clone()),
@@ -98,6 +117,13 @@ pub fn key(k: &KeyView) -> String {
         ("expires", when(k.expires_at)),
         ("revoked", when(k.revoked_at)),
         ("last used", when(k.last_used_at)),
+        (
+            "last used ip",
+            k.last_used_ip.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("rate limits", or_dash(limits)),
+        ("credits", credits),
+        ("networks", or_dash(k.allowed_cidrs.join(", "))),
         (
             "extensive use",
             if k.extensive_use { "yes" } else { "no" }.into(),

@@ -107,6 +107,8 @@ pub struct Control {
     webhooks: Arc<Webhooks>,
     /// Set by a commit that put events in the webhooks' outbox, taken by `after_commit`.
     outboxed: Rc<Cell<bool>>,
+    /// The metered keys' objects (`crate::meter`): a key's credits shown and changed.
+    meters: Arc<dyn model::service::Meters>,
     /// The directory's changes in two stores: those under way, and whether any may be left
     /// unsettled (every object starts so: a crash of the last one may have left some).
     changes: Rc<Changes>,
@@ -128,6 +130,7 @@ impl DurableObject for Control {
             allow_private,
         ));
         Self {
+            meters: Arc::new(crate::meter::EdgeMeters::new(env.clone())),
             github,
             webhooks,
             outboxed: Rc::default(),
@@ -250,6 +253,7 @@ impl Control {
         Keygate::with_usage(self.store(), Arc::clone(&self.usage))
             .with_github(Arc::clone(&self.github))
             .with_webhooks(Arc::clone(&self.webhooks))
+            .with_meters(Arc::clone(&self.meters))
     }
 
     /// Operations of the instance's endpoints: the directory's storage and the
@@ -274,7 +278,8 @@ impl Control {
             Arc::clone(&self.usage),
         )
         .with_github(Arc::clone(&self.github))
-        .with_webhooks(Arc::clone(&self.webhooks));
+        .with_webhooks(Arc::clone(&self.webhooks))
+        .with_meters(Arc::clone(&self.meters));
         (keygate, leases)
     }
 
@@ -1489,7 +1494,7 @@ pub mod client {
             };
             if let Err(e) = sent {
                 worker::console_error!("keygate: usage not handed over: {e}");
-                left.0.extend(part.0);
+                left.extend(part);
             }
         }
         (!left.is_empty()).then_some(left)
@@ -1599,6 +1604,7 @@ pub mod faults {
         CALL_FAILS_AFTER.set(faults.fail_object_call);
         CRASH.with(|c| *c.borrow_mut() = faults.crash_directory.clone());
         crate::store::faults::set(faults.fail_prefix);
+        crate::meter::set_down(faults.meter_down);
         Response::empty().map(|r| r.with_status(204))
     }
 

@@ -12,6 +12,7 @@
 
 mod control;
 mod fetch;
+mod meter;
 mod remote;
 mod store;
 
@@ -46,7 +47,9 @@ thread_local! {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let usage = USAGE.with(std::sync::Arc::clone);
-    let keygate = Rc::new(Keygate::with_usage(KvBackend::new(env.kv(BINDING)?), usage));
+    let meters = std::sync::Arc::new(meter::EdgeMeters::new(env.clone()));
+    let keygate =
+        Rc::new(Keygate::with_usage(KvBackend::new(env.kv(BINDING)?), usage).with_meters(meters));
     let url = req.url()?;
     let secure = url.scheme() == "https";
     let origin = url.origin().ascii_serialization();
@@ -220,6 +223,9 @@ pub(crate) struct Faults {
     /// `after_organization` (both committed, the outcome not recorded).
     #[serde(default)]
     pub crash_directory: Option<String>,
+    /// Whether every metered key's object fails (`crate::meter`).
+    #[serde(default)]
+    pub meter_down: bool,
 }
 
 /// The test build's `POST /__faults`, set in this isolate and passed on to the control
@@ -243,6 +249,7 @@ async fn set_faults(req: &mut Request, env: &Env, origin: &str) -> worker::Resul
     let faults: Faults = serde_json::from_str(&text)?;
     store::faults::set(faults.fail_prefix);
     store::faults::detach(faults.detach_writes);
+    meter::set_down(faults.meter_down);
     if faults.clear_cache {
         store::clear_cache();
     }
@@ -377,8 +384,18 @@ async fn gateway(req: &mut Request, keygate: &Kg, env: &Env) -> Result<Response,
         cost: None,
         client_ip: header(req, "cf-connecting-ip"),
     };
-    let answer = keygate.verify(&verify, now()).await?;
-    let identity = wire::gateway_identity(&answer)?;
+    let at = now();
+    let (answer, retry_after_s) = keygate.verdict(&verify, at).await?;
+    let limits = wire::gateway_limits(&answer, retry_after_s, at);
+    let identity = match wire::gateway_identity(&answer) {
+        Ok(identity) => identity,
+        Err(refused) => {
+            // The refusal as a problem, with the key's limits (and when to come back).
+            let mut problem = api::problem(&refused);
+            problem.headers.extend(limits);
+            return send(problem).map_err(internal);
+        }
+    };
 
     let url = req.url().map_err(|e| Error::BadRequest(e.to_string()))?;
     let rest = url.path().strip_prefix(GATEWAY).unwrap_or("/");
@@ -421,6 +438,9 @@ async fn gateway(req: &mut Request, keygate: &Kg, env: &Env) -> Result<Response,
         }
     }
     for (name, value) in wire::GATEWAY_ANSWER_HEADERS {
+        headers.set(name, value).map_err(internal)?;
+    }
+    for (name, value) in &limits {
         headers.set(name, value).map_err(internal)?;
     }
     // Same status, body streamed through: only the headers are new.

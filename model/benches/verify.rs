@@ -54,6 +54,7 @@ fn keys(n: usize) -> Keys {
             grants: Default::default(),
             prefix: None,
             policy: Default::default(),
+            policy_set_at: None,
         };
         // Keyed by the id part, as the floor's lookup is.
         records.insert(id["key_".len()..].to_owned(), record);

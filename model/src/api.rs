@@ -137,6 +137,12 @@ pub struct CreateKeyRequest {
     pub permissions: Option<Vec<PermissionScope>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Named rate limits (SPEC §4.5); none when absent.
+    #[serde(default)]
+    pub ratelimits: Vec<crate::domain::RateLimit>,
+    /// Credits that `VALID` answers spend, with their refill; unlimited when absent.
+    #[serde(default)]
+    pub credits: Option<crate::domain::Credits>,
     /// The networks the key may be used from (SPEC §4.5); any, when absent or empty.
     #[serde(default)]
     pub allowed_cidrs: Vec<String>,
@@ -173,7 +179,16 @@ pub struct KeyView {
     pub revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// The address of the caller of its last use, when the verification said it.
+    #[serde(default)]
+    pub last_used_ip: Option<String>,
     pub extensive_use: bool,
+    /// Its rate limits (SPEC §4.5); empty: none.
+    #[serde(default)]
+    pub ratelimits: Vec<crate::domain::RateLimit>,
+    /// Its credits, `remaining` as they are now; absent: unlimited.
+    #[serde(default)]
+    pub credits: Option<crate::domain::Credits>,
     /// The networks the key may be used from; empty: any (SPEC §4.5).
     #[serde(default)]
     pub allowed_cidrs: Vec<String>,

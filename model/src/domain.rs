@@ -188,6 +188,14 @@ pub struct KeyRecord {
     /// Its usage policy (SPEC §4.5); absent in records of keys without one.
     #[serde(default, skip_serializing_if = "Policy::is_empty")]
     pub policy: Policy,
+    /// When its policy was last set (its creation, `PUT /v1/keys/{id}/policy`): what tells a
+    /// meter that the policy it counts for is outdated. Absent: `created_at`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub policy_set_at: Option<Timestamp>,
 }
 
 /// A rolled-over secret and the end of its grace period.
@@ -202,6 +210,11 @@ impl KeyRecord {
     /// The prefix its plaintext starts with.
     pub fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or(crate::key::DEFAULT_PREFIX)
+    }
+
+    /// When its policy was last set.
+    pub fn policy_set_at(&self) -> Timestamp {
+        self.policy_set_at.unwrap_or(self.created_at)
     }
 
     /// The status at `now`: revocation wins over expiry, since it is the stronger fact.

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::*;
 use crate::error::{Error, Result};
+use crate::meter::{CreditChange, PolicyRequest};
 use crate::scanning;
 use crate::service::{CSRF_HEADER, Caller, Keygate};
 use crate::store::Store;
@@ -137,6 +138,9 @@ pub enum Turn {
     /// changes anything, and takes the turn itself around its change only, so that no wait on
     /// the network holds the turn.
     Fetches,
+    /// It changes a key's meter (SPEC §4.5), which takes the turns it needs itself: the
+    /// key's own, and the store's only around a write of the key's credits.
+    Meter,
 }
 
 /// What an endpoint answers on success.
@@ -254,6 +258,8 @@ impl Endpoint {
             | Op::DeleteKey
             | Op::RevokeKey
             | Op::RollKey
+            | Op::SetPolicy
+            | Op::ChangeCredits
             | Op::KeyUsage
             | Op::Events
             | Op::Overview
@@ -854,6 +860,13 @@ endpoints! {
     /// Give a key a new secret, the old one valid for a grace period
     RollKey: "POST" "/v1/keys/{id}/roll", Caller, Whole, RollRequest, NoQuery -> One(CreatedKey) = 200,
         |kg, c, b, _q| kg.roll_key(c.caller()?, c.param("id"), b, c.now).await?;
+    /// Replace a key's usage policy: rate limits, credits, allowed networks (its owner or
+    /// an admin, never a key; SPEC §4.5)
+    SetPolicy: "PUT" "/v1/keys/{id}/policy", Caller, Whole, PolicyRequest, NoQuery -> One(KeyView) = 200,
+        |kg, c, b, _q| kg.set_policy(c.caller()?, c.param("id"), b, c.now).await?;
+    /// Add to or set a key's credits (its owner or an admin, never a key; SPEC §4.5)
+    ChangeCredits: "POST" "/v1/keys/{id}/credits", Caller, Meter, CreditChange, NoQuery -> One(KeyView) = 200,
+        |kg, c, b, _q| kg.change_credits(c.caller()?, c.param("id"), b, c.now).await?;
     /// A key's verifications per minute, by outcome
     KeyUsage: "GET" "/v1/keys/{id}/usage", Caller, None, NoBody, UsageQuery -> One(UsagePage) = 200,
         |kg, c, _b, q| kg.key_usage(c.caller()?, c.param("id"), q).await?;
@@ -1076,7 +1089,7 @@ async fn serve<S: Store, H: Headers + ?Sized>(
     }
     let _turn = match endpoint.turn {
         Turn::Whole => Some(kg.store().turn().await),
-        Turn::None | Turn::Own | Turn::Fetches => None,
+        Turn::None | Turn::Own | Turn::Fetches | Turn::Meter => None,
     };
     let caller = match endpoint.auth {
         Auth::Anyone => None,

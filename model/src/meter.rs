@@ -201,7 +201,7 @@ pub struct CreditsLeft {
 }
 
 /// What the meter decided for one verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metered {
     /// `Valid`, `RateLimited` or `UsageExceeded`.
     pub code: VerifyCode,

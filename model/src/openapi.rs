@@ -172,6 +172,10 @@ fn register(c: ComponentsBuilder) -> ComponentsBuilder {
         .schema_from::<LeakLabel>()
         .schema_from::<crate::meter::RateLimitState>()
         .schema_from::<crate::meter::CreditsLeft>()
+        .schema_from::<crate::domain::RateLimit>()
+        .schema_from::<crate::domain::Credits>()
+        .schema_from::<crate::domain::Refill>()
+        .schema_from::<crate::domain::RefillInterval>()
 }
 
 /// The document as served: pretty JSON with a trailing newline.

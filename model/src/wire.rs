@@ -322,6 +322,40 @@ pub fn gateway_identity(
     Ok(IDENTITY_HEADERS.iter().copied().zip(values).collect())
 }
 
+/// The gateway's headers about a key's rate limits (SPEC §4.4), on every answer for a key
+/// with limits, forwarded or refused: `X-RateLimit-Limit`, `-Remaining` and `-Reset` (whole
+/// seconds until the bucket is full again) of the limit nearest to refusing (the fewest
+/// tokens left; of those, the smallest), and on a refusal for rate or credits `Retry-After`
+/// (whole seconds, when there is a time at which the same call would be taken: not for spent
+/// credits that no refill brings back).
+pub fn gateway_limits(
+    answer: &crate::api::VerifyResponse,
+    retry_after_s: Option<u64>,
+    now: time::OffsetDateTime,
+) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    let nearest = answer
+        .ratelimits
+        .iter()
+        .flatten()
+        .min_by_key(|l| (l.remaining, l.limit));
+    if let Some(limit) = nearest {
+        let reset_ms = (limit.reset_at - now).whole_milliseconds().max(0);
+        let reset_s = u64::try_from(reset_ms).unwrap_or(0).div_ceil(1000);
+        headers.push(("x-ratelimit-limit", limit.limit.to_string()));
+        headers.push(("x-ratelimit-remaining", limit.remaining.to_string()));
+        headers.push(("x-ratelimit-reset", reset_s.to_string()));
+    }
+    let refused = matches!(
+        answer.code,
+        crate::api::VerifyCode::RateLimited | crate::api::VerifyCode::UsageExceeded
+    );
+    if let (true, Some(seconds)) = (refused, retry_after_s) {
+        headers.push(("retry-after", seconds.max(1).to_string()));
+    }
+    headers
+}
+
 /// Whether a request header is dropped before forwarding: the key itself, and any identity
 /// header a caller tried to forge.
 pub fn gateway_drops(header: &str) -> bool {

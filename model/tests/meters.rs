@@ -203,7 +203,8 @@ fn credits_are_added_and_set_with_the_lease_returned() {
     let store = store_for(&policy);
     let meters = LocalMeters::new(SET_AT - Duration::seconds(1));
     let change = |c| {
-        block_on(meters.change_credits(&store, KEY, &policy, SET_AT, c, SET_AT)).expect("change")
+        block_on(meters.change_credits(&store, KEY, &policy, SET_AT, c, Batch::default(), SET_AT))
+            .expect("change")
     };
     // One spent: a lease of 100 is out, 99 of it unspent; adding returns it.
     let spend = || block_on(meters.spend(&store, KEY, &policy, SET_AT, 1, SET_AT)).expect("spend");
@@ -220,7 +221,14 @@ fn credits_are_added_and_set_with_the_lease_returned() {
         ]
     );
     let none = self::policy(&[], None);
-    let answer =
-        block_on(meters.change_credits(&store, KEY, &none, SET_AT, CreditChange::Add(1), SET_AT));
+    let answer = block_on(meters.change_credits(
+        &store,
+        KEY,
+        &none,
+        SET_AT,
+        CreditChange::Add(1),
+        Batch::default(),
+        SET_AT,
+    ));
     assert_eq!(answer.expect("no credits"), None);
 }

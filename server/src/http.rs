@@ -38,6 +38,9 @@ pub struct Shared {
     /// Whether the server is told it is served over TLS (`--behind-tls`): the session cookie
     /// is then `Secure` under its `__Host-` name, and answers carry HSTS.
     pub behind_tls: bool,
+    /// The header a proxy in front of the server sets to the caller's address
+    /// (`--trusted-proxy-header`); none: the socket's peer is the caller.
+    pub trusted_proxy_header: Option<String>,
 }
 
 impl AppState {
@@ -47,12 +50,28 @@ impl AppState {
         Self(std::sync::Arc::new(Shared {
             keygate,
             behind_tls,
+            trusted_proxy_header: None,
             password_work: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }))
     }
 }
 
 impl AppState {
+    /// This state with the caller's address read from `header` (set by a trusted proxy)
+    /// instead of the socket's peer.
+    pub fn with_trusted_proxy_header(self, header: Option<String>) -> Self {
+        let shared = std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| Shared {
+            keygate: shared.keygate.clone(),
+            password_work: std::sync::Arc::clone(&shared.password_work),
+            behind_tls: shared.behind_tls,
+            trusted_proxy_header: shared.trusted_proxy_header.clone(),
+        });
+        Self(std::sync::Arc::new(Shared {
+            trusted_proxy_header: header.map(|h| h.to_ascii_lowercase()),
+            ..shared
+        }))
+    }
+
     /// Runs `work`, an operation that checks or hashes a password, on a blocking thread once
     /// one of [`Shared::password_work`]'s turns is free.
     async fn password_work<T: Send + 'static>(
@@ -156,9 +175,10 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
     tracing::trace!(method = %parts.method, endpoint = logged, "request");
     let response = if endpoint.is_some_and(|e| e.is_password_work()) {
         let (keygate, secure) = (state.keygate.clone(), state.behind_tls);
+        let proxy = state.trusted_proxy_header.clone();
         let work = async move {
             let headers = AxumHeaders(&parts.headers);
-            let request = api_request(&parts, &headers, body, secure);
+            let request = api_request(&parts, &headers, body, secure, proxy.as_deref());
             Ok(api::handle_routed(&keygate, request, routed, now()).await)
         };
         state
@@ -167,7 +187,8 @@ async fn dispatch(state: AppState, assets: Option<Assets>, request: Request) -> 
             .unwrap_or_else(|e| api::problem(&e))
     } else {
         let headers = AxumHeaders(&parts.headers);
-        let request = api_request(&parts, &headers, body, state.behind_tls);
+        let proxy = state.trusted_proxy_header.as_deref();
+        let request = api_request(&parts, &headers, body, state.behind_tls, proxy);
         api::handle_routed(&state.keygate, request, routed, now()).await
     };
     if let Some(started) = started {
@@ -181,7 +202,25 @@ fn api_request<'a>(
     headers: &'a AxumHeaders<'a>,
     body: Body,
     secure: bool,
+    proxy_header: Option<&str>,
 ) -> api::Request<'a, AxumHeaders<'a>> {
+    // Behind a proxy, the address it says (the last one of a list: what the nearest proxy,
+    // the trusted one, added); a missing or unreadable one is no address, never the peer's.
+    let client = match proxy_header {
+        Some(name) => parts
+            .headers
+            .get_all(name)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok()),
+        // The socket's peer ([`crate::serve::serve`] records it per connection).
+        None => parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|peer| peer.0.ip()),
+    };
     api::Request {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -189,11 +228,7 @@ fn api_request<'a>(
         headers,
         body,
         secure,
-        // The socket's peer ([`crate::serve::serve`] records it per connection).
-        client: parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|peer| peer.0.ip()),
+        client,
     }
 }
 

@@ -71,6 +71,12 @@ struct Args {
     /// only to public addresses, checked again at each delivery.
     #[arg(long, env = "KEYGATE_ALLOW_PRIVATE_WEBHOOKS", value_parser = BoolishValueParser::new())]
     allow_private_webhooks: bool,
+    /// The header a proxy in front of the server sets to the caller's address (for example
+    /// `X-Forwarded-For`, whose last entry is taken, or `X-Real-IP`): what keys with allowed
+    /// networks are checked against when used as bearer credentials. Unset: the socket's peer.
+    /// Set it only behind a proxy that always sets it, or callers could name any address.
+    #[arg(long, env = "KEYGATE_TRUSTED_PROXY_HEADER")]
+    trusted_proxy_header: Option<String>,
 }
 
 /// What `keygate-server` does besides serving.
@@ -162,10 +168,11 @@ async fn run(args: Args) -> Result<(), String> {
         OffsetDateTime::now_utc,
         args.allow_private_webhooks,
     );
+    let now = OffsetDateTime::now_utc();
     let keygate = Keygate::new(store.clone())
         .with_github(Arc::new(github))
-        .with_webhooks(Arc::new(webhooks));
-    let now = OffsetDateTime::now_utc();
+        .with_webhooks(Arc::new(webhooks))
+        .with_meters(Arc::new(server::store::Meters::new(store.clone(), now)));
     let first = keygate
         .bootstrap(args.admin_email, args.admin_password, now)
         .await
@@ -222,7 +229,8 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    let state = AppState::new(keygate, args.behind_tls);
+    let state = AppState::new(keygate, args.behind_tls)
+        .with_trusted_proxy_header(args.trusted_proxy_header);
     let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

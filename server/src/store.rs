@@ -178,6 +178,55 @@ fn track_expiry(
     Ok(())
 }
 
+/// The server's meters of usage policies (SPEC §4.5): `model`'s, in this process, their
+/// credits leased from this store (`model::service::LocalMeters`).
+pub struct Meters(model::service::StoreMeters<RedbStore>);
+
+impl Meters {
+    /// The meters of a process that started at `started_at`.
+    pub fn new(store: RedbStore, started_at: time::OffsetDateTime) -> Self {
+        Self(model::service::StoreMeters::new(store, started_at))
+    }
+}
+
+impl model::service::Meters for Meters {
+    fn spend<'a>(
+        &'a self,
+        key: &'a model::domain::KeyRecord,
+        cost: u32,
+        now: time::OffsetDateTime,
+    ) -> model::service::Metering<'a, model::meter::Metered> {
+        Box::pin(self.0.spend(key, cost, now))
+    }
+
+    fn credits<'a>(
+        &'a self,
+        key: &'a model::domain::KeyRecord,
+        now: time::OffsetDateTime,
+    ) -> model::service::Metering<'a, Option<u64>> {
+        Box::pin(self.0.credits(key, now))
+    }
+
+    fn change_credits<'a>(
+        &'a self,
+        key: &'a model::domain::KeyRecord,
+        change: model::meter::CreditChange,
+        audit: Batch,
+        now: time::OffsetDateTime,
+    ) -> model::service::Metering<'a, (Option<u64>, Option<Batch>)> {
+        Box::pin(self.0.change_credits(key, change, audit, now))
+    }
+
+    /// Nothing to tell: a policy's new setting time starts its meter anew at its next use.
+    fn policy_set<'a>(
+        &'a self,
+        _: &'a model::domain::KeyRecord,
+        _: time::OffsetDateTime,
+    ) -> model::service::Metering<'a, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 impl Store for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(err)?;

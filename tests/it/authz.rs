@@ -67,6 +67,8 @@ enum Fresh {
     Resource,
     /// A key of the developer's in W; `{key}` is its plaintext.
     DevKey,
+    /// The same with 10 credits.
+    DevCreditsKey,
     Member,
     Grant,
     Invitation,
@@ -437,6 +439,21 @@ impl World {
                     key_of(&self.api, &self.developer.token, &self.ids.ws, "viewer").await?;
                 (subst.id, subst.key) = (id, key);
             }
+            Fresh::DevCreditsKey => {
+                let body = json!({"name": "matrix", "namespace": self.ids.ws, "role": "viewer",
+                    "credits": {"remaining": 10}});
+                let made = self
+                    .api
+                    .call(
+                        "POST",
+                        "/v1/keys",
+                        As::Bearer(&self.developer.token),
+                        Some(&body),
+                    )
+                    .await?;
+                subst.id = id_of(&made, "a key with credits")?;
+                subst.key = made.body["key"].as_str().context("plaintext")?.to_owned();
+            }
             Fresh::Member => {
                 subst.id = Self::join(
                     &self.api,
@@ -626,6 +643,14 @@ fn gone(answer: &Answer, _: &Subst) -> bool {
     answer.status == 404
 }
 
+fn limited(answer: &Answer, _: &Subst) -> bool {
+    answer.body["ratelimits"][0]["limit"] == 7
+}
+
+fn topped_up(answer: &Answer, _: &Subst) -> bool {
+    answer.body["credits"]["remaining"] == 15
+}
+
 fn renamed(answer: &Answer, s: &Subst) -> bool {
     answer.body["name"] == s.apply("renamed {n}").as_str()
 }
@@ -812,6 +837,11 @@ fn rows(w: &Ids) -> Vec<Row> {
             [N(401), N(404), Y(200), Y(200), N(403), N(404), N(403)]),
         row("POST", "/v1/keys/{id}/roll", "/v1/keys/{id}/roll".into(), Some(json!({"grace_seconds": 0})), Fresh::DevKey, Check::Verifies("NOT_FOUND"),
             [N(401), N(404), Y(200), N(403), N(403), N(404), N(403)]),
+        // A key's policy and credits: its owner or an admin, never a key (SPEC §4.2).
+        row("PUT", "/v1/keys/{id}/policy", "/v1/keys/{id}/policy".into(), Some(json!({"ratelimits": [{"name": "m", "limit": 7, "window_seconds": 60}]})), Fresh::DevKey, Check::Probe("/v1/keys/{id}".into(), limited),
+            [N(401), N(404), Y(200), Y(200), N(403), N(404), N(403)]),
+        row("POST", "/v1/keys/{id}/credits", "/v1/keys/{id}/credits".into(), Some(json!({"add": 5})), Fresh::DevCreditsKey, Check::Probe("/v1/keys/{id}".into(), topped_up),
+            [N(401), N(404), Y(200), Y(200), N(403), N(404), N(403)]),
         row("GET", "/v1/keys/{id}/usage", format!("/v1/keys/{dev_key_id}/usage"), None, Fresh::None, Check::None,
             [N(401), N(404), Y(200), Y(200), N(403), N(404), N(403)]),
     ]

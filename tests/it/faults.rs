@@ -221,6 +221,66 @@ async fn the_control_object_fails_closed_and_kv_catches_up() {
 
 /// Each organization's requests run in its own object, the instance's in the directory,
 /// verification in none (the test build names the object that served each answer).
+/// A metered key's object (SPEC §4.5 at the edge): when it fails, the key's verification is
+/// 503 and never `VALID`, while a key without a policy never asks it; bursts from requests
+/// that each bypass the isolate's caches (as other locations would) stay exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_meter_fails_closed_and_bursts_stay_exact_without_caches() {
+    let host = Host::faulty_worker()
+        .await
+        .expect("fault-injection worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("m").await.expect("admin with a key");
+    let body = json!({"name": "metered", "namespace": fx.org, "role": "viewer",
+        "ratelimits": [{"name": "h", "limit": 10, "window_seconds": 3600}],
+        "credits": {"remaining": 8}});
+    let made = api
+        .call("POST", "/v1/keys", As::Bearer(&fx.token), Some(&body))
+        .await
+        .expect("create");
+    assert_eq!(made.status, 201, "{made:?}");
+    let key = made.body["key"].as_str().unwrap_or_default().to_owned();
+    let verify = |key: String| {
+        let api = api.clone();
+        async move {
+            let answer = api
+                .call(
+                    "POST",
+                    "/v1/keys/verify",
+                    As::Nobody,
+                    Some(&json!({"key": key})),
+                )
+                .await
+                .expect("verify");
+            (
+                answer.status,
+                answer.body["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    set_faults(&api, json!({"meter_down": true})).await;
+    let down = verify(key.clone()).await;
+    let plain = verify(fx.key.clone()).await;
+    set_faults(&api, json!({})).await;
+    assert_eq!(down.0, 503, "a failing meter: {down:?}");
+    assert_eq!(plain, (200, "VALID".into()), "a plain key needs no meter");
+    // Every request reads KV anew (no isolate cache), as at another location.
+    set_faults(&api, json!({"detach_writes": true, "clear_cache": true})).await;
+    let tasks: Vec<_> = (0..40).map(|_| tokio::spawn(verify(key.clone()))).collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.expect("task").1);
+    }
+    set_faults(&api, json!({})).await;
+    let valid = codes.iter().filter(|c| *c == "VALID").count();
+    let exceeded = codes.iter().filter(|c| *c == "USAGE_EXCEEDED").count();
+    assert_eq!(
+        (valid, exceeded),
+        (8, 32),
+        "8 credits, the failed call spent none: {codes:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_organization_is_served_by_its_own_object() {
     let host = Host::faulty_worker()
@@ -739,6 +799,21 @@ async fn every_change_fails_whole_at_each_storage_call_of_the_object() {
             "PATCH",
             format!("/v1/keys/{edited}"),
             json!({"name": "edited again"}),
+        ),
+        (
+            "create key with a policy",
+            "POST",
+            "/v1/keys".into(),
+            json!({"name": "swept metered", "namespace": fx.org, "role": "viewer",
+                "ratelimits": [{"name": "a", "limit": 5, "window_seconds": 60}],
+                "credits": {"remaining": 100}}),
+        ),
+        (
+            "set policy",
+            "PUT",
+            format!("/v1/keys/{edited}/policy"),
+            json!({"ratelimits": [{"name": "a", "limit": 5, "window_seconds": 60}],
+                "credits": {"remaining": 100, "refill": {"interval": "daily", "amount": 100}}}),
         ),
         (
             "roll key",

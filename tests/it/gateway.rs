@@ -286,3 +286,99 @@ async fn key_data_cannot_split_the_identity_headers_nor_the_upstream_set_the_ses
     let decoded = percent_encoding::percent_decode_str(sent_name).decode_utf8();
     assert_eq!(decoded.ok().as_deref(), Some(name), "{sent_name}");
 }
+
+/// A key with a rate limit through the gateway (SPEC §4.4): `X-RateLimit-*` on every answer,
+/// forwarded or refused; the refusal is 429 with `Retry-After` and never reaches the
+/// upstream. Spent credits are 429 `usage_exceeded`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_limited_key_gets_429_with_its_limits_and_never_reaches_the_upstream() {
+    let (upstream_url, seen) = upstream().await;
+    let host = Host::worker_with(&[("KEYGATE_UPSTREAM", &upstream_url)])
+        .await
+        .expect("worker starts");
+    let api = Api::new(&host.base);
+    let fx = api.admin_with_key("gwl").await.expect("admin with a key");
+    let made = |policy: serde_json::Value| {
+        let (api, token, org) = (api.clone(), fx.token.clone(), fx.org.clone());
+        async move {
+            let mut body = json!({"name": "limited", "namespace": org, "role": "viewer"});
+            for (k, v) in policy.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            let made = api
+                .call("POST", "/v1/keys", As::Bearer(&token), Some(&body))
+                .await
+                .expect("create");
+            assert_eq!(made.status, 201, "{made:?}");
+            made.body["key"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let key = made(json!({"ratelimits": [{"name": "m", "limit": 2, "window_seconds": 60}]})).await;
+    let header = |a: &tests::Answer, name: &str| {
+        a.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let before = seen.lock().expect("seen").len();
+    for remaining in ["1", "0"] {
+        let ok = api
+            .call("GET", "/gateway/limited", As::Bearer(&key), None)
+            .await
+            .expect("gateway");
+        assert_eq!(ok.status, 200, "{ok:?}");
+        assert_eq!(header(&ok, "x-ratelimit-limit").as_deref(), Some("2"));
+        assert_eq!(
+            header(&ok, "x-ratelimit-remaining").as_deref(),
+            Some(remaining)
+        );
+        let reset: u64 = header(&ok, "x-ratelimit-reset")
+            .and_then(|r| r.parse().ok())
+            .expect("reset");
+        assert!((1..=60).contains(&reset), "{reset}");
+    }
+    let refused = api
+        .call("GET", "/gateway/limited", As::Bearer(&key), None)
+        .await
+        .expect("gateway");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (429, "rate_limited"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
+    let retry: u64 = header(&refused, "retry-after")
+        .and_then(|r| r.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=30).contains(&retry), "a token every 30 s: {retry}");
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        before + 2,
+        "the refused request never reached the upstream"
+    );
+
+    let spent =
+        made(json!({"credits": {"remaining": 1, "refill": {"interval": "daily", "amount": 1}}}))
+            .await;
+    let first = api
+        .call("GET", "/gateway/credits", As::Bearer(&spent), None)
+        .await
+        .expect("gateway");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert!(
+        header(&first, "x-ratelimit-limit").is_none(),
+        "no limits, no limit headers"
+    );
+    let out = api
+        .call("GET", "/gateway/credits", As::Bearer(&spent), None)
+        .await
+        .expect("gateway");
+    assert_eq!((out.status, out.code()), (429, "usage_exceeded"), "{out:?}");
+    let retry: u64 = header(&out, "retry-after")
+        .and_then(|r| r.parse().ok())
+        .expect("Retry-After until the refill");
+    assert!((1..=86_400).contains(&retry), "{retry}");
+}

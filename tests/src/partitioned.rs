@@ -10,24 +10,117 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
+use model::domain::KeyRecord;
 use model::http::{self, Runs};
-use model::service::{Keygate, UsageBuffer};
+use model::meter::{CreditChange, Metered};
+use model::service::{Keygate, LocalMeters, Metering, UsageBuffer};
 use model::store::partition::{Organizations, Partitioned};
 use model::store::schema::{self, Home};
 use model::store::split::{named_organization, split};
-use model::store::{Batch, Listing, Store, StoreError};
+use model::store::{Batch, Listing, MemoryStore, Store, StoreError};
 
 use crate::scoped::{self, Scoped};
 
 /// The instance: its directory and its organizations' stores.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Instance {
     directory: Scoped,
-    orgs: Arc<Mutex<BTreeMap<String, Scoped>>>,
+    orgs: Orgs,
+    /// The meters of usage policies, one process's (`model::service::LocalMeters`), their
+    /// credits kept in each key's organization's store.
+    meters: Arc<Meters>,
     /// Verification counts of every request, handed to each organization's store after it.
     usage: Arc<UsageBuffer>,
     /// Each organization's writer of counts (one per store, as each edge object has its own).
     writers: Arc<Mutex<BTreeMap<String, Arc<UsageBuffer>>>>,
+}
+
+type Orgs = Arc<Mutex<BTreeMap<String, Scoped>>>;
+
+impl Default for Instance {
+    fn default() -> Self {
+        let orgs = Orgs::default();
+        Self {
+            directory: Scoped::default(),
+            meters: Arc::new(Meters {
+                orgs: Arc::clone(&orgs),
+                local: LocalMeters::new(time::OffsetDateTime::now_utc()),
+            }),
+            orgs,
+            usage: Arc::default(),
+            writers: Arc::default(),
+        }
+    }
+}
+
+/// The in-process host's meters: the server's ([`LocalMeters`]) over the store of each key's
+/// organization (its own store, not a request's: a meter's writes are not the endpoint's).
+pub struct Meters {
+    orgs: Orgs,
+    local: LocalMeters,
+}
+
+impl Meters {
+    fn store(&self, key: &KeyRecord) -> Result<MemoryStore, model::Error> {
+        let orgs = self.orgs.lock().map_err(poisoned)?;
+        match orgs.get(&key.org) {
+            Some(store) => Ok(store.raw().clone()),
+            None => Err(StoreError::new(format!("no store of {}", key.org)).into()),
+        }
+    }
+}
+
+impl model::service::Meters for Meters {
+    fn spend<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        cost: u32,
+        now: time::OffsetDateTime,
+    ) -> Metering<'a, Metered> {
+        Box::pin(async move {
+            let store = self.store(key)?;
+            let (policy, set_at) = (&key.policy, key.policy_set_at());
+            self.local
+                .spend(&store, &key.id, policy, set_at, cost, now)
+                .await
+        })
+    }
+
+    fn credits<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        now: time::OffsetDateTime,
+    ) -> Metering<'a, Option<u64>> {
+        Box::pin(async move {
+            let store = self.store(key)?;
+            let (policy, set_at) = (&key.policy, key.policy_set_at());
+            self.local
+                .credits_left(&store, &key.id, policy, set_at, now)
+                .await
+        })
+    }
+
+    fn change_credits<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        change: CreditChange,
+        audit: Batch,
+        now: time::OffsetDateTime,
+    ) -> Metering<'a, (Option<u64>, Option<Batch>)> {
+        Box::pin(async move {
+            let store = self.store(key)?;
+            let (policy, set_at) = (&key.policy, key.policy_set_at());
+            let left = self
+                .local
+                .change_credits(&store, &key.id, policy, set_at, change, audit, now)
+                .await?;
+            Ok((left, None))
+        })
+    }
+
+    fn policy_set<'a>(&'a self, _: &'a KeyRecord, _: time::OffsetDateTime) -> Metering<'a, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -57,6 +150,7 @@ impl Instance {
     /// Operations over `store`, counting into the instance's buffer.
     pub fn keygate<S: Store>(&self, store: S) -> Keygate<S> {
         Keygate::with_usage(store, Arc::clone(&self.usage))
+            .with_meters(Arc::clone(&self.meters) as Arc<dyn model::service::Meters>)
     }
 
     /// Serves `request` where [`http::runs`] says, held to its endpoint's scope, and then

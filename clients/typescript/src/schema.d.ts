@@ -284,6 +284,40 @@ export interface paths {
         patch: operations["updateKey"];
         trace?: never;
     };
+    "/v1/keys/{id}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add to or set a key's credits (its owner or an admin, never a key; SPEC §4.5) */
+        post: operations["changeCredits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Replace a key's usage policy: rate limits, credits, allowed networks (its owner or an admin, never a key; SPEC §4.5) */
+        get: operations["setPolicy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/{id}/revoke": {
         parameters: {
             query?: never;
@@ -751,12 +785,15 @@ export interface components {
         CreateKeyRequest: {
             /** @description The networks the key may be used from (SPEC §4.5); any, when absent or empty. */
             allowed_cidrs?: string[];
+            credits?: null | components["schemas"]["Credits"];
             description?: string | null;
             /** Format: date-time */
             expires_at?: string | null;
             name: string;
             namespace: string;
             permissions?: components["schemas"]["PermissionScope"][] | null;
+            /** @description Named rate limits (SPEC §4.5); none when absent. */
+            ratelimits?: components["schemas"]["RateLimit"][];
             role?: null | components["schemas"]["KeyRole"];
         };
         /** @description `POST /v1/organizations`. */
@@ -781,6 +818,20 @@ export interface components {
              *     is shown here and nowhere else.
              */
             secret: string;
+        };
+        /** @description `POST /v1/keys/{id}/credits`: `{"add": n}` or `{"set": n}`. */
+        CreditChange: {
+            /** Format: int64 */
+            add: number;
+        } | {
+            /** Format: int64 */
+            set: number;
+        };
+        /** @description A key's credits as its policy states them: what it starts with and how it refills. */
+        Credits: {
+            refill?: null | components["schemas"]["Refill"];
+            /** Format: int64 */
+            remaining: number;
         };
         /** @description The credits left, as a verification answer shows them. */
         CreditsLeft: {
@@ -943,6 +994,7 @@ export interface components {
             allowed_cidrs?: string[];
             /** Format: date-time */
             created_at: string;
+            credits?: null | components["schemas"]["Credits"];
             description?: string | null;
             /** Format: date-time */
             expires_at?: string | null;
@@ -950,10 +1002,14 @@ export interface components {
             id: string;
             /** Format: date-time */
             last_used_at?: string | null;
+            /** @description The address of the caller of its last use, when the verification said it. */
+            last_used_ip?: string | null;
             name: string;
             namespace: string;
             owner: components["schemas"]["KeyOwner"];
             permissions: components["schemas"]["PermissionScope"][];
+            /** @description Its rate limits (SPEC §4.5); empty: none. */
+            ratelimits?: components["schemas"]["RateLimit"][];
             /** Format: date-time */
             revoked_at?: string | null;
             role?: null | components["schemas"]["KeyRole"];
@@ -1090,6 +1146,15 @@ export interface components {
             description?: string | null;
             name: string;
         };
+        /**
+         * @description A usage policy as a request states it (`POST /v1/keys`, `PUT /v1/keys/{id}/policy`): the
+         *     networks are text until [`PolicyRequest::validate`] has read them.
+         */
+        PolicyRequest: {
+            allowed_cidrs?: string[];
+            credits?: null | components["schemas"]["Credits"];
+            ratelimits?: components["schemas"]["RateLimit"][];
+        };
         /** @description An RFC 7807 problem, `application/problem+json`. */
         Problem: {
             /** @description Stable snake_case code clients can branch on. */
@@ -1099,6 +1164,14 @@ export interface components {
             status: number;
             title: string;
             type: string;
+        };
+        /** @description One named limit: at most `limit` per `window_seconds`, as a token bucket. */
+        RateLimit: {
+            /** Format: int64 */
+            limit: number;
+            name: string;
+            /** Format: int32 */
+            window_seconds: number;
         };
         /** @description A rate limit's state as a verification answer shows it (SPEC §4.1). */
         RateLimitState: {
@@ -1118,6 +1191,17 @@ export interface components {
              */
             retry_after_ms?: number | null;
         };
+        /** @description A refill: `remaining` is *set* to `amount` at each interval's start. */
+        Refill: {
+            /** Format: int64 */
+            amount: number;
+            interval: components["schemas"]["RefillInterval"];
+        };
+        /**
+         * @description When credits are refilled.
+         * @enum {string}
+         */
+        RefillInterval: "daily" | "monthly";
         /** @description `PATCH /v1/workspaces/{id}`, `PATCH /v1/usergroups/{id}`. */
         RenameRequest: {
             name: string;
@@ -1999,6 +2083,76 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["KeyPatch"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyView"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changeCredits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditChange"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyView"];
+                };
+            };
+            /** @description An RFC 7807 problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyRequest"];
             };
         };
         responses: {

@@ -8,7 +8,7 @@ use time::Duration;
 
 use super::events::record;
 use super::scan::Scan;
-use super::{Caller, Keygate, UsageSummary, key_view, page_limit};
+use super::{Caller, CreditLedger, Keygate, UsageSummary, key_view, page_limit};
 use crate::api::{
     BulkRevokeResponse, BulkRevokeResult, CreateKeyRequest, CreatedKey, DeleteKeyQuery,
     KeyListQuery, KeyPatch, KeyView, Page, RollRequest,
@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::key::{ApiKey, ID_LEN, random_base62};
+use crate::meter::{CreditChange, MAX_CREDITS, PolicyRequest};
 use crate::rules::{self, KeyName};
 use crate::store::{Batch, Store, get_json, get_shared, schema};
 
@@ -73,7 +74,8 @@ impl<S: Store> Keygate<S> {
                 continue;
             };
             let usage = self.usage_summary(&record.id).await?;
-            let view = key_view(&record, owner, usage.as_ref(), now);
+            let credits = self.credits_left(&record, now).await?;
+            let view = key_view(&record, owner, usage.as_ref(), credits, now);
             let keep = query.status.is_none_or(|s| view.status == s)
                 && query
                     .namespace
@@ -125,8 +127,9 @@ impl<S: Store> Keygate<S> {
         now: Timestamp,
     ) -> Result<KeyView> {
         let (owner, usage) = self.view_parts(record, caller).await?;
+        let credits = self.credits_left(record, now).await?;
         self.store.commit(batch).await?;
-        Ok(key_view(record, &owner, usage.as_ref(), now))
+        Ok(key_view(record, &owner, usage.as_ref(), credits, now))
     }
 
     pub(crate) async fn visible_key_record(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
@@ -147,7 +150,20 @@ impl<S: Store> Keygate<S> {
 
     async fn view(&self, record: &KeyRecord, caller: &Caller, now: Timestamp) -> Result<KeyView> {
         let (owner, usage) = self.view_parts(record, caller).await?;
-        Ok(key_view(record, &owner, usage.as_ref(), now))
+        let credits = self.credits_left(record, now).await?;
+        Ok(key_view(record, &owner, usage.as_ref(), credits, now))
+    }
+
+    /// The credits a key with credits has left now, from its meter.
+    pub(super) async fn credits_left(
+        &self,
+        record: &KeyRecord,
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        if record.policy.credits.is_none() {
+            return Ok(None);
+        }
+        self.meters()?.credits(record, now).await
     }
 
     /// The owner and usage a key's view shows.
@@ -432,6 +448,110 @@ fn record_event(
     )
 }
 
+// A key's usage policy and credits (SPEC §4.5).
+impl<S: Store> Keygate<S> {
+    /// `PUT /v1/keys/{id}/policy`: the whole policy, by the key's owner or an admin, never a
+    /// key. Limits kept by name keep the tokens they hold; the credits are set to what the
+    /// policy says (with the new policy's ledger, in the same commit).
+    pub async fn set_policy(
+        &self,
+        caller: &Caller,
+        id: &str,
+        req: PolicyRequest,
+        now: Timestamp,
+    ) -> Result<KeyView> {
+        caller.require_user("an API key cannot change a key's policy")?;
+        let mut record = self.visible_key(caller, id).await?;
+        match record.status(now) {
+            KeyStatus::Active => {}
+            other => return Err(Error::KeyNotActive(status_name(other))),
+        }
+        let policy = req.validate()?;
+        // Strictly later than the last setting, so that a meter always tells them apart.
+        let set_at = now.max(record.policy_set_at() + Duration::milliseconds(1));
+        record.policy = policy;
+        record.policy_set_at = Some(set_at);
+        record.updated_at = now;
+        let mut batch = Batch::default();
+        batch.put(schema::key(&record.id), &record)?;
+        match CreditLedger::of(&record.policy, set_at) {
+            Some(ledger) => batch.put(schema::credits(&record.id), &ledger)?,
+            None => batch.delete(schema::credits(&record.id)),
+        };
+        let details = json!({ "policy": PolicyRequest::of(&record.policy) });
+        record_event(
+            &mut batch,
+            caller,
+            "key.policy_changed",
+            &record,
+            details,
+            now,
+        )?;
+        let (owner, usage) = self.view_parts(&record, caller).await?;
+        self.store.commit(batch).await?;
+        // A meter that learns of policies from verifications alone (the edge's) is told now;
+        // if it cannot be, the committed change still reaches it with the next verification
+        // that reads the new record.
+        if let Ok(meters) = self.meters() {
+            let _ = meters.policy_set(&record, now).await;
+        }
+        let credits = record.policy.credits.map(|c| c.remaining);
+        Ok(key_view(&record, &owner, usage.as_ref(), credits, now))
+    }
+
+    /// `POST /v1/keys/{id}/credits {add|set}`: by the key's owner or an admin, never a key,
+    /// for a key with credits; counted where its meter counts them.
+    pub async fn change_credits(
+        &self,
+        caller: &Caller,
+        id: &str,
+        change: CreditChange,
+        now: Timestamp,
+    ) -> Result<KeyView> {
+        caller.require_user("an API key cannot change a key's credits")?;
+        let record = self.visible_key(caller, id).await?;
+        match record.status(now) {
+            KeyStatus::Active => {}
+            other => return Err(Error::KeyNotActive(status_name(other))),
+        }
+        let (field, n) = match change {
+            CreditChange::Add(n) => ("add", n),
+            CreditChange::Set(n) => ("set", n),
+        };
+        if n > MAX_CREDITS {
+            return Err(Error::invalid(
+                field,
+                format!("at most {MAX_CREDITS} credits"),
+            ));
+        }
+        if record.policy.credits.is_none() {
+            return Err(Error::invalid(
+                "credits",
+                "the key has no credits: give it some in its policy first",
+            ));
+        }
+        let (owner, usage) = self.view_parts(&record, caller).await?;
+        let mut audit = Batch::default();
+        record_event(
+            &mut audit,
+            caller,
+            "key.credits_changed",
+            &record,
+            json!({ field: n }),
+            now,
+        )?;
+        let (left, uncommitted) = self
+            .meters()?
+            .change_credits(&record, change, audit, now)
+            .await?;
+        // A meter in another store (the edge's object) made the change; its event follows.
+        if let Some(audit) = uncommitted {
+            self.store.commit(audit).await?;
+        }
+        Ok(key_view(&record, &owner, usage.as_ref(), left, now))
+    }
+}
+
 // Creating a key, and the per-user maximum it checks.
 impl<S: Store> Keygate<S> {
     /// `POST /v1/keys`, checking the rules of SPEC §3.1 in their documented order.
@@ -470,8 +590,9 @@ impl<S: Store> Keygate<S> {
         let description = rules::description(req.description)?;
         rules::check_expiry(req.expires_at, now, settings.max_expiry_days)?;
         let policy = crate::meter::PolicyRequest {
+            ratelimits: req.ratelimits,
+            credits: req.credits,
             allowed_cidrs: req.allowed_cidrs,
-            ..Default::default()
         }
         .validate()?;
         let active = self.count_active_keys(&caller.user.id, now).await?;
@@ -499,9 +620,13 @@ impl<S: Store> Keygate<S> {
             grants: Default::default(),
             prefix: (prefix != crate::key::DEFAULT_PREFIX).then_some(prefix),
             policy,
+            policy_set_at: None,
         };
         let mut batch = Batch::default();
         batch.put(schema::key(&record.id), &record)?;
+        if let Some(ledger) = CreditLedger::of(&record.policy, record.policy_set_at()) {
+            batch.put(schema::credits(&record.id), &ledger)?;
+        }
         batch.mark(schema::newest_first(
             &schema::user_keys(&record.owner),
             now,
@@ -526,7 +651,7 @@ impl<S: Store> Keygate<S> {
         }
         self.store.commit(batch).await?;
         Ok(CreatedKey {
-            record: key_view(&record, &caller.user, None, now),
+            record: key_view(&record, &caller.user, None, None, now),
             key: key.into_plaintext(),
         })
     }

@@ -13,11 +13,13 @@
 //! the lease was taken (or 1) — and never grants any.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Timestamp, VerifyCode};
+use crate::domain::{KeyRecord, Timestamp, VerifyCode};
 use crate::error::{Error, Result};
 use crate::meter::{CreditChange, CreditsLeft, MAX_CREDITS, Meter, Metered, Policy};
 use crate::store::{Batch, Store, StoreError, get_json, schema};
@@ -76,8 +78,10 @@ pub fn lease_size(total: u64) -> u64 {
 
 /// One key's meter in this process.
 struct Entry {
-    /// The policy setting it follows; an entry of an older one is started again.
+    /// The policy setting it follows; an entry of another one is started again.
     set_at: Timestamp,
+    /// That policy.
+    policy: Policy,
     /// The buckets (its credits are kept below, leased).
     meter: Meter,
     /// Credits leased from the store and not spent.
@@ -138,12 +142,7 @@ impl LocalMeters {
         if entry.as_ref().is_some_and(|e| e.set_at == set_at) {
             return entry.as_mut().ok_or(Error::Internal("no meter".into()));
         }
-        let mut meter = if set_at >= self.started_at {
-            Meter::new(policy, set_at.min(now))
-        } else {
-            Meter::emptied(policy, self.started_at)
-        };
-        meter.credits = None;
+        // Read before the entry is touched: a failing store leaves it as it was.
         let (ledger_left, refilled_at) = match policy.credits {
             None => (0, set_at),
             Some(_) => {
@@ -151,8 +150,21 @@ impl LocalMeters {
                 (ledger.remaining, ledger.refilled_at)
             }
         };
+        let mut meter = match entry.take() {
+            // The policy changed while this process counted: limits kept by name keep the
+            // tokens they hold (as the pure meter says), so a change hands out no new burst.
+            Some(old) => {
+                let mut meter = old.meter;
+                meter.set_policy(&old.policy, policy, now);
+                meter
+            }
+            None if set_at >= self.started_at => Meter::new(policy, set_at.min(now)),
+            None => Meter::emptied(policy, self.started_at),
+        };
+        meter.credits = None;
         Ok(entry.insert(Entry {
             set_at,
+            policy: policy.clone(),
             meter,
             lease: 0,
             ledger_left,
@@ -238,8 +250,13 @@ impl LocalMeters {
     }
 
     /// `POST /v1/keys/{id}/credits`: adds or sets the credits in the store, in one commit that
-    /// also returns this process's lease (so what is shown and spent after it is exact).
+    /// also returns this process's lease (so what is shown and spent after it is exact) and
+    /// holds `audit` (the change's event).
     /// `None` for a key without credits.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the key, its policy and its setting are what every meter call names"
+    )]
     pub async fn change_credits<S: Store>(
         &self,
         store: &S,
@@ -247,6 +264,7 @@ impl LocalMeters {
         policy: &Policy,
         set_at: Timestamp,
         change: CreditChange,
+        audit: Batch,
         now: Timestamp,
     ) -> Result<Option<u64>> {
         if policy.credits.is_none() {
@@ -266,7 +284,9 @@ impl LocalMeters {
             CreditChange::Set(n) => n,
         }
         .min(MAX_CREDITS);
-        write(store, key, &ledger).await?;
+        let mut batch = audit;
+        batch.put(schema::credits(key), &ledger)?;
+        store.commit(batch).await?;
         e.lease = 0;
         e.ledger_left = ledger.remaining;
         e.refilled_at = ledger.refilled_at;
@@ -325,4 +345,105 @@ async fn lease<S: Store>(
     e.ledger_left = ledger.remaining;
     e.refilled_at = ledger.refilled_at;
     Ok(())
+}
+
+/// A meter call's future: `Send` off wasm32 (the server's threads), not on it.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Metering<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub type Metering<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+/// `Send + Sync` off wasm32 only: a Worker's meters hold the runtime's handles, which are
+/// neither, in a single-threaded isolate.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait Shared: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync> Shared for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait Shared {}
+#[cfg(target_arch = "wasm32")]
+impl<T> Shared for T {}
+
+/// Where a host keeps its metered keys' counts (SPEC §4.5), exact wherever it answers: the
+/// server's [`LocalMeters`] over its store ([`StoreMeters`]), the edge's Durable Object per
+/// metered key. Every rule is [`Meter`]'s; a host only says where the state lives. A meter
+/// that cannot answer is an error, so verification fails closed.
+pub trait Meters: Shared {
+    /// One verification's use of a metered key: `cost` from every limit and its credits, or
+    /// nothing (`cost` 0 reads the state).
+    fn spend<'a>(&'a self, key: &'a KeyRecord, cost: u32, now: Timestamp) -> Metering<'a, Metered>;
+
+    /// The key's credits left (`change` none); `None` for a key without credits.
+    fn credits<'a>(&'a self, key: &'a KeyRecord, now: Timestamp) -> Metering<'a, Option<u64>>;
+
+    /// Adds or sets the credits of a key with credits, answering what is left. `audit` (the
+    /// change's event) is committed with the change where the meter's state is in the same
+    /// store (so the two are one commit), or handed back for the caller to commit after it.
+    fn change_credits<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        change: CreditChange,
+        audit: Batch,
+        now: Timestamp,
+    ) -> Metering<'a, (Option<u64>, Option<Batch>)>;
+
+    /// The key's policy was set anew (its record, already committed, says how): a meter that
+    /// learns of it only from verifications (the edge's) is told at once.
+    fn policy_set<'a>(&'a self, key: &'a KeyRecord, now: Timestamp) -> Metering<'a, ()>;
+}
+
+/// [`LocalMeters`] over one store: the meters of a host that is one process (the server).
+/// A host wraps it in its own type to implement [`Meters`] for its concrete store, whose
+/// futures it knows to be `Send`.
+pub struct StoreMeters<S> {
+    meters: LocalMeters,
+    store: S,
+}
+
+impl<S: Store> StoreMeters<S> {
+    /// The meters of a process started at `started_at`, its credits kept in `store`.
+    pub fn new(store: S, started_at: Timestamp) -> Self {
+        Self {
+            meters: LocalMeters::new(started_at),
+            store,
+        }
+    }
+
+    /// [`Meters::spend`].
+    pub async fn spend(&self, key: &KeyRecord, cost: u32, now: Timestamp) -> Result<Metered> {
+        self.meters
+            .spend(
+                &self.store,
+                &key.id,
+                &key.policy,
+                key.policy_set_at(),
+                cost,
+                now,
+            )
+            .await
+    }
+
+    /// [`Meters::credits`].
+    pub async fn credits(&self, key: &KeyRecord, now: Timestamp) -> Result<Option<u64>> {
+        let (policy, set_at) = (&key.policy, key.policy_set_at());
+        self.meters
+            .credits_left(&self.store, &key.id, policy, set_at, now)
+            .await
+    }
+
+    /// [`Meters::change_credits`]: the audit event in the ledger's commit.
+    pub async fn change_credits(
+        &self,
+        key: &KeyRecord,
+        change: CreditChange,
+        audit: Batch,
+        now: Timestamp,
+    ) -> Result<(Option<u64>, Option<Batch>)> {
+        let (policy, set_at) = (&key.policy, key.policy_set_at());
+        let left = self
+            .meters
+            .change_credits(&self.store, &key.id, policy, set_at, change, audit, now)
+            .await?;
+        Ok((left, None))
+    }
 }

@@ -51,7 +51,9 @@ pub use github::{
     Fetch, Fetching, GITHUB_REPORTER, GithubKeys, KEEP_FOR, Posting, REFETCH_AFTER, Signed,
 };
 pub use leaked::{Found, Leak, PUBLIC_REPORTER};
-pub use meters::{CreditLedger, LocalMeters, MAX_LEASE, SHARDS, lease_size};
+pub use meters::{
+    CreditLedger, LocalMeters, MAX_LEASE, Metering, Meters, SHARDS, Shared, StoreMeters, lease_size,
+};
 pub use overview::EXPIRING_SOON;
 pub use reminders::{EXPIRING_DAY, EXPIRING_WEEK, REMINDER_ACTOR};
 pub use usage::{USAGE_RETENTION, UsageBuffer, UsageReport, UsageSummary, minute_of};
@@ -73,7 +75,7 @@ pub const MAX_LIMIT: u32 = 200;
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@keygate.local";
 
 /// Keygate's operations over a store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Keygate<S> {
     store: S,
     usage: std::sync::Arc<usage::UsageBuffer>,
@@ -81,6 +83,17 @@ pub struct Keygate<S> {
     github: Option<Arc<GithubKeys>>,
     /// How webhooks are delivered, when the host delivers them.
     webhooks: Option<Arc<Webhooks>>,
+    /// Where metered keys are counted (SPEC §4.5); without, they fail closed.
+    meters: Option<Arc<dyn Meters>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Keygate<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keygate")
+            .field("store", &self.store)
+            .field("meters", &self.meters.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Store> Keygate<S> {
@@ -91,6 +104,7 @@ impl<S: Store> Keygate<S> {
             usage: std::sync::Arc::default(),
             github: None,
             webhooks: None,
+            meters: None,
         }
     }
 
@@ -102,6 +116,7 @@ impl<S: Store> Keygate<S> {
             usage,
             github: None,
             webhooks: None,
+            meters: None,
         }
     }
 
@@ -118,6 +133,23 @@ impl<S: Store> Keygate<S> {
     pub fn with_webhooks(mut self, webhooks: Arc<Webhooks>) -> Self {
         self.webhooks = Some(webhooks);
         self
+    }
+
+    /// These operations with metered keys counted by `meters` (the host's: in its process,
+    /// or in an object per key). Without, a metered key never verifies `VALID`.
+    pub fn with_meters(mut self, meters: Arc<dyn Meters>) -> Self {
+        self.meters = Some(meters);
+        self
+    }
+
+    /// The host's meters, or the failure that makes a metered key's verification fail
+    /// closed.
+    pub(crate) fn meters(&self) -> Result<&dyn Meters> {
+        self.meters.as_deref().ok_or_else(|| {
+            Error::Store(crate::store::StoreError::new(
+                "this host counts no usage policies",
+            ))
+        })
     }
 
     /// Whether verification counts wait to be flushed with [`Keygate::flush_usage`].
@@ -170,10 +202,12 @@ pub(crate) fn user_view(user: &User) -> UserView {
 }
 
 /// A key record as the API shows it.
+/// `credits_left` is what its meter says is left now (for a key with credits).
 pub fn key_view(
     record: &KeyRecord,
     owner: &User,
     usage: Option<&UsageSummary>,
+    credits_left: Option<u64>,
     now: Timestamp,
 ) -> KeyView {
     let (role, permissions) = match &record.access {
@@ -200,7 +234,13 @@ pub fn key_view(
         last_used_at: usage
             .and_then(|u| u.last_used_minute)
             .and_then(|m| time::OffsetDateTime::from_unix_timestamp(m * 60).ok()),
+        last_used_ip: usage.and_then(|u| u.last_used_ip.clone()),
         extensive_use: usage.is_some_and(|u| u.flagged(minute_of(now))),
+        ratelimits: record.policy.ratelimits.clone(),
+        credits: record.policy.credits.map(|c| crate::domain::Credits {
+            remaining: credits_left.unwrap_or(c.remaining),
+            ..c
+        }),
         allowed_cidrs: crate::meter::PolicyRequest::of(&record.policy).allowed_cidrs,
     }
 }

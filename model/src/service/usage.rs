@@ -38,6 +38,8 @@ type Counts = BTreeMap<VerifyCode, u64>;
 struct KeyCounts {
     org: String,
     minutes: BTreeMap<i64, Counts>,
+    /// The caller's address of the last verification that said one.
+    last_ip: Option<String>,
 }
 /// Pending counts by key id. Keyed by the id alone so that counting a key already pending
 /// (the common case, on the verification path) finds it without allocating; hashed, as a
@@ -68,16 +70,22 @@ impl Default for UsageBuffer {
 }
 
 impl UsageBuffer {
-    /// Counts one verification of `key`.
-    pub fn count(&self, key: &KeyRecord, at: Timestamp, code: VerifyCode) {
+    /// Counts one verification of `key`, from `client_ip` when the request said it.
+    pub fn count(&self, key: &KeyRecord, at: Timestamp, code: VerifyCode, client_ip: Option<&str>) {
         if let Ok(mut counts) = self.counts.lock() {
             let slot = match counts.get_mut(key.id.as_str()) {
                 Some(slot) => slot,
                 None => counts.entry(key.id.clone()).or_insert_with(|| KeyCounts {
                     org: key.org.clone(),
                     minutes: BTreeMap::new(),
+                    last_ip: None,
                 }),
             };
+            if let Some(ip) = client_ip
+                && slot.last_ip.as_deref() != Some(ip)
+            {
+                slot.last_ip = Some(ip.to_owned());
+            }
             *slot
                 .minutes
                 .entry(minute_of(at))
@@ -105,7 +113,12 @@ impl UsageBuffer {
                 let slot = counts.entry(key).or_insert_with(|| KeyCounts {
                     org: pending.org,
                     minutes: BTreeMap::new(),
+                    last_ip: None,
                 });
+                // A newer count's address, taken while these were away, stays.
+                if slot.last_ip.is_none() {
+                    slot.last_ip = pending.last_ip;
+                }
                 for (minute, codes) in pending.minutes {
                     let stored = slot.minutes.entry(minute).or_default();
                     for (code, n) in codes {
@@ -120,22 +133,35 @@ impl UsageBuffer {
 /// Pending counts as they travel between hosts: the edge's isolates hand theirs to the
 /// organization's control object, which writes them ([`UsageBuffer::report`],
 /// [`UsageBuffer::absorb`]). One row per key, minute and outcome: (key id, organization,
-/// minute, code, count).
+/// minute, code, count), and each key's last caller address: (key id, organization, address).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageReport(pub Vec<(String, String, i64, VerifyCode, u64)>);
+pub struct UsageReport {
+    pub rows: Vec<(String, String, i64, VerifyCode, u64)>,
+    #[serde(default)]
+    pub ips: Vec<(String, String, String)>,
+}
 
 impl UsageReport {
     /// Whether it counts nothing.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rows.is_empty() && self.ips.is_empty()
+    }
+
+    /// Adds `other`'s counts.
+    pub fn extend(&mut self, other: UsageReport) {
+        self.rows.extend(other.rows);
+        self.ips.extend(other.ips);
     }
 
     /// Its counts by the organization of their keys: each organization's store writes its
     /// own (a host that keeps one store per organization hands each its part).
     pub fn by_organization(self) -> std::collections::BTreeMap<String, UsageReport> {
         let mut parts: std::collections::BTreeMap<String, UsageReport> = Default::default();
-        for row in self.0 {
-            parts.entry(row.1.clone()).or_default().0.push(row);
+        for row in self.rows {
+            parts.entry(row.1.clone()).or_default().rows.push(row);
+        }
+        for ip in self.ips {
+            parts.entry(ip.1.clone()).or_default().ips.push(ip);
         }
         parts
     }
@@ -144,25 +170,41 @@ impl UsageReport {
 impl UsageBuffer {
     /// Takes every pending count out of the buffer, as a report for another host to write.
     pub fn report(&self) -> UsageReport {
-        let mut rows = Vec::new();
+        let mut report = UsageReport::default();
         for (key, counts) in self.take() {
+            if let Some(ip) = counts.last_ip {
+                report.ips.push((key.clone(), counts.org.clone(), ip));
+            }
             for (minute, codes) in counts.minutes {
                 for (code, n) in codes {
-                    rows.push((key.clone(), counts.org.clone(), minute, code, n));
+                    report
+                        .rows
+                        .push((key.clone(), counts.org.clone(), minute, code, n));
                 }
             }
         }
-        UsageReport(rows)
+        report
     }
 
     /// Adds a report's counts to the buffer (the receiving host's, or the sender's own
     /// when handing it over failed: nothing is lost).
     pub fn absorb(&self, report: UsageReport) {
         let mut pending = Pending::default();
-        for (key, org, minute, code, n) in report.0 {
+        for (key, org, ip) in report.ips {
+            pending
+                .entry(key)
+                .or_insert_with(|| KeyCounts {
+                    org,
+                    minutes: BTreeMap::new(),
+                    last_ip: None,
+                })
+                .last_ip = Some(ip);
+        }
+        for (key, org, minute, code, n) in report.rows {
             let slot = pending.entry(key).or_insert_with(|| KeyCounts {
                 org,
                 minutes: BTreeMap::new(),
+                last_ip: None,
             });
             *slot
                 .minutes
@@ -179,6 +221,9 @@ impl UsageBuffer {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UsageSummary {
     pub last_used_minute: Option<i64>,
+    /// The caller's address at the last use that said one (`client_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_ip: Option<String>,
     /// (minute, verifications) for the last [`WINDOW_MINUTES`].
     pub minutes: Vec<(i64, u64)>,
     /// The minute the key was last flagged for extensive use.
@@ -269,10 +314,21 @@ impl<S: Store> Keygate<S> {
         // One batch for the whole flush: one durable commit on the server however many keys.
         let mut batch = Batch::default();
         let mut hours: BTreeMap<(&str, i64), OrgHour> = BTreeMap::new();
-        for (key, KeyCounts { org, minutes }) in pending {
+        for (
+            key,
+            KeyCounts {
+                org,
+                minutes,
+                last_ip,
+            },
+        ) in pending
+        {
             let mut summary: UsageSummary = get_json(&self.store, &schema::usage_summary(key))
                 .await?
                 .unwrap_or_default();
+            if last_ip.is_some() {
+                summary.last_used_ip.clone_from(last_ip);
+            }
             for (&minute, codes) in minutes {
                 let slot = schema::usage(key, minute, &self.usage.writer);
                 let mut stored: Counts = get_json(&self.store, &slot).await?.unwrap_or_default();
@@ -417,10 +473,14 @@ mod tests {
         ];
         for (name, sent, expected) in cases {
             let receiver = UsageBuffer::default();
-            let wire = serde_json::to_vec(&UsageReport(sent.clone())).expect("encodes");
+            let report = UsageReport {
+                rows: sent.clone(),
+                ips: Vec::new(),
+            };
+            let wire = serde_json::to_vec(&report).expect("encodes");
             receiver.absorb(serde_json::from_slice(&wire).expect("decodes"));
             assert_eq!(receiver.is_empty(), expected.is_empty(), "{name}");
-            let mut got = receiver.report().0;
+            let mut got = receiver.report().rows;
             got.sort();
             assert_eq!(&got, expected, "{name}");
             assert!(

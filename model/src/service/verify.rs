@@ -6,14 +6,35 @@ use super::*;
 impl<S: Store> Keygate<S> {
     /// `POST /v1/keys/verify` (SPEC §4.1). A store failure is an `Err`, never `VALID`.
     pub async fn verify(&self, req: &VerifyRequest, now: Timestamp) -> Result<VerifyResponse> {
+        Ok(self.verdict(req, now).await?.0)
+    }
+
+    /// [`Keygate::verify`], and for a refusal by a rate limit or spent credits how many
+    /// seconds the caller should wait (`Retry-After`, the gateway's).
+    pub async fn verdict(
+        &self,
+        req: &VerifyRequest,
+        now: Timestamp,
+    ) -> Result<(VerifyResponse, Option<u64>)> {
         Ok(match self.outcome(req, now).await? {
-            None => VerifyResponse::bare(VerifyCode::NotFound),
-            // The permissions are moved out when this verification computed them.
-            Some((code, record, rights)) => answer(
-                code,
-                &record,
-                rights.map(|r| Arc::try_unwrap(r).map_or_else(|r| r.scopes.clone(), |r| r.scopes)),
-            ),
+            None => (VerifyResponse::bare(VerifyCode::NotFound), None),
+            Some(outcome) => {
+                let retry = outcome
+                    .metered
+                    .as_ref()
+                    .and_then(|m| m.retry_after_s(&outcome.record.policy, now));
+                // The permissions are moved out when this verification computed them.
+                let permissions = outcome
+                    .rights
+                    .map(|r| Arc::try_unwrap(r).map_or_else(|r| r.scopes.clone(), |r| r.scopes));
+                let answer = answer(
+                    outcome.code,
+                    &outcome.record,
+                    permissions,
+                    outcome.metered.as_ref(),
+                );
+                (answer, retry)
+            }
         })
     }
 
@@ -40,6 +61,7 @@ impl<S: Store> Keygate<S> {
         });
         if let Some((key, name)) = &name
             && let Some(known) = cache.derived::<KnownValid>(name)
+            && !known.record.policy.is_metered()
             && rules::check_secret(&known.record, key, now) == SecretCheck::Active
             && decide(
                 &known.record,
@@ -48,11 +70,22 @@ impl<S: Store> Keygate<S> {
                 self.resource_home(req).await?.as_deref(),
             ) == VerifyCode::Valid
         {
-            self.usage.count(&known.record, now, VerifyCode::Valid);
+            self.usage.count(
+                &known.record,
+                now,
+                VerifyCode::Valid,
+                req.client_ip.as_deref(),
+            );
             return Ok((VerifyCode::Valid, known.answer.clone()));
         }
         let read_at = cache.generation();
-        let Some((code, record, rights)) = self.outcome(req, now).await? else {
+        let Some(Outcome {
+            code,
+            record,
+            rights,
+            metered,
+        }) = self.outcome(req, now).await?
+        else {
             let answer = VerifyResponse::bare(VerifyCode::NotFound);
             return Ok((VerifyCode::NotFound, serde_json::to_string(&answer)?));
         };
@@ -60,8 +93,12 @@ impl<S: Store> Keygate<S> {
             code,
             &record,
             rights.as_ref().map(|r| r.scopes.clone()),
+            metered.as_ref(),
         ))?;
-        if let (Some((_, name)), Some(rights), VerifyCode::Valid) = (name, rights, code) {
+        // A metered key's answer changes with every use: never reused.
+        if let (Some((_, name)), Some(rights), VerifyCode::Valid, None) =
+            (name, rights, code, metered)
+        {
             let known = KnownValid {
                 record,
                 rights,
@@ -73,24 +110,43 @@ impl<S: Store> Keygate<S> {
     }
 
     /// A verification's outcome, counted: `None` for a key that is not found; otherwise the
-    /// code, the record and, for a key that was usable, its rights.
+    /// code, the record, for a key that was usable its rights, and for a metered one what its
+    /// meter said. Only a verification that every other check let through spends (its
+    /// `cost`); a refused one reads the meter's state with a cost of 0, spending nothing.
     pub(super) async fn outcome(
         &self,
         req: &VerifyRequest,
         now: Timestamp,
-    ) -> Result<Option<(VerifyCode, Arc<KeyRecord>, Option<Arc<VerifiedRights>>)>> {
-        let (code, record, rights) = match self.check_key(&req.key, now).await? {
+    ) -> Result<Option<Outcome>> {
+        let (mut code, record, rights, mut metered) = match self.check_key(&req.key, now).await? {
             Checked::NotFound => return Ok(None),
-            Checked::Refused { record, code } => (code, record, None),
+            Checked::Refused { record, code } => (code, record, None, None),
             Checked::Usable { record, owner, org } => {
                 let rights = self.verified_rights(&record, &owner, &org).await?;
                 let home = self.resource_home(req).await?;
                 let code = decide(&record, &rights.rights, req, home.as_deref());
-                (code, record, Some(rights))
+                (code, record, Some(rights), None)
             }
         };
-        self.usage.count(&record, now, code);
-        Ok(Some((code, record, rights)))
+        if rights.is_some() && record.policy.is_metered() {
+            let cost = match code {
+                VerifyCode::Valid => req.cost.unwrap_or(1),
+                _ => 0,
+            };
+            let spent = self.meters()?.spend(&record, cost, now).await?;
+            if code == VerifyCode::Valid {
+                code = spent.code;
+            }
+            metered = Some(spent);
+        }
+        self.usage
+            .count(&record, now, code, req.client_ip.as_deref());
+        Ok(Some(Outcome {
+            code,
+            record,
+            rights,
+            metered,
+        }))
     }
 
     /// The namespace the resource a verification names lives in, when Keygate knows that
@@ -223,11 +279,21 @@ pub(super) struct KnownValid {
     answer: String,
 }
 
-/// The answer about a found key: its identity and, when usable, its effective permissions.
+/// A found key's verification: see [`Keygate::outcome`].
+pub(super) struct Outcome {
+    code: VerifyCode,
+    record: Arc<KeyRecord>,
+    rights: Option<Arc<VerifiedRights>>,
+    metered: Option<crate::meter::Metered>,
+}
+
+/// The answer about a found key: its identity, when usable its effective permissions, and
+/// for a metered key its limits and credits as its meter left them.
 pub(super) fn answer(
     code: VerifyCode,
     record: &KeyRecord,
     permissions: Option<Vec<crate::domain::PermissionScope>>,
+    metered: Option<&crate::meter::Metered>,
 ) -> VerifyResponse {
     VerifyResponse {
         valid: code == VerifyCode::Valid,
@@ -238,8 +304,8 @@ pub(super) fn answer(
         name: Some(record.name.clone()),
         permissions: Some(permissions.unwrap_or_default()),
         expires_at: record.expires_at,
-        ratelimits: Some(Vec::new()),
-        credits: None,
+        ratelimits: Some(metered.map(|m| m.ratelimits.clone()).unwrap_or_default()),
+        credits: metered.and_then(|m| m.credits),
     }
 }
 

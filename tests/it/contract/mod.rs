@@ -114,6 +114,7 @@ mod lines;
 mod members;
 mod namespaces;
 mod overview;
+mod policies;
 mod sessions;
 mod surface;
 mod verify;
@@ -123,6 +124,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     sessions::CASES,
     keys::CASES,
     verify::CASES,
+    policies::CASES,
     members::CASES,
     namespaces::CASES,
     surface::CASES,

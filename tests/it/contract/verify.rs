@@ -206,7 +206,11 @@ async fn allowed_networks_refuse_every_other_address(c: Ctx) -> Result<()> {
 }
 
 /// Polls `path` as the admin until `done` holds (counts are flushed off the request path).
-async fn eventually(c: &Ctx, path: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
+pub(super) async fn eventually(
+    c: &Ctx,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
     let mut last = Value::Null;
     for _ in 0..60 {
         last = c.admin("GET", path, None).await?.body;
